@@ -1,0 +1,317 @@
+"""The network: devices as nodes, links as undirected edges, best-path transfers.
+
+A transfer of ``b`` bytes from ``u`` to ``v`` takes the path minimising
+
+    sum of link latencies + b / (bottleneck bandwidth of the path),
+
+i.e. packets are forwarded as they arrive (cut-through), so a long path pays its
+latency once per hop but its bandwidth only once. The best path depends on
+``b``: small messages prefer few, low-latency hops; large ones prefer wide
+links. It is found exactly by trying every bandwidth ``w`` as the bottleneck:
+the shortest-latency path using only links of at least ``w``, plus ``b / w``;
+the minimum over ``w`` is the optimum. The latency matrices are computed once
+per topology; each message size then costs one ``min`` over them.
+
+Examples
+--------
+>>> from models import Topology, Link, Node, device_spec
+>>> t = Topology(
+...     nodes=(Node("a", device_spec("rtx-4090")), Node("b", device_spec("rtx-4090"))),
+...     links=(Link("a", "b", bandwidth_mbps=1000, latency_ms=1),),
+... )
+>>> round(t.transfer_time_s(1_000_000)[0, 1] * 1e3, 3)   # 1 ms + 8 Mbit / 1 Gbit/s
+9.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import networkx as nx
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from models.devices import DeviceSpec
+
+__all__ = ["DeviceProfile", "Node", "Link", "Topology"]
+
+# Above this many thresholds x nodes^2 cells, bottleneck candidates are thinned to quantiles.
+_MAX_THRESHOLD_CELLS = 20_000_000
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """Measured speed of one device for one model, overriding the analytic model.
+
+    ``throughput_tokens_per_s`` maps a number of layers held to the decode
+    tokens/s the device sustains (Helix-style profiles); ``prefill_ms_per_layer``
+    and ``decode_ms_per_layer`` give per-block step times.
+    """
+
+    model: str
+    max_layers: int | None = None
+    throughput_tokens_per_s: tuple[tuple[int, float], ...] = ()
+    prefill_ms_per_layer: float | None = None
+    decode_ms_per_layer: float | None = None
+
+    def throughput_at(self, layers: int) -> float:
+        """Tokens/s when holding ``layers`` layers, linearly interpolated between given counts.
+
+        Below the smallest given count the smallest's figure applies (a device
+        never gets slower by holding fewer layers); above the largest, throughput
+        scales as ``1 / layers`` from it.
+        """
+        table = self.throughput_tokens_per_s
+        if not table:
+            raise ValueError(f"profile for {self.model!r} has no throughput table")
+        ks = [k for k, _ in table]
+        vs = [v for _, v in table]
+        if layers <= ks[0]:
+            return vs[0]
+        if layers >= ks[-1]:
+            return vs[-1] * ks[-1] / layers
+        return float(np.interp(layers, ks, vs))
+
+
+@dataclass(frozen=True)
+class Node:
+    """A device placed in a topology.
+
+    ``count`` identical accelerators form one node (tensor parallel inside it):
+    memory, bandwidth, compute and power scale by ``count``.
+    """
+
+    id: str
+    spec: DeviceSpec
+    tier: str = ""
+    engine: str = ""
+    count: int = 1
+    profiles: tuple[DeviceProfile, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.tier:
+            object.__setattr__(self, "tier", self.spec.tier)
+        if not self.engine:
+            object.__setattr__(self, "engine", self.spec.default_engine)
+
+    @property
+    def memory_gb(self) -> float:
+        return self.spec.memory_gb * self.count
+
+    @property
+    def usable_memory_gb(self) -> float:
+        return (self.spec.memory_gb - self.spec.reserved_memory_gb) * self.count
+
+    def profile_for(self, model_id: str) -> DeviceProfile | None:
+        for p in self.profiles:
+            if p.model == model_id:
+                return p
+        return None
+
+
+@dataclass(frozen=True)
+class Link:
+    """An undirected link.
+
+    Either ``bandwidth_mbps`` is given, or a wireless channel
+    (``channel_mhz``, ``snr_db``) whose Shannon rate ``B log2(1 + SNR)`` is used.
+    ``rate_samples_mbps`` describes a time-varying channel: a transfer then takes
+    the mean of its times over the samples, i.e. the samples' harmonic mean rate.
+    """
+
+    a: str
+    b: str
+    bandwidth_mbps: float | None = None
+    latency_ms: float = 0.0
+    energy_nj_per_bit: float = 0.0
+    channel_mhz: float | None = None
+    snr_db: float | None = None
+    rate_samples_mbps: tuple[float, ...] = ()
+
+    @property
+    def rate_mbps(self) -> float:
+        """The rate a transfer sees on average, in Mbit/s."""
+        if self.rate_samples_mbps:
+            samples = np.asarray(self.rate_samples_mbps, dtype=float)
+            return float(len(samples) / np.sum(1.0 / samples))
+        if self.bandwidth_mbps is not None:
+            return float(self.bandwidth_mbps)
+        if self.channel_mhz is not None and self.snr_db is not None:
+            return self.channel_mhz * math.log2(1.0 + 10.0 ** (self.snr_db / 10.0))
+        raise ValueError(f"link {self.a}-{self.b} needs bandwidth_mbps or channel_mhz with snr_db")
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.rate_mbps * 1e6 / 8.0
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Devices and links. Immutable; derived matrices are computed once and cached."""
+
+    nodes: tuple[Node, ...]
+    links: tuple[Link, ...] = ()
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Position of each node id in :attr:`nodes` (and in every matrix)."""
+        return {n.id: i for i, n in enumerate(self.nodes)}
+
+    def node(self, node_id: str) -> Node:
+        return self.nodes[self.index[node_id]]
+
+    @property
+    def ids(self) -> list[str]:
+        return [n.id for n in self.nodes]
+
+    @cached_property
+    def graph(self) -> nx.Graph:
+        """The network as a :class:`networkx.Graph` with link attributes on edges."""
+        g = nx.Graph()
+        for n in self.nodes:
+            g.add_node(n.id, type=n.spec.id, tier=n.tier, engine=n.engine, memory_gb=n.memory_gb)
+        for link in self.links:
+            g.add_edge(link.a, link.b, bandwidth_mbps=link.rate_mbps, latency_ms=link.latency_ms,
+                       energy_nj_per_bit=link.energy_nj_per_bit)
+        return g
+
+    # -- best paths -------------------------------------------------------------------
+
+    @cached_property
+    def _edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if not self.links:
+            empty = np.zeros(0)
+            return empty.astype(int), empty.astype(int), empty, empty, empty
+        # Parallel links between the same pair keep the better one per criterion when
+        # thresholds pick it; listing both is harmless for shortest paths.
+        u = np.array([self.index[link.a] for link in self.links])
+        v = np.array([self.index[link.b] for link in self.links])
+        bw = np.array([link.bytes_per_s for link in self.links])
+        lat = np.array([link.latency_ms * 1e-3 for link in self.links])
+        enj = np.array([link.energy_nj_per_bit for link in self.links])
+        return u, v, bw, lat, enj
+
+    @cached_property
+    def _thresholds(self) -> list[tuple[float, np.ndarray, np.ndarray]]:
+        """For each candidate bottleneck ``w``: latency distances and predecessors using links >= w."""
+        n = len(self.nodes)
+        u, v, bw, lat, _ = self._edges
+        if len(bw) == 0:
+            return []
+        candidates = np.unique(bw)[::-1]
+        limit = max(4, _MAX_THRESHOLD_CELLS // max(1, n * n))
+        if len(candidates) > limit:
+            # Thin to quantiles; b / w then over-estimates paths whose bottleneck lies
+            # between two kept thresholds (documented in the README).
+            candidates = np.quantile(candidates, np.linspace(1.0, 0.0, limit), method="lower")
+            candidates = np.unique(candidates)[::-1]
+        out = []
+        for w in candidates:
+            keep = bw >= w
+            # Zero latency is a legal link; csgraph drops explicit zeros, so nudge them.
+            weights = np.maximum(lat[keep], 1e-15)
+            rows = np.concatenate([u[keep], v[keep]])
+            cols = np.concatenate([v[keep], u[keep]])
+            data = np.concatenate([weights, weights])
+            m = csr_matrix((data, (rows, cols)), shape=(n, n))
+            dist, pred = dijkstra(m, directed=True, return_predecessors=True)
+            out.append((float(w), dist, pred))
+        return out
+
+    def _best(self, nbytes: float) -> tuple[np.ndarray, np.ndarray]:
+        """Transfer times and the index of the threshold each pair's best path uses."""
+        key = ("best", float(nbytes))
+        if key not in self._cache:
+            n = len(self.nodes)
+            best = np.full((n, n), np.inf)
+            which = np.full((n, n), -1, dtype=int)
+            for k, (w, dist, _) in enumerate(self._thresholds):
+                cost = dist + nbytes / w
+                better = cost < best
+                best[better] = cost[better]
+                which[better] = k
+            np.fill_diagonal(best, 0.0)
+            np.fill_diagonal(which, -1)
+            self._cache[key] = (best, which)
+        return self._cache[key]
+
+    def transfer_time_s(self, nbytes: float) -> np.ndarray:
+        """Matrix of seconds to move ``nbytes`` between every pair (``inf`` if disconnected, 0 on the diagonal)."""
+        return self._best(nbytes)[0]
+
+    def bottleneck_bytes_per_s(self, nbytes: float) -> np.ndarray:
+        """Matrix of the bottleneck rate (bytes/s) of each pair's best path for ``nbytes``.
+
+        The best path's bottleneck is the threshold that attains the minimum (a
+        wider path at that threshold would have been cheaper). ``inf`` on the
+        diagonal, 0 between disconnected nodes.
+        """
+        key = ("bottleneck", float(nbytes))
+        if key not in self._cache:
+            _, which = self._best(nbytes)
+            widths = np.array([w for w, _, _ in self._thresholds] + [0.0])
+            rate = widths[which]  # which == -1 picks the trailing 0
+            np.fill_diagonal(rate, np.inf)
+            self._cache[key] = rate
+        return self._cache[key]
+
+    def path(self, src: str, dst: str, nbytes: float) -> list[str]:
+        """Node ids along the best path for an ``nbytes`` message (``[]`` if disconnected)."""
+        i, j = self.index[src], self.index[dst]
+        if i == j:
+            return [src]
+        k = self._best(nbytes)[1][i, j]
+        if k < 0:
+            return []
+        pred = self._thresholds[k][2]
+        hops = [j]
+        while hops[-1] != i:
+            hops.append(int(pred[i, hops[-1]]))
+        return [self.nodes[h].id for h in reversed(hops)]
+
+    def path_links(self, src: str, dst: str, nbytes: float) -> list[int]:
+        """Indices into :attr:`links` of the best path's links, in order."""
+        ids = self.path(src, dst, nbytes)
+        return [self._link_index[(a, b)] for a, b in zip(ids, ids[1:])]
+
+    @cached_property
+    def _link_index(self) -> dict[tuple[str, str], int]:
+        # For parallel links, the widest serves (the threshold search picks it first).
+        out: dict[tuple[str, str], int] = {}
+        for k, link in enumerate(self.links):
+            for key in ((link.a, link.b), (link.b, link.a)):
+                if key not in out or self.links[out[key]].rate_mbps < link.rate_mbps:
+                    out[key] = k
+        return out
+
+    def transfer_energy_j(self, nbytes: float) -> np.ndarray:
+        """Matrix of joules the links spend moving ``nbytes`` along the best path."""
+        key = ("energy", float(nbytes))
+        if key not in self._cache:
+            n = len(self.nodes)
+            energy = np.zeros((n, n))
+            _, which = self._best(nbytes)
+            link_energy = {pair: self.links[k].energy_nj_per_bit for pair, k in self._link_index.items()}
+            if any(link.energy_nj_per_bit for link in self.links):
+                for i in range(n):
+                    for j in range(n):
+                        if which[i, j] < 0:
+                            continue
+                        ids = self.path(self.nodes[i].id, self.nodes[j].id, nbytes)
+                        energy[i, j] = sum(link_energy[(a, b)] for a, b in zip(ids, ids[1:]))
+            energy *= nbytes * 8 * 1e-9
+            self._cache[key] = energy
+        return self._cache[key]
+
+    def reachable(self, src: str) -> set[str]:
+        """Ids of the nodes connected to ``src`` (itself included)."""
+        return set(nx.node_connected_component(self.graph, src))
+
+    @staticmethod
+    def from_parts(nodes: Sequence[Node], links: Sequence[Link] = ()) -> Topology:
+        return Topology(tuple(nodes), tuple(links))

@@ -1,0 +1,30 @@
+"""The placement problem, plans, and the one cost model that judges them.
+
+Planners write::
+
+    from placement import load_instance, evaluate, predict
+    from solvers import solve
+
+``placement`` imports ``models`` only.
+"""
+
+from placement.costmodel import BlockCosts, TransferCosts, block_costs, transfer_costs
+from placement.errors import InvalidInstanceError, InvalidPlanError, Issue
+from placement.evaluate import check_plan, evaluate
+from placement.instance import load_instance, parse_instance
+from placement.metrics import DeviceMetrics, Metrics, RequestMetrics
+from placement.plan import Plan, Route, Shard, Status, Termination
+from placement.planio import load_plan, plan_from_dict, plan_to_dict, save_plan, write_atomic
+from placement.predict import Prediction, predict
+from placement.problem import SLO, Constraints, ModelSpec, Objective, Problem, RequestClass
+from placement.throughput import plan_throughput
+
+__all__ = [
+    "Problem", "ModelSpec", "RequestClass", "SLO", "Objective", "Constraints",
+    "Plan", "Shard", "Route", "Status", "Termination",
+    "Metrics", "RequestMetrics", "DeviceMetrics",
+    "evaluate", "check_plan", "predict", "Prediction", "plan_throughput",
+    "load_instance", "parse_instance", "load_plan", "save_plan", "plan_to_dict", "plan_from_dict", "write_atomic",
+    "block_costs", "transfer_costs", "BlockCosts", "TransferCosts",
+    "InvalidInstanceError", "InvalidPlanError", "Issue",
+]

@@ -1,0 +1,340 @@
+"""Validation of the cost model against published measurements, and the fit behind it.
+
+``models/catalog/measurements.csv`` holds public measurements (llama-bench,
+serving benchmarks, vendor tables), one per row, each with its source. For every
+``decode_tok_s`` and ``prefill_tok_s`` row, :func:`validate` asks
+:func:`placement.predict` the same question and reports the relative error
+``predicted / measured - 1``. A measurement means what its benchmark measured:
+
+- ``ppN`` (``prompt_tokens=N, gen_tokens=0``): prompt tokens / prefill time.
+- ``tgN`` (``prompt_tokens=0, gen_tokens=N``) and decode rates of a run
+  (llama.cpp "eval rate", a token generator's tokens/s): batch / TPOT at the
+  mean context of the generation.
+- serving benchmarks whose notes say the rate is taken *over the whole run*
+  (static-batch tables of lmdeploy and TensorRT-LLM, aggregate output
+  throughput of a concurrency sweep): batch x output tokens / end-to-end time,
+  which includes the prefill.
+
+A row is excluded only for a stated reason (:data:`EXCLUSION_RULES`, or a model
+that does not fit the device), and excluded rows stay in the table.
+
+The efficiencies in ``models/catalog/engines.yaml`` come from :func:`fit_profile`:
+a bounded least-squares fit of the log ratio predicted / measured over the rows
+a profile serves, varying only the parameters the profile lists under
+``fitted``. :func:`row_times` evaluates the cost model's own per-node formulas
+(:func:`placement.costmodel._node_times`) with a trial profile, so the fit and
+:func:`placement.predict` cannot disagree.
+
+Examples
+--------
+>>> from placement.calibration import validate, summarize
+>>> rows = validate()
+>>> stats = {(s.group, s.metric): s for s in summarize(rows)}
+>>> stats[("all", "decode_tok_s")].median_abs_error < 0.25
+True
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+
+from models import EngineProfile, Node, device_spec, engine, kv_format, load_model, weight_format
+from models._catalog import catalog_dir, read_yaml
+from placement.costmodel import _node_times, execution_rates
+from placement.predict import predict
+from placement.problem import RequestClass
+
+__all__ = [
+    "TARGET_METRICS", "LATENCY_METRICS", "EXCLUSION_RULES", "FIT_BOUNDS",
+    "Measurement", "ValidationRow", "Summary",
+    "load_measurements", "exclusion_reason", "profile_name", "validate", "summarize",
+    "rows_to_csv", "row_times", "fit_profile", "profile_rows",
+]
+
+TARGET_METRICS = ("decode_tok_s", "prefill_tok_s")
+LATENCY_METRICS = ("ttft_ms", "tpot_ms")
+
+# (phrase in the row's notes, reason). Each phrase quotes what the source itself says.
+EXCLUSION_RULES: tuple[tuple[str, str], ...] = (
+    ("likely a software issue", "source run flagged as software-limited (F16 prompt processing far below "
+                                "the same GPU's other runs)"),
+    ("software-limited", "source run flagged as software-limited (throughput rises with prompt length)"),
+    ("ran on CPU", "source marks the run '(CPU)': the model did not fit the GPU working set"),
+    ("'GPU/CPU' split", "source reports a GPU/CPU split: part of the model ran on the CPU"),
+    ("original mode (15W", "measured in the original 15 W mode (68 GB/s); the catalog device is the "
+                           "Super 25 W configuration (102 GB/s)"),
+)
+
+# Physically plausible ranges the fit may use.
+FIT_BOUNDS: dict[str, tuple[float, float]] = {
+    "eta_mem": (0.3, 0.95),
+    "eta_compute": (0.05, 0.8),
+    "compute_half_tokens": (0.0, 1024.0),
+    "step_overhead_ms": (0.0, 100.0),
+    "layer_overhead_ms": (0.0, 2.0),
+}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One row of ``measurements.csv``; ``row`` is its 0-based data-row index."""
+
+    row: int
+    device: str
+    model: str
+    weight_format: str
+    engine: str
+    batch: int
+    prompt_tokens: int
+    gen_tokens: int
+    metric: str
+    value: float
+    source: str
+    notes: str
+
+    @property
+    def whole_run(self) -> bool:
+        """Whether a decode rate counts output tokens over the whole run (prefill included)."""
+        n = self.notes.lower()
+        return self.metric == "decode_tok_s" and ("whole run" in n or "aggregate output" in n)
+
+
+def load_measurements(path: str | None = None) -> list[Measurement]:
+    """Rows of the measurement CSV (default: the catalog's ``measurements.csv``)."""
+    path = path or str(catalog_dir() / "measurements.csv")
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [
+            Measurement(
+                row=i, device=r["device"], model=r["model"], weight_format=r["weight_format"],
+                engine=r["engine"], batch=int(r["batch"]), prompt_tokens=int(r["prompt_tokens"]),
+                gen_tokens=int(r["gen_tokens"]), metric=r["metric"], value=float(r["value"]),
+                source=r["source"], notes=r["notes"],
+            )
+            for i, r in enumerate(csv.DictReader(fh))
+        ]
+
+
+def exclusion_reason(m: Measurement, fits: bool = True) -> str:
+    """Why ``m`` is left out of the statistics ("" if it is not)."""
+    for phrase, reason in EXCLUSION_RULES:
+        if phrase in m.notes:
+            return reason
+    if not fits:
+        return "model does not fit the catalog device's memory"
+    return ""
+
+
+def profile_name(m: Measurement) -> tuple[str, bool]:
+    """Name of the engine profile ``m`` runs under (``engine/name`` or ``engine/default``) and
+    whether it is calibrated."""
+    spec = device_spec(m.device)
+    rates = execution_rates(Node(spec.id, spec, engine=m.engine), weight_format(m.weight_format))
+    eng = engine(m.engine)
+    raw = next(e for e in read_yaml("engines.yaml") if e["id"] == m.engine).get("profiles", [])
+    for i, (_, prof) in enumerate(eng.profiles):
+        if prof is rates.profile:
+            return f"{m.engine}/{raw[i].get('name', i)}", prof.calibrated
+    return f"{m.engine}/default", rates.profile.calibrated
+
+
+@dataclass(frozen=True)
+class ValidationRow:
+    """A measurement next to the cost model's prediction of it.
+
+    ``basis`` says what was compared: ``prefill`` (B p / prefill time), ``decode``
+    (B / TPOT) or ``whole_run`` (B g / end-to-end time), or the latency itself.
+    ``rel_error`` is ``predicted / measured - 1``.
+    """
+
+    row: int
+    metric: str
+    device: str
+    device_class: str
+    model: str
+    weight_format: str
+    engine: str
+    batch: int
+    prompt_tokens: int
+    gen_tokens: int
+    basis: str
+    measured: float
+    predicted: float
+    rel_error: float
+    profile: str
+    calibrated: bool
+    excluded: str
+    source: str
+
+
+def _basis(m: Measurement) -> str:
+    if m.metric == "prefill_tok_s":
+        return "prefill"
+    if m.metric == "decode_tok_s":
+        return "whole_run" if m.whole_run else "decode"
+    return m.metric
+
+
+def _predicted(m: Measurement) -> tuple[float, bool]:
+    """The cost model's value for ``m`` and whether the model fits the device."""
+    p = predict(model=m.model, device=m.device, weight_format=m.weight_format, engine=m.engine,
+                batch=m.batch, prompt_tokens=m.prompt_tokens, output_tokens=m.gen_tokens)
+    basis = _basis(m)
+    if basis == "prefill":
+        value = p.prefill_tok_s
+    elif basis == "decode":
+        value = p.decode_tok_s
+    elif basis == "whole_run":
+        value = m.batch * m.gen_tokens / (p.e2e_ms * 1e-3)
+    elif basis == "ttft_ms":
+        value = p.ttft_ms
+    else:  # tpot_ms
+        value = p.tpot_ms
+    return float(value), bool(p.fits)
+
+
+def validate(measurements: Iterable[Measurement] | None = None,
+             metrics: Sequence[str] = TARGET_METRICS) -> list[ValidationRow]:
+    """One :class:`ValidationRow` per measurement of ``metrics``, in CSV order."""
+    out = []
+    for m in measurements if measurements is not None else load_measurements():
+        if m.metric not in metrics:
+            continue
+        value, fits = _predicted(m)
+        name, calibrated = profile_name(m)
+        out.append(ValidationRow(
+            row=m.row, metric=m.metric, device=m.device, device_class=device_spec(m.device).device_class,
+            model=m.model, weight_format=m.weight_format, engine=m.engine, batch=m.batch,
+            prompt_tokens=m.prompt_tokens, gen_tokens=m.gen_tokens, basis=_basis(m),
+            measured=m.value, predicted=value, rel_error=value / m.value - 1.0,
+            profile=name, calibrated=calibrated, excluded=exclusion_reason(m, fits), source=m.source,
+        ))
+    return out
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Median and 90th percentile of |relative error| of one metric over one group of rows."""
+
+    group: str
+    metric: str
+    count: int
+    median_abs_error: float
+    p90_abs_error: float
+    median_error: float  # signed: > 0 means the model over-predicts
+
+
+def _stats(group: str, metric: str, errors: Sequence[float]) -> Summary:
+    e = np.asarray(errors, dtype=float)
+    return Summary(group, metric, len(e), float(np.median(np.abs(e))), float(np.percentile(np.abs(e), 90)),
+                   float(np.median(e)))
+
+
+def summarize(rows: Sequence[ValidationRow],
+              keys: Sequence[Callable[[ValidationRow], str]] = (lambda r: "all",
+                                                                 lambda r: f"engine:{r.engine}",
+                                                                 lambda r: f"class:{r.device_class}")
+              ) -> list[Summary]:
+    """Error statistics of the included rows, overall and per engine and device class."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for key in keys:
+        for r in rows:
+            if not r.excluded:
+                groups.setdefault((key(r), r.metric), []).append(r.rel_error)
+    order = sorted(groups, key=lambda k: (k[0] != "all", k[0], k[1]))
+    return [_stats(g, metric, groups[(g, metric)]) for g, metric in order]
+
+
+def rows_to_csv(rows: Sequence[ValidationRow]) -> str:
+    """The validation table as CSV text, numbers rounded so the file is stable."""
+    buf = io.StringIO()
+    names = [f.name for f in fields(ValidationRow)]
+    w = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        d = asdict(r)
+        d["measured"] = f"{r.measured:.6g}"
+        d["predicted"] = f"{r.predicted:.4g}"
+        d["rel_error"] = f"{r.rel_error:+.3f}"
+        w.writerow(d)
+    return buf.getvalue()
+
+
+# -- fitting --------------------------------------------------------------------------------
+
+
+def row_times(m: Measurement, profile: EngineProfile | None = None) -> tuple[float, float]:
+    """Prefill seconds and TPOT seconds of ``m`` on its device, under ``profile``
+    (default: the catalog profile), from the cost model's per-node formulas.
+
+    Only the numeric efficiencies of ``profile`` are used; the compute precision
+    and unit stay those of the catalog profile.
+    """
+    spec = device_spec(m.device)
+    fmt = weight_format(m.weight_format)
+    rates = execution_rates(Node(spec.id, spec, engine=m.engine), fmt)
+    prof = profile or rates.profile
+    rates = replace(rates, profile=prof)
+    req = RequestClass("fit", spec.id, m.model, m.prompt_tokens, m.gen_tokens, None, m.batch)
+    t = _node_times(load_model(m.model), fmt, kv_format("fp16"), rates, req)
+    prefill = float(t.prefill_s.sum()) + t.prefill_steps * prof.step_overhead_ms * 1e-3
+    tpot = float(t.decode_s.sum()) + prof.step_overhead_ms * 1e-3
+    return prefill, tpot
+
+
+def _fast_value(m: Measurement, profile: EngineProfile | None = None) -> float:
+    prefill, tpot = row_times(m, profile)
+    basis = _basis(m)
+    if basis == "prefill":
+        return m.batch * m.prompt_tokens / prefill
+    if basis == "decode":
+        return m.batch / tpot
+    return m.batch * m.gen_tokens / (prefill + max(m.gen_tokens - 1, 0) * tpot)
+
+
+def profile_rows(measurements: Iterable[Measurement] | None = None) -> dict[str, list[Measurement]]:
+    """Included target-metric rows, grouped by the name of the profile they run under."""
+    out: dict[str, list[Measurement]] = {}
+    for m in measurements if measurements is not None else load_measurements():
+        if m.metric not in TARGET_METRICS:
+            continue
+        if exclusion_reason(m, _predicted(m)[1]):
+            continue
+        out.setdefault(profile_name(m)[0], []).append(m)
+    return out
+
+
+def fit_profile(rows: Sequence[Measurement], base: EngineProfile, params: Sequence[str],
+                loss: str = "soft_l1", f_scale: float = 0.25) -> tuple[EngineProfile, float]:
+    """Fit ``params`` of ``base`` to ``rows`` by bounded least squares on log(predicted / measured).
+
+    A robust ``soft_l1`` loss keeps a few odd rows from dragging a whole profile.
+    Returns the fitted profile and the median |relative error| over ``rows``.
+    """
+    from scipy.optimize import least_squares  # only fitting needs scipy
+
+    params = list(params)
+    lo = np.array([FIT_BOUNDS[p][0] for p in params])
+    hi = np.array([FIT_BOUNDS[p][1] for p in params])
+    x0 = np.clip([getattr(base, p) for p in params], lo + 1e-9, hi - 1e-9)
+    measured = np.array([m.value for m in rows])
+
+    def make(x: np.ndarray) -> EngineProfile:
+        return replace(base, **{p: float(v) for p, v in zip(params, x)})
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        prof = make(x)
+        return np.log([_fast_value(m, prof) for m in rows]) - np.log(measured)
+
+    if params:
+        res = least_squares(residuals, x0, bounds=(lo, hi), loss=loss, f_scale=f_scale, x_scale="jac")
+        best = make(res.x)
+    else:
+        best = base
+    err = np.array([_fast_value(m, best) for m in rows]) / measured - 1.0
+    return best, float(np.median(np.abs(err))) if len(err) else math.nan

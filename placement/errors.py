@@ -1,0 +1,49 @@
+"""Errors for bad instance and plan files.
+
+Every problem carries the path of the field it concerns (``devices[3].memory_gb``)
+and what was expected, so the command line can print one line per problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Issue", "InvalidInstanceError", "InvalidPlanError"]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in an input file: the field's path and what was wrong."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class InvalidInstanceError(ValueError):
+    """An instance that cannot be read: every problem found, not only the first."""
+
+    def __init__(self, issues: list[Issue] | Issue, source: str = ""):
+        self.issues = [issues] if isinstance(issues, Issue) else list(issues)
+        self.source = source
+        super().__init__("; ".join(str(i) for i in self.issues))
+
+    def lines(self) -> list[str]:
+        """One line per problem, prefixed with the file name when known."""
+        prefix = f"{self.source}: " if self.source else ""
+        return [f"{prefix}{issue}" for issue in self.issues]
+
+
+class InvalidPlanError(ValueError):
+    """A plan that does not fit its instance (unknown device, layers out of range, ...)."""
+
+    def __init__(self, issues: list[Issue] | Issue, source: str = ""):
+        self.issues = [issues] if isinstance(issues, Issue) else list(issues)
+        self.source = source
+        super().__init__("; ".join(str(i) for i in self.issues))
+
+    def lines(self) -> list[str]:
+        prefix = f"{self.source}: " if self.source else ""
+        return [f"{prefix}{issue}" for issue in self.issues]

@@ -1,0 +1,131 @@
+"""Plans: shards (which blocks on which device), routes (which shards serve which
+requests) and the solver's account of how it got there.
+
+One shape serves a pipeline partition (shards + one route), a model cache
+(shards holding whole models) and max-flow routing (many routes with rates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+from placement.metrics import Metrics
+
+__all__ = ["Status", "Termination", "Shard", "Route", "Plan"]
+
+
+class Status(str, Enum):
+    """What the solver holds."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    INFEASIBLE = "infeasible"
+    NO_SOLUTION = "no_solution"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Termination(str, Enum):
+    """Why the solver stopped."""
+
+    CONVERGED = "converged"  # search finished (proved optimal or infeasible)
+    HEURISTIC = "heuristic"  # a constructive heuristic finished; nothing is proven
+    TIME_LIMIT = "time_limit"
+    GAP_REACHED = "gap_reached"
+    ITERATION_LIMIT = "iteration_limit"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Blocks ``[layers[0], layers[1])`` of ``model`` on ``device``.
+
+    The embedding goes with the shard that holds block 0 and the LM head with the
+    one that holds the last block, as serving engines do. ``weight_format``
+    ``None`` means the model's own format.
+    """
+
+    id: str
+    model: str
+    device: str
+    layers: tuple[int, int]
+    weight_format: str | None = None
+
+    @property
+    def num_blocks(self) -> int:
+        return self.layers[1] - self.layers[0]
+
+
+@dataclass(frozen=True)
+class Route:
+    """The shards a request class's tokens pass through, in block order.
+
+    ``fraction`` is the share of the class's requests that take this route;
+    ``rate_tok_s`` the decode tokens/s assigned to it by a flow solver.
+    """
+
+    request: str
+    path: tuple[str, ...]
+    rate_tok_s: float | None = None
+    fraction: float = 1.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A solver's answer.
+
+    Attributes
+    ----------
+    status : Status
+        What is held: ``optimal``, ``feasible``, ``infeasible``, ``no_solution``, ``error``.
+    termination : Termination
+        Why the solver stopped.
+    objective : float or None
+        The objective of the plan; equals ``evaluate(problem, plan).objective``.
+    bound : float or None
+        A proven bound on the optimum (``None`` for heuristics: never a fake bound).
+    gap : float or None
+        ``|objective - bound| / max(|objective|, tiny)`` when both are known.
+    reasons : tuple of str
+        For an infeasible or partly served plan, each binding cause with its numbers.
+    stats : dict
+        Solver-specific account (nodes explored, swaps, stability, ...).
+    """
+
+    shards: tuple[Shard, ...] = ()
+    routes: tuple[Route, ...] = ()
+    status: Status = Status.FEASIBLE
+    termination: Termination = Termination.HEURISTIC
+    objective: float | None = None
+    objective_name: str = ""
+    objective_unit: str = ""
+    bound: float | None = None
+    gap: float | None = None
+    solver: str = ""
+    backend: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    solve_time_s: float = 0.0
+    predicted: Metrics | None = None
+    reasons: tuple[str, ...] = ()
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_solution(self) -> bool:
+        return self.status in (Status.OPTIMAL, Status.FEASIBLE) and bool(self.shards)
+
+    def shard(self, shard_id: str) -> Shard:
+        for s in self.shards:
+            if s.id == shard_id:
+                return s
+        raise KeyError(shard_id)
+
+    def with_(self, **changes: Any) -> Plan:
+        """A copy with fields changed (plans are immutable)."""
+        return replace(self, **changes)

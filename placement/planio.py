@@ -1,0 +1,210 @@
+"""Plan files (JSON): what a solver decided, how, and what the cost model predicts.
+
+Files are written atomically (a temporary file in the same folder, then a
+rename), so an interrupted run leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from placement.errors import InvalidPlanError, Issue
+from placement.metrics import Metrics
+from placement.plan import Plan, Route, Shard, Status, Termination
+from placement.problem import Problem
+
+__all__ = ["plan_to_dict", "plan_from_dict", "save_plan", "load_plan", "write_atomic", "PLAN_SCHEMA_VERSION"]
+
+PLAN_SCHEMA_VERSION = 1
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no infinity or NaN: write ``null`` instead, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def plan_to_dict(plan: Plan, problem: Problem | None = None) -> dict[str, Any]:
+    """The plan in the plan-file format (see README, "Plan files")."""
+    predicted: dict[str, Any] | None = None
+    if plan.predicted is not None:
+        m = plan.predicted
+        predicted = {
+            "requests": {k: v.to_dict() for k, v in m.requests.items()},
+            "devices": {k: v.to_dict() for k, v in m.devices.items() if v.shards},
+            "throughput_tok_s": m.throughput_tok_s,
+            "feasible": m.feasible,
+            "calibrated": m.calibrated,
+            "aggregates": m.aggregates,
+        }
+    out = {
+        "schema_version": PLAN_SCHEMA_VERSION,
+        "instance": {"name": problem.name if problem else "", "sha256": problem.sha256 if problem else ""},
+        "status": plan.status.value,
+        "termination": plan.termination.value,
+        "objective": {
+            "name": plan.objective_name, "value": plan.objective, "unit": plan.objective_unit,
+            "bound": plan.bound, "gap": plan.gap,
+        },
+        "solver": {
+            "name": plan.solver, "backend": plan.backend, "params": plan.params,
+            "solve_time_s": plan.solve_time_s, "stats": plan.stats,
+        },
+        "shards": [
+            {"id": s.id, "model": s.model, "device": s.device, "layers": list(s.layers),
+             "weight_format": s.weight_format}
+            for s in plan.shards
+        ],
+        "routes": [
+            {"request": r.request, "path": list(r.path), "rate_tok_s": r.rate_tok_s, "fraction": r.fraction}
+            for r in plan.routes
+        ],
+        "predicted": predicted,
+        "reasons": list(plan.reasons),
+    }
+    return _finite(out)
+
+
+def plan_to_json(plan: Plan, problem: Problem | None = None) -> str:
+    return json.dumps(plan_to_dict(plan, problem), indent=2) + "\n"
+
+
+def save_plan(path: str | Path, plan: Plan, problem: Problem | None = None) -> None:
+    """Write ``plan`` as JSON to ``path`` atomically."""
+    write_atomic(path, plan_to_json(plan, problem))
+
+
+def _get(d: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str, issues: list[Issue],
+         default: Any = ...) -> Any:
+    if key not in d:
+        if default is ...:
+            issues.append(Issue(f"{path}{key}", "is required"))
+        return None if default is ... else default
+    value = d[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        issues.append(Issue(f"{path}{key}", f"has the wrong type ({type(value).__name__})"))
+        return None if default is ... else default
+    return value
+
+
+def plan_from_dict(d: Any) -> Plan:
+    """Read a plan-file dict back into a :class:`Plan`.
+
+    Raises
+    ------
+    InvalidPlanError
+        Naming every malformed field.
+    """
+    issues: list[Issue] = []
+    if not isinstance(d, dict):
+        raise InvalidPlanError(Issue("", "a plan file must hold a JSON object"))
+    shards: list[Shard] = []
+    for i, s in enumerate(_get(d, "shards", list, "", issues) or []):
+        p = f"shards[{i}]."
+        if not isinstance(s, dict):
+            issues.append(Issue(p[:-1], "must be an object"))
+            continue
+        layers = _get(s, "layers", list, p, issues)
+        sid, model, device = (_get(s, k, str, p, issues) for k in ("id", "model", "device"))
+        fmt = _get(s, "weight_format", (str, type(None)), p, issues, default=None)
+        if layers is not None and (len(layers) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) for x in layers)):
+            issues.append(Issue(f"{p}layers", "must be [start, end] integers"))
+            continue
+        if None in (sid, model, device, layers):
+            continue
+        shards.append(Shard(sid, model, device, (layers[0], layers[1]), fmt))
+    routes: list[Route] = []
+    for i, r in enumerate(_get(d, "routes", list, "", issues) or []):
+        p = f"routes[{i}]."
+        if not isinstance(r, dict):
+            issues.append(Issue(p[:-1], "must be an object"))
+            continue
+        req = _get(r, "request", str, p, issues)
+        path = _get(r, "path", list, p, issues)
+        rate = _get(r, "rate_tok_s", (int, float, type(None)), p, issues, default=None)
+        frac = _get(r, "fraction", (int, float), p, issues, default=1.0)
+        if path is not None and not all(isinstance(x, str) for x in path):
+            issues.append(Issue(f"{p}path", "must list shard ids (strings)"))
+            continue
+        if req is None or path is None:
+            continue
+        routes.append(Route(req, tuple(path), rate, float(frac)))
+    status = d.get("status", "feasible")
+    termination = d.get("termination", "heuristic")
+    try:
+        status_v = Status(status)
+    except ValueError:
+        issues.append(Issue("status", f"must be one of {', '.join(s.value for s in Status)}, got {status!r}"))
+        status_v = Status.ERROR
+    try:
+        term_v = Termination(termination)
+    except ValueError:
+        issues.append(Issue("termination", f"must be one of {', '.join(t.value for t in Termination)}, got {termination!r}"))
+        term_v = Termination.ERROR
+    if issues:
+        raise InvalidPlanError(issues)
+    obj = d.get("objective") or {}
+    solver = d.get("solver") or {}
+    predicted = d.get("predicted")
+    return Plan(
+        shards=tuple(shards), routes=tuple(routes), status=status_v, termination=term_v,
+        objective=obj.get("value"), objective_name=obj.get("name", ""), objective_unit=obj.get("unit", ""),
+        bound=obj.get("bound"), gap=obj.get("gap"),
+        solver=solver.get("name", ""), backend=solver.get("backend"), params=solver.get("params") or {},
+        solve_time_s=float(solver.get("solve_time_s") or 0.0), stats=solver.get("stats") or {},
+        predicted=Metrics.from_dict(predicted) if isinstance(predicted, dict) and "requests" in predicted else None,
+        reasons=tuple(d.get("reasons") or ()),
+    )
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read a plan file.
+
+    Raises
+    ------
+    InvalidPlanError
+        If the file cannot be read, is not JSON, or has malformed fields.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidPlanError(Issue("", f"no such file: {p}")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidPlanError(Issue("", f"cannot read {p}: {exc}")) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidPlanError(Issue("", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"),
+                               str(p)) from None
+    try:
+        return plan_from_dict(data)
+    except InvalidPlanError as exc:
+        exc.source = str(p)
+        raise

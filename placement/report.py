@@ -1,0 +1,134 @@
+"""Plain-text reports of plans and predictions, for terminals and logs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from placement.plan import Plan, Status
+from placement.predict import Prediction
+from placement.problem import Problem
+
+__all__ = ["table", "format_plan", "format_prediction", "fmt_num"]
+
+
+def fmt_num(value: Any, digits: int = 3) -> str:
+    """A compact human number: ``1,834``, ``12.5``, ``0.0421``, ``-`` for missing, ``inf``."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if not isinstance(value, float):
+        return str(value)
+    if math.isinf(value):
+        return "inf"
+    if math.isnan(value):
+        return "nan"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.{digits}g}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "  ") -> str:
+    """Left-aligned text columns (numbers right-aligned)."""
+    cells = [[fmt_num(c) if not isinstance(c, str) else c for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    numeric = [all(not isinstance(r[i], str) or r[i] == "-" for r in rows) if rows else False
+               for i in range(len(headers))]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
+        return (indent + "  ".join(parts)).rstrip()
+
+    return "\n".join([line(list(headers)), *(line(r) for r in cells)])
+
+
+def _status_line(problem: Problem, plan: Plan) -> str:
+    how = f"{plan.status.value} ({plan.termination.value})"
+    backend = f", backend {plan.backend}" if plan.backend else ""
+    return f"{problem.name}: solver {plan.solver}{backend} -> {how} in {plan.solve_time_s:.3g} s"
+
+
+def _objective_line(plan: Plan) -> str:
+    if plan.objective is None:
+        return "objective: -"
+    unit = f" {plan.objective_unit}" if plan.objective_unit else ""
+    text = f"objective: {plan.objective_name} = {fmt_num(plan.objective)}{unit}"
+    if plan.bound is None:
+        text += " (no bound: heuristic)" if plan.termination.value == "heuristic" else " (no bound)"
+    else:
+        text += f", bound {fmt_num(plan.bound)}{unit}, gap {fmt_num(100 * (plan.gap or 0.0))}%"
+    return text
+
+
+def format_plan(problem: Problem, plan: Plan) -> str:
+    """A readable account of ``plan``: shards, routes, per-request and per-device predictions."""
+    out = [_status_line(problem, plan), _objective_line(plan)]
+    if plan.reasons:
+        title = "why" if plan.status in (Status.INFEASIBLE, Status.NO_SOLUTION, Status.ERROR) else "notes"
+        out.append(f"\n{title}:")
+        out.extend(f"  - {r}" for r in plan.reasons)
+    if not plan.shards:
+        return "\n".join(out)
+    topo = problem.topology
+    out.append("\nshards:")
+    out.append(table(
+        ["shard", "model", "device", "tier", "layers", "blocks", "format"],
+        [[s.id, s.model, s.device, topo.node(s.device).tier, f"[{s.layers[0]}, {s.layers[1]})", s.num_blocks,
+          s.weight_format or problem.model(s.model).weight_format] for s in plan.shards],
+    ))
+    shards = {s.id: s for s in plan.shards}
+    out.append("\nroutes:")
+    for r in plan.routes:
+        req = problem.request(r.request)
+        hops = " -> ".join(f"{sid}@{shards[sid].device}" for sid in r.path)
+        share = f" ({r.fraction:.0%})" if r.fraction < 1 else ""
+        out.append(f"  {r.request}{share}: {req.source} -> {hops} -> {req.source}")
+    m = plan.predicted
+    if m is None:
+        return "\n".join(out)
+    out.append("\nrequests:")
+    out.append(table(
+        ["request", "TTFT ms", "TPOT ms", "E2E ms", "energy J", "J/token", "idle J", "SLO"],
+        [[rid, rm.ttft_ms, rm.tpot_ms, rm.e2e_ms, rm.energy_j, rm.energy_j_per_token, rm.idle_energy_j,
+          "met" if rm.slo_met else "missed"] for rid, rm in m.requests.items()],
+    ))
+    out.append("\ndevices (memory in GB):")
+    rows = []
+    for did, dm in m.devices.items():
+        if not dm.shards:
+            continue
+        rows.append([did, f"{dm.memory_gb:.2f} / {dm.memory_capacity_gb:.2f}", f"{dm.memory_utilization:.0%}",
+                     dm.weights_gb, dm.kv_cache_gb, dm.workspace_gb, dm.runtime_gb,
+                     "-" if dm.utilization is None else f"{dm.utilization:.0%}"])
+    out.append(table(["device", "used / usable", "mem", "weights", "KV", "workspace", "runtime", "busy"], rows))
+    calib = "calibrated efficiencies" if m.calibrated else "some default (uncalibrated) efficiencies"
+    out.append(f"\nthroughput: {fmt_num(m.throughput_tok_s)} tok/s; predictions use {calib}")
+    if m.violations and plan.status in (Status.OPTIMAL, Status.FEASIBLE):
+        out.append("violations:")
+        out.extend(f"  - {v}" for v in m.violations)
+    return "\n".join(out)
+
+
+def format_prediction(p: Prediction) -> str:
+    """A readable account of one prediction."""
+    fit = "fits" if p.fits else "does NOT fit"
+    rows = [
+        ["TTFT", f"{fmt_num(p.ttft_ms)} ms"],
+        ["TPOT", f"{fmt_num(p.tpot_ms)} ms"],
+        ["end-to-end", f"{fmt_num(p.e2e_ms)} ms"],
+        ["prefill", f"{fmt_num(p.prefill_tok_s)} tok/s"],
+        ["decode", f"{fmt_num(p.decode_tok_s)} tok/s"],
+        ["energy", f"{fmt_num(p.energy_j_per_token)} J/token at {fmt_num(p.power_w)} W"],
+        ["memory", f"{p.peak_memory_gb:.2f} GB of {p.memory_capacity_gb:.2f} usable ({fit}): weights "
+                   f"{p.weights_gb:.2f}, KV cache {p.kv_cache_gb:.2f}"],
+        ["efficiencies", "calibrated" if p.calibrated else "default (uncalibrated)"],
+    ]
+    head = (f"{p.model} on {p.device} ({p.engine}, {p.weight_format}), batch {p.batch}, "
+            f"prompt {p.prompt_tokens}, output {p.output_tokens}")
+    return head + "\n" + table(["", ""], rows).split("\n", 1)[1]

@@ -1,0 +1,64 @@
+"""Helpers shared by solvers that split a model into a pipeline of stages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from placement import Problem, Route, Shard
+
+__all__ = ["StageSpec", "Pipeline", "chain_order", "assemble", "memory_order"]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """Blocks ``[start, end)`` of a model on ``device`` (optionally in another format)."""
+
+    device: str
+    start: int
+    end: int
+    weight_format: str | None = None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A model split into stages, serving the listed request classes."""
+
+    model: str
+    requests: tuple[str, ...]
+    stages: tuple[StageSpec, ...]
+
+
+def memory_order(problem: Problem, device_ids: Sequence[str]) -> list[str]:
+    """``device_ids`` by usable memory, largest first (ties by id, for determinism)."""
+    topo = problem.topology
+    return sorted(device_ids, key=lambda d: (-topo.node(d).usable_memory_gb, d))
+
+
+def chain_order(problem: Problem, model_id: str) -> list[str]:
+    """The devices a chain solver may use for ``model_id``, in pipeline order.
+
+    ``constraints.device_order`` when the instance gives one; otherwise the
+    devices reachable from the model's request sources, largest memory first.
+    """
+    if problem.constraints.device_order:
+        return list(problem.constraints.device_order)
+    topo = problem.topology
+    reach: set[str] = set()
+    for req in problem.requests_for(model_id):
+        reach |= topo.reachable(req.source)
+    return memory_order(problem, [n.id for n in topo.nodes if n.id in reach])
+
+
+def assemble(pipelines: Sequence[Pipeline]) -> tuple[tuple[Shard, ...], tuple[Route, ...]]:
+    """Shards and routes for ``pipelines``: one shard per stage, one route per request class."""
+    shards: list[Shard] = []
+    routes: list[Route] = []
+    for pipe in pipelines:
+        path = []
+        for st in pipe.stages:
+            sid = f"s{len(shards)}"
+            shards.append(Shard(sid, pipe.model, st.device, (st.start, st.end), st.weight_format))
+            path.append(sid)
+        routes.extend(Route(rid, tuple(path)) for rid in pipe.requests)
+    return tuple(shards), tuple(routes)

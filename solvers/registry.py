@@ -1,0 +1,124 @@
+"""The solver registry: what each solver can do, whether its backend imports, and
+where its code lives (imported only when the solver runs).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from placement import Problem
+
+__all__ = ["Capabilities", "SolverInfo", "register", "registered", "solver_info", "UnknownSolverError"]
+
+ALL_OBJECTIVES = frozenset({"latency", "ttft", "tpot", "energy", "throughput", "weighted"})
+
+
+class UnknownSolverError(LookupError):
+    def __init__(self, name: str, known: list[str]):
+        self.name = name
+        super().__init__(f"unknown solver {name!r} (registered: {', '.join(known)})")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Problem features a solver handles.
+
+    Attributes
+    ----------
+    objectives : frozenset of str
+        Objective names it optimises (``weighted`` for mixes).
+    multi_model : bool
+        More than one model in the instance.
+    multi_request : bool
+        More than one request class (per model).
+    format_choice : bool
+        Chooses a weight format per shard from ``models[].allowed_formats``.
+    throughput_profiles : bool
+        Devices with measured throughput-by-layers tables (non-additive stage times).
+    max_devices, max_blocks : int or None
+        Largest instance it accepts (``None``: no limit).
+    """
+
+    objectives: frozenset[str] = ALL_OBJECTIVES
+    multi_model: bool = True
+    multi_request: bool = True
+    format_choice: bool = False
+    throughput_profiles: bool = True
+    max_devices: int | None = None
+    max_blocks: int | None = None
+
+    def unsupported(self, problem: Problem) -> list[str]:
+        """Why this solver cannot take ``problem`` (empty if it can)."""
+        why = []
+        if problem.objective.name not in self.objectives:
+            why.append(f"objective {problem.objective.name!r}")
+        if len(problem.models) > 1 and not self.multi_model:
+            why.append("more than one model")
+        if not self.multi_request and any(len(problem.requests_for(m.id)) > 1 for m in problem.models):
+            why.append("more than one request class per model")
+        if not self.format_choice and any(len(m.formats) > 1 for m in problem.models):
+            why.append("a choice of weight formats (allowed_formats)")
+        if not self.throughput_profiles and any(p.throughput_tokens_per_s for n in problem.topology.nodes
+                                                for p in n.profiles):
+            why.append("measured throughput profiles")
+        if self.max_devices is not None and len(problem.topology.nodes) > self.max_devices:
+            why.append(f"more than {self.max_devices} devices")
+        if self.max_blocks is not None and any(m.num_blocks > self.max_blocks for m in problem.models):
+            why.append(f"more than {self.max_blocks} blocks")
+        return why
+
+
+@dataclass(frozen=True)
+class SolverInfo:
+    """A registered solver.
+
+    ``entry`` is ``"module:function"``; the function takes
+    ``(problem, params, options)`` and returns a :class:`~placement.Plan`.
+    ``requires`` lists the Python modules its backends need.
+    """
+
+    name: str
+    family: str
+    summary: str
+    exact: bool
+    entry: str
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    requires: tuple[str, ...] = ()
+    backends: tuple[str, ...] = ()
+    options: dict[str, str] = field(default_factory=dict)
+
+    def available(self) -> bool:
+        """Whether the modules it needs import."""
+        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+
+    def load(self) -> Callable:
+        module, func = self.entry.split(":")
+        return getattr(importlib.import_module(module), func)
+
+
+_REGISTRY: dict[str, SolverInfo] = {}
+
+
+def register(info: SolverInfo) -> SolverInfo:
+    if info.name in _REGISTRY:
+        raise ValueError(f"solver {info.name!r} is already registered")
+    _REGISTRY[info.name] = info
+    return info
+
+
+def registered() -> list[SolverInfo]:
+    """Every registered solver, in registration order."""
+    return list(_REGISTRY.values())
+
+
+def solver_info(name: str) -> SolverInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownSolverError(name, list(_REGISTRY)) from None
