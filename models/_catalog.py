@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ def catalog_dir(sub: str = "") -> Path:
     return _ROOT / sub if sub else _ROOT
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_yaml(name: str) -> Any:
     """Parse ``catalog/<name>`` once per process."""
     with (_ROOT / name).open(encoding="utf-8") as fh:

@@ -116,7 +116,7 @@ def _compute_table(raw: Any) -> tuple[tuple[str, tuple[tuple[str, float], ...]],
         if not isinstance(table, Mapping) or not table:
             raise ConfigError(f"compute.{unit}", "must map a precision to TFLOP/s, e.g. {fp16: 165}")
         peaks = []
-        for precision, value in table.items():
+        for precision in table:
             if precision not in PRECISIONS:
                 raise ConfigError(f"compute.{unit}.{precision}",
                                   f"unknown precision (expected one of {', '.join(PRECISIONS)})")

@@ -6,9 +6,22 @@ rises with the tokens processed per step,
 
     eta_compute(n) = eta_compute_max * n / (n + compute_half_tokens),
 
-so a 16-token prompt runs far below peak and a 512-token one close to it. Each
+so a 16-token prompt runs far below peak and a 512-token one close to it (the
+cost model keeps a step's rate at or above ``eta_compute`` times the unit's
+vector rate, which matrix-vector kernels reach with a single token). Each
 forward step also pays a fixed ``step_overhead_ms`` (scheduling, sampling,
 synchronisation) and each block a ``layer_overhead_ms`` (kernel launches).
+
+``accumulate`` is the precision of the engine's fp16 matrix-product
+accumulators. GeForce-class GPUs run FP16 tensor products with FP32
+accumulation at half the FP16-accumulation rate, and the device catalog lists
+the FP32-accumulate figure; an engine that accumulates in fp16 (llama.cpp's
+cuBLAS path) therefore reaches twice that peak on them (:meth:`EngineProfile.peak_scale`).
+
+``dequantize_prefill`` marks engines that expand quantised weights to fp16 in
+memory before each prefill step's matrix products (llama.cpp's CUDA backend
+before its int8 tensor-core kernels): a step then also reads the quantised
+weights and writes and re-reads them in fp16.
 
 Profiles are chosen per (engine, device class, compute unit, format family);
 ``catalog/engines.yaml`` gives each its calibration rows and sources.
@@ -23,12 +36,23 @@ from typing import Any
 from models._catalog import read_yaml
 from models.errors import CatalogError, ConfigError
 
-__all__ = ["EngineProfile", "Engine", "engine", "engine_ids", "efficiency_profile"]
+__all__ = ["EngineProfile", "Engine", "engine", "engine_ids", "efficiency_profile", "HALF_RATE_FP32_ACCUMULATE"]
+
+# Device classes whose catalog fp16 peak is the FP32-accumulate rate, half the FP16-accumulate
+# rate: GeForce parts (NVIDIA Ampere GA102 whitepaper v2.0 appendix A, Ada whitepaper v2.01
+# appendix A) and GB10, which devices.yaml lists under the same convention. Datacenter and
+# workstation parts run both accumulations at the same rate.
+HALF_RATE_FP32_ACCUMULATE = frozenset({"consumer_gpu", "desktop_superchip"})
 
 
 @dataclass(frozen=True)
 class EngineProfile:
-    """Efficiencies of one engine on one class of device for one format family."""
+    """Efficiencies of one engine on one class of device for one format family.
+
+    ``accumulate`` (``fp32`` or ``fp16``) is the precision of the engine's fp16
+    matrix-product accumulators; ``dequantize_prefill`` whether its prefill expands
+    quantised weights to fp16 in memory first (see the module docstring).
+    """
 
     eta_mem: float
     eta_compute: float
@@ -42,6 +66,14 @@ class EngineProfile:
     unit: str | None
     calibrated: bool
     source: str
+    accumulate: str = "fp32"
+    dequantize_prefill: bool = False
+
+    def peak_scale(self, device_class: str, precision: str) -> float:
+        """Factor on the catalog peak of ``precision``: 2 for fp16 products accumulated in fp16
+        on a device class whose catalog figure is the half-rate FP32-accumulate one, else 1."""
+        half_rate = device_class in HALF_RATE_FP32_ACCUMULATE
+        return 2.0 if self.accumulate == "fp16" and precision == "fp16" and half_rate else 1.0
 
     def compute_efficiency(self, tokens: float) -> float:
         """Fraction of peak FLOP/s reached with ``tokens`` tokens per step."""
@@ -71,7 +103,7 @@ class Engine:
 _PROFILE_KEYS = {
     "eta_mem", "eta_compute", "compute_half_tokens", "step_overhead_ms", "layer_overhead_ms",
     "runtime_overhead_gb", "max_tokens_per_step", "tp_efficiency", "compute_precision", "unit",
-    "calibrated_on", "source",
+    "accumulate", "dequantize_prefill", "calibrated_on", "source",
 }
 
 
@@ -87,6 +119,9 @@ def _profile(fields: Mapping[str, Any], defaults: Mapping[str, Any], where: str)
     for key in ("eta_mem", "eta_compute", "tp_efficiency"):
         if not 0 < merged[key] <= 1:
             raise ConfigError(f"{where}.{key}", f"must be in (0, 1], got {merged[key]!r}")
+    accumulate = merged.get("accumulate", "fp32")
+    if accumulate not in ("fp16", "fp32"):
+        raise ConfigError(f"{where}.accumulate", f"must be fp16 or fp32, got {accumulate!r}")
     return EngineProfile(
         eta_mem=float(merged["eta_mem"]),
         eta_compute=float(merged["eta_compute"]),
@@ -100,6 +135,8 @@ def _profile(fields: Mapping[str, Any], defaults: Mapping[str, Any], where: str)
         unit=merged.get("unit"),
         calibrated=bool(fields.get("calibrated_on")),
         source=str(fields.get("source", merged.get("source", ""))),
+        accumulate=accumulate,
+        dequantize_prefill=bool(merged.get("dequantize_prefill", False)),
     )
 
 

@@ -15,8 +15,11 @@ serving benchmarks, vendor tables), one per row, each with its source. For every
   throughput of a concurrency sweep): batch x output tokens / end-to-end time,
   which includes the prefill.
 
-A row is excluded only for a stated reason (:data:`EXCLUSION_RULES`, or a model
-that does not fit the device), and excluded rows stay in the table.
+A row is excluded only for a stated reason, and excluded rows stay in the
+table: its notes record a run other than the one it names (:data:`EXCLUSION_RULES`:
+flagged software-limited, fell back to the CPU, another power mode or hardware
+variant, a derived number), its weights and KV cache exceed the device's memory,
+or it is a TTFT taken through an HTTP server (request handling the model omits).
 
 The efficiencies in ``models/catalog/engines.yaml`` come from :func:`fit_profile`:
 a bounded least-squares fit of the log ratio predicted / measured over the rows
@@ -38,7 +41,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -51,16 +53,19 @@ from placement.predict import predict
 from placement.problem import RequestClass
 
 __all__ = [
-    "TARGET_METRICS", "LATENCY_METRICS", "EXCLUSION_RULES", "FIT_BOUNDS",
+    "TARGET_METRICS", "LATENCY_METRICS", "FIT_METRICS", "EXCLUSION_RULES", "FIT_BOUNDS",
     "Measurement", "ValidationRow", "Summary",
     "load_measurements", "exclusion_reason", "profile_name", "validate", "summarize",
-    "rows_to_csv", "row_times", "fit_profile", "profile_rows",
+    "rows_to_csv", "row_times", "model_value", "profile_rows", "catalog_profiles", "fit_profile", "fit_catalog",
+    "refit_value",
 ]
 
 TARGET_METRICS = ("decode_tok_s", "prefill_tok_s")
 LATENCY_METRICS = ("ttft_ms", "tpot_ms")
+FIT_METRICS = TARGET_METRICS + LATENCY_METRICS  # every timing measurement informs the fit
 
-# (phrase in the row's notes, reason). Each phrase quotes what the source itself says.
+# (phrase in the row's notes, reason): the notes record from the source that the run differs
+# from the configuration the row names.
 EXCLUSION_RULES: tuple[tuple[str, str], ...] = (
     ("likely a software issue", "source run flagged as software-limited (F16 prompt processing far below "
                                 "the same GPU's other runs)"),
@@ -69,13 +74,18 @@ EXCLUSION_RULES: tuple[tuple[str, str], ...] = (
     ("'GPU/CPU' split", "source reports a GPU/CPU split: part of the model ran on the CPU"),
     ("original mode (15W", "measured in the original 15 W mode (68 GB/s); the catalog device is the "
                            "Super 25 W configuration (102 GB/s)"),
+    ("24-core GPU 32GB variant", "measured on the 24-core-GPU M1 Max; the catalog device is the 32-core part"),
+    ("CPU backend, 2 threads", "run restricted to 2 threads; the catalog peaks count all 6 cores"),
+    ("not an independent measurement", "scaled from another row by the publisher, not measured"),
+    ("not the AWS A10G variant", "measured on an NVIDIA A10, not the catalog's A10G, in a report of "
+                                 "slower-than-expected speed"),
 )
 
 # Physically plausible ranges the fit may use.
 FIT_BOUNDS: dict[str, tuple[float, float]] = {
     "eta_mem": (0.3, 0.95),
     "eta_compute": (0.05, 0.8),
-    "compute_half_tokens": (0.0, 1024.0),
+    "compute_half_tokens": (1.0, 1024.0),
     "step_overhead_ms": (0.0, 100.0),
     "layer_overhead_ms": (0.0, 2.0),
 }
@@ -99,6 +109,12 @@ class Measurement:
     notes: str
 
     @property
+    def kv_format(self) -> str:
+        """KV-cache format of the run: fp8 for TensorRT-LLM's FP8 tables, whose engines the
+        source builds with ``--enable_fp8 --fp8_kv_cache``; fp16 otherwise."""
+        return "fp8" if self.engine == "tensorrt-llm" and self.weight_format == "fp8" else "fp16"
+
+    @property
     def whole_run(self) -> bool:
         """Whether a decode rate counts output tokens over the whole run (prefill included)."""
         n = self.notes.lower()
@@ -120,13 +136,22 @@ def load_measurements(path: str | None = None) -> list[Measurement]:
         ]
 
 
-def exclusion_reason(m: Measurement, fits: bool = True) -> str:
-    """Why ``m`` is left out of the statistics ("" if it is not)."""
+def exclusion_reason(m: Measurement, held_gb: float = 0.0) -> str:
+    """Why ``m`` is left out of the statistics ("" if it is not).
+
+    ``held_gb`` is what the run must hold (weights + KV cache, GiB); a run that
+    could not hold it on the catalog device was not the run the row describes.
+    """
     for phrase, reason in EXCLUSION_RULES:
         if phrase in m.notes:
             return reason
-    if not fits:
-        return "model does not fit the catalog device's memory"
+    if m.metric == "ttft_ms" and m.engine == "vllm":
+        # The vLLM rows come from benchmarks of its HTTP server; engine-internal TTFTs
+        # (lmdeploy, TensorRT-LLM, QNN) do not carry this.
+        return "TTFT through the serving API includes request handling the cost model does not model"
+    capacity = device_spec(m.device).memory_gb
+    if held_gb > capacity:
+        return f"weights + {m.kv_format} KV cache ({held_gb:.0f} GiB) exceed the device's {capacity:.0f} GiB"
     return ""
 
 
@@ -159,6 +184,7 @@ class ValidationRow:
     model: str
     weight_format: str
     engine: str
+    kv_format: str
     batch: int
     prompt_tokens: int
     gen_tokens: int
@@ -180,10 +206,11 @@ def _basis(m: Measurement) -> str:
     return m.metric
 
 
-def _predicted(m: Measurement) -> tuple[float, bool]:
-    """The cost model's value for ``m`` and whether the model fits the device."""
+def _predicted(m: Measurement) -> tuple[float, float]:
+    """The cost model's value for ``m`` and the GiB of weights + KV cache the run holds."""
     p = predict(model=m.model, device=m.device, weight_format=m.weight_format, engine=m.engine,
-                batch=m.batch, prompt_tokens=m.prompt_tokens, output_tokens=m.gen_tokens)
+                batch=m.batch, prompt_tokens=m.prompt_tokens, output_tokens=m.gen_tokens,
+                kv_format=m.kv_format)
     basis = _basis(m)
     if basis == "prefill":
         value = p.prefill_tok_s
@@ -195,7 +222,7 @@ def _predicted(m: Measurement) -> tuple[float, bool]:
         value = p.ttft_ms
     else:  # tpot_ms
         value = p.tpot_ms
-    return float(value), bool(p.fits)
+    return float(value), float(p.weights_gb + p.kv_cache_gb)
 
 
 def validate(measurements: Iterable[Measurement] | None = None,
@@ -205,14 +232,14 @@ def validate(measurements: Iterable[Measurement] | None = None,
     for m in measurements if measurements is not None else load_measurements():
         if m.metric not in metrics:
             continue
-        value, fits = _predicted(m)
+        value, held_gb = _predicted(m)
         name, calibrated = profile_name(m)
         out.append(ValidationRow(
             row=m.row, metric=m.metric, device=m.device, device_class=device_spec(m.device).device_class,
-            model=m.model, weight_format=m.weight_format, engine=m.engine, batch=m.batch,
+            model=m.model, weight_format=m.weight_format, engine=m.engine, kv_format=m.kv_format, batch=m.batch,
             prompt_tokens=m.prompt_tokens, gen_tokens=m.gen_tokens, basis=_basis(m),
             measured=m.value, predicted=value, rel_error=value / m.value - 1.0,
-            profile=name, calibrated=calibrated, excluded=exclusion_reason(m, fits), source=m.source,
+            profile=name, calibrated=calibrated, excluded=exclusion_reason(m, held_gb), source=m.source,
         ))
     return out
 
@@ -281,27 +308,31 @@ def row_times(m: Measurement, profile: EngineProfile | None = None) -> tuple[flo
     prof = profile or rates.profile
     rates = replace(rates, profile=prof)
     req = RequestClass("fit", spec.id, m.model, m.prompt_tokens, m.gen_tokens, None, m.batch)
-    t = _node_times(load_model(m.model), fmt, kv_format("fp16"), rates, req)
+    t = _node_times(load_model(m.model), fmt, kv_format(m.kv_format), rates, req)
     prefill = float(t.prefill_s.sum()) + t.prefill_steps * prof.step_overhead_ms * 1e-3
     tpot = float(t.decode_s.sum()) + prof.step_overhead_ms * 1e-3
     return prefill, tpot
 
 
-def _fast_value(m: Measurement, profile: EngineProfile | None = None) -> float:
+def model_value(m: Measurement, profile: EngineProfile | None = None) -> float:
+    """The cost model's value of ``m``'s metric on its own basis (see :func:`row_times`);
+    equal to what :func:`validate` gets from :func:`placement.predict`."""
     prefill, tpot = row_times(m, profile)
     basis = _basis(m)
     if basis == "prefill":
         return m.batch * m.prompt_tokens / prefill
     if basis == "decode":
         return m.batch / tpot
-    return m.batch * m.gen_tokens / (prefill + max(m.gen_tokens - 1, 0) * tpot)
+    if basis == "whole_run":
+        return m.batch * m.gen_tokens / (prefill + max(m.gen_tokens - 1, 0) * tpot)
+    return 1e3 * (prefill if basis == "ttft_ms" else tpot)
 
 
 def profile_rows(measurements: Iterable[Measurement] | None = None) -> dict[str, list[Measurement]]:
-    """Included target-metric rows, grouped by the name of the profile they run under."""
+    """Included timing rows (:data:`FIT_METRICS`), grouped by the name of the profile they run under."""
     out: dict[str, list[Measurement]] = {}
     for m in measurements if measurements is not None else load_measurements():
-        if m.metric not in TARGET_METRICS:
+        if m.metric not in FIT_METRICS:
             continue
         if exclusion_reason(m, _predicted(m)[1]):
             continue
@@ -309,32 +340,65 @@ def profile_rows(measurements: Iterable[Measurement] | None = None) -> dict[str,
     return out
 
 
-def fit_profile(rows: Sequence[Measurement], base: EngineProfile, params: Sequence[str],
-                loss: str = "soft_l1", f_scale: float = 0.25) -> tuple[EngineProfile, float]:
-    """Fit ``params`` of ``base`` to ``rows`` by bounded least squares on log(predicted / measured).
+def catalog_profiles() -> dict[str, tuple[EngineProfile, tuple[str, ...], EngineProfile]]:
+    """Every named profile of ``engines.yaml``: the profile, the parameters it lists under
+    ``fitted``, and its engine's uncalibrated default."""
+    out = {}
+    for entry in read_yaml("engines.yaml"):
+        eng = engine(entry["id"])
+        for raw, (_, prof) in zip(entry.get("profiles", []), eng.profiles):
+            out[f"{eng.id}/{raw['name']}"] = (prof, tuple(raw.get("fitted", ())), eng.fallback)
+    return out
 
-    A robust ``soft_l1`` loss keeps a few odd rows from dragging a whole profile.
-    Returns the fitted profile and the median |relative error| over ``rows``.
+
+def fit_profile(rows: Sequence[Measurement], base: EngineProfile, params: Sequence[str],
+                f_scale: float = 0.25) -> EngineProfile:
+    """Fit ``params`` of ``base`` to ``rows``: bounded least squares on log(predicted / measured).
+
+    The ``soft_l1`` loss grows linearly beyond ``f_scale`` (about 25 %), so a few
+    rows from an odd build or host do not drag a whole profile. Bounds are
+    :data:`FIT_BOUNDS`; the search starts from ``base``.
     """
     from scipy.optimize import least_squares  # only fitting needs scipy
 
     params = list(params)
+    if not params or not rows:
+        return base
     lo = np.array([FIT_BOUNDS[p][0] for p in params])
     hi = np.array([FIT_BOUNDS[p][1] for p in params])
-    x0 = np.clip([getattr(base, p) for p in params], lo + 1e-9, hi - 1e-9)
-    measured = np.array([m.value for m in rows])
+    x0 = np.clip([getattr(base, p) for p in params], lo + 1e-6, hi - 1e-6)
+    measured = np.log([m.value for m in rows])
 
     def make(x: np.ndarray) -> EngineProfile:
         return replace(base, **{p: float(v) for p, v in zip(params, x)})
 
     def residuals(x: np.ndarray) -> np.ndarray:
         prof = make(x)
-        return np.log([_fast_value(m, prof) for m in rows]) - np.log(measured)
+        return np.log([model_value(m, prof) for m in rows]) - measured
 
-    if params:
-        res = least_squares(residuals, x0, bounds=(lo, hi), loss=loss, f_scale=f_scale, x_scale="jac")
-        best = make(res.x)
-    else:
-        best = base
-    err = np.array([_fast_value(m, best) for m in rows]) / measured - 1.0
-    return best, float(np.median(np.abs(err))) if len(err) else math.nan
+    res = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=f_scale, x_scale="jac")
+    return make(res.x)
+
+
+def fit_catalog(groups: dict[str, list[Measurement]] | None = None,
+                leave_out_device: str | None = None) -> dict[str, tuple[EngineProfile, int]]:
+    """Refit every catalog profile on ``groups`` (default :func:`profile_rows`), optionally
+    without one device's rows. Returns the profile and its row count per name.
+
+    Each fit starts from the engine's uncalibrated defaults, not from the catalog's fitted
+    values, so a parameter the remaining rows do not constrain keeps the default, and a
+    profile left with no rows is the default.
+    """
+    groups = profile_rows() if groups is None else groups
+    out = {}
+    for name, (prof, params, default) in catalog_profiles().items():
+        rows = [m for m in groups.get(name, []) if m.device != leave_out_device]
+        start = replace(prof, **{p: getattr(default, p) for p in params})
+        out[name] = (fit_profile(rows, start, params), len(rows))
+    return out
+
+
+def refit_value(m: Measurement, profiles: dict[str, tuple[EngineProfile, int]]) -> float:
+    """The value of ``m`` under refitted ``profiles`` (the catalog profile if its own is absent)."""
+    entry = profiles.get(profile_name(m)[0])
+    return model_value(m, entry[0] if entry else None)

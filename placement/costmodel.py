@@ -8,12 +8,29 @@ solver use it; solvers read its numpy tables (:class:`BlockCosts`,
 Per node (embedding, decoder block or LM head) and per forward step, time is a
 roofline: the larger of compute time and memory time,
 
-    t = max(FLOPs / (peak * eta_compute(tokens)), bytes / (bandwidth * eta_mem)),
+    t = max(FLOPs / rate(tokens), bytes / (bandwidth * eta_mem)),
+    rate(n) = max(peak * eta_compute(n), vector * eta_compute),
 
 plus a per-block launch overhead. Summing per node rather than per shard keeps
 each block's own bottleneck (blocks run one after another) and makes a shard's
 time additive in its blocks, which is what lets a DP or an ILP optimise it
 exactly. A shard adds one fixed per-step overhead.
+
+- ``eta_compute(n)`` rises with the tokens ``n`` a step multiplies (a matrix
+  unit's tiles fill up); with few tokens engines switch to matrix-vector kernels
+  on the vector units, so the rate never drops below the unit's fp32 (vector)
+  peak ``vector`` times ``eta_compute``. Without this floor a one-token decode
+  step would come out compute-bound on a GPU whose ``eta_compute(1)`` is tiny.
+- ``peak`` is the unit's figure for the format's compute precision, doubled when
+  the engine accumulates fp16 products in fp16 on a device class whose catalog
+  figure is the half-rate FP32-accumulate one (:meth:`EngineProfile.peak_scale`).
+- The routed experts of a mixture-of-experts block run their own products over
+  the tokens routed to each, ``n k / touched(n)``, at that size's efficiency.
+- An engine marked ``dequantize_prefill`` (llama.cpp's CUDA prefill) can expand
+  quantised block weights to fp16 in memory, which costs each prefill step
+  ``streamed x (bpw + 2 bytes) / (bandwidth * eta_mem)`` and makes its products
+  read fp16 weights, or multiply the quantised weights directly with
+  matrix-vector kernels at the vector rate; per block it takes the faster.
 
 - **Prefill** of ``B`` prompts of ``p`` tokens processes ``n = B p`` tokens in
   ``ceil(n / max_tokens_per_step)`` steps; every step re-reads the weights.
@@ -73,6 +90,7 @@ class ExecutionRates:
     profile: EngineProfile
     precision: str
     unit: str
+    vector_flops: float = 0.0  # the unit's fp32 (vector) rate, which matrix-vector kernels use
 
 
 def execution_rates(node: Node, fmt: NumberFormat) -> ExecutionRates:
@@ -88,12 +106,15 @@ def execution_rates(node: Node, fmt: NumberFormat) -> ExecutionRates:
     profile = eng.profile(spec.device_class, unit, fmt.family)
     precision = profile.compute_precision or fmt.compute_precision
     scale = node.count * (profile.tp_efficiency if node.count > 1 else 1.0)
+    peak = spec.peak_tflops(precision, unit) * profile.peak_scale(spec.device_class, precision)
+    vector = dict(dict(spec.compute).get(unit, ())).get("fp32", 0.0)
     return ExecutionRates(
-        peak_flops=spec.peak_tflops(precision, unit) * 1e12 * scale,
+        peak_flops=peak * 1e12 * scale,
         bandwidth_bytes_s=spec.memory_bandwidth_gbs * 1e9 * scale,
         profile=profile,
         precision=precision,
         unit=unit,
+        vector_flops=vector * 1e12 * scale,
     )
 
 
@@ -153,6 +174,26 @@ def _streamed(graph: LLMGraph, tokens: int) -> np.ndarray:
     return np.array([n.streamed_params(tokens) for n in graph.nodes])
 
 
+def _expert_flops(graph: LLMGraph) -> np.ndarray:
+    """Per-token FLOPs of the routed experts in each node (0 for dense nodes)."""
+    return np.array([2.0 * n.experts_per_token * n.expert_params for n in graph.nodes])
+
+
+def _tokens_per_expert(graph: LLMGraph, tokens: float) -> float:
+    """Tokens each touched expert multiplies when a step routes ``tokens`` tokens.
+
+    ``tokens`` tokens choosing ``k`` of ``E`` experts touch ``E (1 - (1 - k/E)^tokens)``
+    of them, so an expert's matrix product sees ``tokens k / touched`` rows: a
+    512-token step of a 128-expert, top-8 model gives each expert about 32 rows,
+    and runs at that size's compute efficiency, not the step's.
+    """
+    a = graph.arch
+    if not a.is_moe or tokens <= 0:
+        return tokens
+    k, e = a.experts_per_token, a.num_experts
+    return tokens * k / (e * (1.0 - (1.0 - k / e) ** tokens))
+
+
 @dataclass(frozen=True)
 class _NodeTimes:
     prefill_s: np.ndarray  # per node (embed, blocks..., head)
@@ -172,29 +213,45 @@ def _node_times(graph: LLMGraph, fmt: NumberFormat, kv_fmt: NumberFormat, rates:
     bw = rates.bandwidth_bytes_s * prof.eta_mem
     layer_ovh = prof.layer_overhead_ms * 1e-3
 
+    # Routed experts run their own, smaller matrix products (see _tokens_per_expert).
+    expert = _expert_flops(graph)
+    dense = lin - expert
+
+    def peak(tokens: float) -> float:
+        # Few tokens per step waste most of a matrix unit's tiles (compute_efficiency); an
+        # engine then runs matrix-vector kernels on the vector units instead, at their rate.
+        return max(rates.peak_flops * prof.compute_efficiency(tokens), rates.vector_flops * prof.eta_compute)
+
     # Prefill.
     n = B * p
     chunk = min(n, prof.max_tokens_per_step)
     steps = math.ceil(n / chunk) if n else 0
     if steps:
-        flops = n * lin + B * attn * (p * (p + 1) / 2.0)
-        flops = np.where(is_head, B * lin, flops)
+        flops = n * dense + B * attn * (p * (p + 1) / 2.0)
         streamed = _streamed(graph, chunk)
         mem = steps * streamed * bpw + n * kv * kvb
         mem = np.where(is_head, streamed * bpw, mem)
-        peak_c = rates.peak_flops * prof.compute_efficiency(chunk)
-        peak_h = rates.peak_flops * prof.compute_efficiency(B)
-        t_compute = np.where(is_head, flops / peak_h, flops / peak_c)
-        prefill = np.maximum(t_compute, mem / bw) + np.where(is_block, steps * layer_ovh, 0.0)
+        t_compute = flops / peak(chunk) + n * expert / peak(_tokens_per_expert(graph, chunk))
+        t_compute = np.where(is_head, B * lin / peak(B), t_compute)
+        prefill = np.maximum(t_compute, mem / bw)
+        if prof.dequantize_prefill and bpw < 2.0:
+            # The engine may instead expand the quantised block weights to fp16 (read bpw, write
+            # 2 bytes per weight) and run the matrix unit on them (read 2 bytes); it takes
+            # whichever is faster, as llama.cpp switches to it above a few dozen tokens.
+            expand_s = steps * streamed * (bpw + 2.0) / bw
+            expanded = np.maximum(t_compute, (mem + steps * streamed * (2.0 - bpw)) / bw) + expand_s
+            vector_s = (flops + n * expert) / (rates.vector_flops * prof.eta_compute) if rates.vector_flops else np.inf
+            direct = np.maximum(vector_s, mem / bw)
+            prefill = np.where(is_block, np.minimum(direct, expanded), prefill)
+        prefill = prefill + np.where(is_block, steps * layer_ovh, 0.0)
     else:
         prefill = np.zeros(len(graph.nodes))
 
     # Decode, at the mean context of the generation.
     ctx = p + max(g, 1) / 2.0
-    flops = B * lin + B * attn * ctx
+    t_compute = (B * dense + B * attn * ctx) / peak(B) + B * expert / peak(_tokens_per_expert(graph, B))
     mem = _streamed(graph, B) * bpw + B * ctx * kv * kvb
-    decode = np.maximum(flops / (rates.peak_flops * prof.compute_efficiency(B)), mem / bw)
-    decode = decode + np.where(is_block, layer_ovh, 0.0)
+    decode = np.maximum(t_compute, mem / bw) + np.where(is_block, layer_ovh, 0.0)
     return _NodeTimes(prefill, decode, steps)
 
 

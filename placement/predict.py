@@ -106,14 +106,14 @@ def predict(model: str | LLMGraph | Mapping[str, Any], device: str | DeviceSpec,
     return Prediction(
         model=graph.id, device=spec.id, weight_format=weight_format_checked, engine=node.engine, batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens,
-        ttft_ms=r.ttft_ms, tpot_ms=r.tpot_ms,
+        ttft_ms=float(r.ttft_ms), tpot_ms=float(r.tpot_ms),
         prefill_tok_s=batch * prompt_tokens / prefill_s if prompt_tokens and prefill_s > 0 else None,
-        decode_tok_s=batch / (r.tpot_ms * 1e-3),
-        e2e_ms=r.e2e_ms,
+        decode_tok_s=float(batch / (r.tpot_ms * 1e-3)),
+        e2e_ms=float(r.e2e_ms),
         energy_j_per_token=r.energy_j_per_token if output_tokens else None,
         power_w=spec.power_active_w,
         weights_gb=dev.weights_gb, kv_cache_gb=dev.kv_cache_gb, peak_memory_gb=dev.memory_gb,
-        memory_capacity_gb=dev.memory_capacity_gb, fits=dev.memory_gb <= dev.memory_capacity_gb,
+        memory_capacity_gb=dev.memory_capacity_gb, fits=bool(dev.memory_gb <= dev.memory_capacity_gb),
         calibrated=metrics.calibrated,
     )
 

@@ -41,7 +41,8 @@ def test_request_metrics_are_the_sum_of_their_parts():
 
 
 def test_decode_step_by_hand():
-    # The documented roofline, re-derived node by node: max(FLOPs / compute rate, bytes / memory rate).
+    # The documented roofline, re-derived node by node: max(FLOPs / compute rate, bytes / memory rate),
+    # where a one-token step's compute rate is floored at the vector units' rate.
     problem = parse_instance(tiny_instance(
         models=[{"id": "llama-2-13b", "weight_format": "fp16"}],
         devices=[{"id": "gpu", "type": "a100-sxm-80gb", "engine": "vllm"}], links=[],
@@ -55,8 +56,8 @@ def test_decode_step_by_hand():
     for n in graph.nodes:
         flops = n.linear_flops_per_token + n.attn_flops_per_context_token * ctx
         nbytes = n.streamed_params(1) * 2 + n.kv_values_per_token * 2 * ctx
-        expected += max(flops / (rates.peak_flops * prof.compute_efficiency(1)),
-                        nbytes / (rates.bandwidth_bytes_s * prof.eta_mem))
+        rate = max(rates.peak_flops * prof.compute_efficiency(1), rates.vector_flops * prof.eta_compute)
+        expected += max(flops / rate, nbytes / (rates.bandwidth_bytes_s * prof.eta_mem))
         expected += prof.layer_overhead_ms * 1e-3 if n.kind == "block" else 0.0
     m = evaluate(problem, _chain(problem, [("gpu", 0, graph.num_blocks)]))
     assert m.requests["chat"].tpot_ms == pytest.approx(expected * 1e3, rel=1e-9)
