@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_INSTANCE := instances/device-edge-cloud.yaml
-DEMO_SOLVER := cloud
+DEMO_SOLVER := dp
 
 .PHONY: demo test test-all bench clean
 

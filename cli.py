@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -94,18 +95,33 @@ def solve(instance: str, solver: str, backend: str | None, time_limit: float, th
     options = _parse_options(option_pairs)
     if backend:
         options["backend"] = backend
+    if output:
+        _check_output(output, instance)
     problem = placement.load_instance(instance)
     params = solvers.SolveParams(time_limit_s=time_limit, threads=threads, seed=seed, rel_gap=rel_gap, verbose=verbose)
     plan = solvers.solve(problem, solver=solver, params=params, options=options)
-    if output:
-        placement.save_plan(output, plan, problem)
+    # Print before writing, so a plan file that cannot be written does not lose the plan.
     if as_json:
         click.echo(json.dumps(placement.plan_to_dict(plan, problem), indent=2))
     else:
         click.echo(format_plan(problem, plan))
-        if output:
+    if output:
+        try:
+            placement.save_plan(output, plan, problem)
+        except OSError as exc:
+            _fail(EXIT_ERROR, f"cannot write the plan file {output}: {exc.strerror or exc}")
+        if not as_json:
             click.echo(f"\nplan written to {output}")
     sys.exit(_STATUS_EXIT[plan.status.value])
+
+
+def _check_output(output: str, instance: str) -> None:
+    """Refuse, before solving, a plan file that would overwrite the instance or cannot be written."""
+    target, source = Path(output).resolve(), Path(instance).resolve()
+    if target == source:
+        raise click.BadParameter("is the instance file; the instance is never overwritten", param_hint="--output")
+    if not target.parent.is_dir():
+        raise click.BadParameter(f"folder {target.parent} does not exist", param_hint="--output")
 
 
 @main.command()
@@ -162,6 +178,12 @@ def validate(instance: str) -> None:
     click.echo(f"{instance}: valid ({len(problem.models)} model(s), {len(topo.nodes)} device(s), "
                f"{len(topo.links)} link(s), {len(problem.workload)} request class(es), "
                f"objective {problem.objective.name})")
+    # Not an error: a device no request can reach is simply not used; say so, since it may be a missing link.
+    reached = set().union(*(topo.reachable(source) for source in {r.source for r in problem.workload}))
+    unreached = [n.id for n in topo.nodes if n.id not in reached]
+    if unreached:
+        shown = ", ".join(unreached[:10]) + (f", ... ({len(unreached)} in all)" if len(unreached) > 10 else "")
+        click.echo(f"note: no request source has a network path to {shown}; they will not be used")
 
 
 def _catalog_rows(kind: str) -> tuple[list[str], list[list[Any]], list[dict[str, Any]]]:
@@ -214,6 +236,41 @@ def catalog(kind: str, as_json: bool) -> None:
     """List the catalog of models, devices, formats, engines or workloads."""
     headers, rows, dicts = _catalog_rows(kind)
     click.echo(json.dumps(dicts, indent=2) if as_json else table(headers, rows, indent=""))
+
+
+@main.command()
+@click.argument("instance", type=click.Path(dir_okay=False))
+@click.option("--solvers", "solver_list", default=None, metavar="A,B:BACKEND,...",
+              help="Solvers to run (default: every applicable one; ilp runs each backend unless one is named).")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="Seconds per solver run.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@_guarded
+def compare(instance: str, solver_list: str | None, time_limit: float, threads: int, seed: int, as_json: bool) -> None:
+    """Run several solvers on INSTANCE and compare them side by side."""
+    from solvers.compare import compare as run_compare, parse_solver_list
+
+    problem = placement.load_instance(instance)
+    params = solvers.SolveParams(time_limit_s=time_limit, threads=threads, seed=seed)
+    rows = run_compare(problem, parse_solver_list(solver_list) if solver_list else None, params)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in rows], indent=2, default=str))
+    else:
+        unit = f" ({problem.objective.unit})" if problem.objective.unit else ""
+        click.echo(f"{problem.name}: objective {problem.objective.name}{unit}")
+        click.echo(table(
+            ["solver", "status", "objective", "bound", "gap", "TTFT ms", "TPOT ms", "energy J", "tok/s", "time s"],
+            [[r.solver + (f":{r.backend}" if r.backend else ""), r.status, r.objective, r.bound,
+              "-" if r.gap_to_best_bound is None else f"{100 * r.gap_to_best_bound:.2f}%",
+              r.ttft_ms, r.tpot_ms, r.energy_j, r.throughput_tok_s, f"{r.solve_time_s:.3f}"] for r in rows],
+            indent=""))
+        for r in rows:
+            if r.status in ("infeasible", "no_solution", "error", "unsupported", "unavailable") and r.reasons:
+                click.echo(f"{r.solver}{':' + r.backend if r.backend else ''}: {r.reasons[0]}")
+    statuses = {r.status for r in rows}
+    sys.exit(EXIT_OK if statuses & {"optimal", "feasible"} else EXIT_INFEASIBLE if "infeasible" in statuses else EXIT_NO_PLAN)
 
 
 @main.command(name="solvers")

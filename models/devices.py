@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
 from models._catalog import read_yaml
@@ -210,14 +211,9 @@ def _catalog() -> dict[str, DeviceSpec]:
     return specs
 
 
-_specs: dict[str, DeviceSpec] | None = None
-
-
+@cache
 def _all() -> dict[str, DeviceSpec]:
-    global _specs
-    if _specs is None:
-        _specs = _catalog()
-    return _specs
+    return _catalog()
 
 
 def device_ids() -> list[str]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from models._catalog import read_yaml
@@ -160,14 +161,9 @@ def _load() -> dict[str, Engine]:
     return engines
 
 
-_engines: dict[str, Engine] | None = None
-
-
+@cache
 def _all() -> dict[str, Engine]:
-    global _engines
-    if _engines is None:
-        _engines = _load()
-    return _engines
+    return _load()
 
 
 def engine_ids() -> list[str]:

@@ -38,7 +38,12 @@ class NumberFormat:
     family : str
         ``float``, ``int8`` or ``int4``; engine efficiencies are given per family.
     source : str
-        Where the bit count comes from.
+        Where the bit count (and the quality figure) come from.
+    quality : float
+        Relative model quality in this format, ``ppl_fp16 / ppl_format`` on a
+        published perplexity run (1.0 for the unquantised float formats). A
+        route's quality is the block-weighted mean over its shards;
+        ``constraints.quality_floor`` bounds it from below.
     """
 
     id: str
@@ -47,6 +52,7 @@ class NumberFormat:
     family: str
     description: str
     source: str
+    quality: float = 1.0
 
     @property
     def bytes_per_value(self) -> float:
@@ -54,6 +60,12 @@ class NumberFormat:
 
 
 _GGML_QUANTS = "ggml block layouts: github:ggml-org/llama.cpp ggml/src/ggml-common.h"
+
+# Quality = fp16 perplexity / the format's perplexity on WikiText-2, from published runs:
+# llama.cpp's perplexity README, "LLaMA 3 8b Scoreboard" (f16 6.233160; no importance matrix).
+_LLAMA_CPP_PPL = ("github:ggml-org/llama.cpp perplexity README, LLaMA 3 8b scoreboard (WikiText-2, "
+                  "no imatrix): f16 PPL 6.233160")
+_PPL_F16_LLAMA3_8B = 6.233160
 
 WEIGHT_FORMATS: dict[str, NumberFormat] = {
     f.id: f
@@ -63,33 +75,44 @@ WEIGHT_FORMATS: dict[str, NumberFormat] = {
         NumberFormat("bf16", 16.0, "bf16", "float", "bfloat16", "Google bfloat16 format"),
         NumberFormat(
             "fp8", 8.0, "fp8", "int8", "FP8 E4M3 weights and activations (per-tensor scales)",
-            "NVIDIA Hopper FP8 (Transformer Engine); per-tensor scales are negligible",
+            "NVIDIA Hopper FP8 (Transformer Engine); per-tensor scales are negligible. Quality: AMD Quark "
+            "LLM PTQ example README, Llama-2-7b-hf WikiText-2 PPL FP16 5.47 vs FP8 (w_fp8_a_fp8) 5.54",
+            quality=5.47 / 5.54,
         ),
         NumberFormat(
             "int8", 8.0, "int8", "int8", "INT8 weights and activations (W8A8, per-channel scales)",
-            "SmoothQuant W8A8; per-channel scales are negligible",
+            "SmoothQuant W8A8; per-channel scales are negligible. Quality: github:mit-han-lab/smoothquant "
+            "README, Llama-3-8B WikiText-2 PPL FP16 6.138 vs SQ W8A8 6.258",
+            quality=6.138 / 6.258,
         ),
         NumberFormat(
             "q8_0", 8.5, "fp16", "int8", "GGUF Q8_0: blocks of 32 int8 + one fp16 scale",
-            _GGML_QUANTS + " (block_q8_0: 34 bytes per 32 weights)",
+            _GGML_QUANTS + " (block_q8_0: 34 bytes per 32 weights). Quality: " + _LLAMA_CPP_PPL + ", q8_0 6.234284",
+            quality=_PPL_F16_LLAMA3_8B / 6.234284,
         ),
         NumberFormat(
             "q4_k_m", 4.89, "fp16", "int4", "GGUF Q4_K_M mix (Q4_K with Q6_K for some tensors)",
             "llama.cpp Llama-3-8B Q4_K_M file 4.58 GiB for 8.03 B parameters = 4.89 bits/weight "
-            "(github:XiongjieDai/GPU-Benchmarks-on-LLM-Inference)",
+            "(github:XiongjieDai/GPU-Benchmarks-on-LLM-Inference). Quality: " + _LLAMA_CPP_PPL + ", q4_K_M 6.407115",
+            quality=_PPL_F16_LLAMA3_8B / 6.407115,
         ),
         NumberFormat(
             "q4_0", 4.5, "fp16", "int4", "GGUF Q4_0: blocks of 32 4-bit + one fp16 scale",
-            _GGML_QUANTS + " (block_q4_0: 18 bytes per 32 weights)",
+            _GGML_QUANTS + " (block_q4_0: 18 bytes per 32 weights). Quality: " + _LLAMA_CPP_PPL + ", q4_0 6.700147",
+            quality=_PPL_F16_LLAMA3_8B / 6.700147,
         ),
         NumberFormat(
             "q3_k_s", 3.5, "fp16", "int4", "GGUF Q3_K_S (Q3_K super-blocks, 3.4375 bpw, plus Q6_K output)",
-            _GGML_QUANTS + " (block_q3_K: 110 bytes per 256 weights = 3.4375 bpw)",
+            _GGML_QUANTS + " (block_q3_K: 110 bytes per 256 weights = 3.4375 bpw). Quality: " + _LLAMA_CPP_PPL
+            + ", q3_K_S 7.863786",
+            quality=_PPL_F16_LLAMA3_8B / 7.863786,
         ),
         NumberFormat(
             "w4a16", 4.25, "fp16", "int4", "4-bit weights, fp16 activations, group-128 fp16 scales (AWQ/GPTQ)",
             "AWQ/GPTQ group size 128: 4 + 16/128 (scale) + 4/128 (zero) = 4.16 bpw, rounded up for "
-            "unquantised norms",
+            "unquantised norms. Quality: AWQ paper (Lin et al., MLSys 2024, arXiv:2306.00978) Table 4, "
+            "Llama-2-7B WikiText-2 PPL FP16 5.47 vs AWQ INT4 g128 5.60",
+            quality=5.47 / 5.60,
         ),
     )
 }

@@ -11,6 +11,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from models._catalog import read_yaml
 from models.errors import CatalogError
@@ -50,14 +51,9 @@ def _load() -> dict[str, WorkloadProfile]:
     return out
 
 
-_profiles: dict[str, WorkloadProfile] | None = None
-
-
+@cache
 def _all() -> dict[str, WorkloadProfile]:
-    global _profiles
-    if _profiles is None:
-        _profiles = _load()
-    return _profiles
+    return _load()
 
 
 def workload_ids() -> list[str]:

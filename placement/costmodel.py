@@ -506,6 +506,11 @@ def stage_memory_bytes(bc: BlockCosts, a: int, b: int, kv: bool = True) -> float
     return total
 
 
+def _repeat(times: int, seconds: float) -> float:
+    """``times * seconds``, with no steps costing nothing even over a missing path (0 x inf)."""
+    return times * seconds if times else 0.0
+
+
 @dataclass(frozen=True)
 class RouteTimes:
     """Seconds and joules of one request along one route (per request, not per batch)."""
@@ -540,9 +545,9 @@ def route_times(stages: Sequence[Stage], tc: TransferCosts, request: RequestClas
     transfer_first = tc.upload_s[first] + pre_hop + tc.return_s[last]
     ttft = sum(pre) + transfer_first
     tpot = sum(dec) + dec_hop + loop
-    e2e = ttft + steps * tpot
+    e2e = ttft + _repeat(steps, tpot)
 
-    busy = [p_ + steps * d_ for p_, d_ in zip(pre, dec)]
+    busy = [p_ + _repeat(steps, d_) for p_, d_ in zip(pre, dec)]
     active = sum(s.costs.active_power_w[s.device] * t for s, t in zip(stages, busy)) / B
     idle_j = sum(s.costs.idle_power_w[s.device] * max(e2e - t, 0.0) for s, t in zip(stages, busy)) / B
     link_j = (
@@ -553,6 +558,6 @@ def route_times(stages: Sequence[Stage], tc: TransferCosts, request: RequestClas
     )
     return RouteTimes(
         ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, prefill_s=sum(pre),
-        transfer_s=transfer_first + steps * (dec_hop + loop),
+        transfer_s=transfer_first + _repeat(steps, dec_hop + loop),
         energy_j=active + link_j, idle_energy_j=idle_j, stage_busy_s=tuple(busy),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Issue", "InvalidInstanceError", "InvalidPlanError"]
+__all__ = ["Issue", "InputError", "InvalidInstanceError", "InvalidPlanError"]
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,8 @@ class Issue:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-class InvalidInstanceError(ValueError):
-    """An instance that cannot be read: every problem found, not only the first."""
+class InputError(ValueError):
+    """Every problem found in one input (not only the first), each with its field path."""
 
     def __init__(self, issues: list[Issue] | Issue, source: str = ""):
         self.issues = [issues] if isinstance(issues, Issue) else list(issues)
@@ -36,14 +36,9 @@ class InvalidInstanceError(ValueError):
         return [f"{prefix}{issue}" for issue in self.issues]
 
 
-class InvalidPlanError(ValueError):
+class InvalidInstanceError(InputError):
+    """An instance that cannot be read."""
+
+
+class InvalidPlanError(InputError):
     """A plan that does not fit its instance (unknown device, layers out of range, ...)."""
-
-    def __init__(self, issues: list[Issue] | Issue, source: str = ""):
-        self.issues = [issues] if isinstance(issues, Issue) else list(issues)
-        self.source = source
-        super().__init__("; ".join(str(i) for i in self.issues))
-
-    def lines(self) -> list[str]:
-        prefix = f"{self.source}: " if self.source else ""
-        return [f"{prefix}{issue}" for issue in self.issues]

@@ -2,7 +2,11 @@
 
 The reader checks the whole file and reports every problem at once, each with
 its field path and what was expected; unknown fields are errors too, since a
-misspelt override that was silently ignored would change the answer.
+misspelt override that was silently ignored would change the answer. So are a
+key given twice (YAML and JSON keep the last silently), a field in another unit
+than its name says, non-finite or absurd numbers, and instances beyond the size
+limits (``MAX_DEVICES``, ``MAX_BLOCKS``) whose cost tables would not fit in memory.
+Nothing the user gave is converted behind their back.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from typing import Any
 import yaml
 
 from models import (
-    WEIGHT_FORMATS, CatalogError, ConfigError, DeviceProfile, Link, LLMGraph, Node, Topology,
-    device_from_fields, device_spec, engine_ids, kv_format, load_model, weight_format, workload_profile,
+    KV_FORMATS, WEIGHT_FORMATS, CatalogError, ConfigError, DeviceProfile, Link, LLMGraph, Node, Topology,
+    device_from_fields, device_spec, engine_ids, load_model, model_ids, workload_profile,
 )
-from models.devices import TIERS
+from models.devices import DEVICE_CLASSES, PRECISIONS, TIERS, UNITS
+from models.llm import _GPT_STYLE  # families whose MLP width defaults; kept in one place
 from placement.errors import InvalidInstanceError, Issue
 from placement.problem import METRICS, SLO, Constraints, ModelSpec, Objective, Problem, RequestClass
 
@@ -49,6 +54,39 @@ _LIMITS = {
     "prefill_ms_per_layer": 1e9, "decode_ms_per_layer": 1e9, "tokens_per_s": 1e12,
 }
 
+# Size limits: beyond them the cost tables (devices x devices and devices x blocks) would not
+# fit in a workstation's memory, so the file is refused rather than left to run out of it.
+MAX_DEVICES = 2000
+MAX_BLOCKS = 4096
+_LIST_LIMITS = {"models": 64, "devices": MAX_DEVICES, "links": 100_000, "workload": 1000}
+
+# Config fields that size a model (read by models.parse_config) and their largest sensible
+# value; a config beyond them is a typo, and would build a graph too large for memory.
+_CONFIG_SIZES = {
+    "hidden_size": 1_000_000, "n_embd": 1_000_000, "d_model": 1_000_000,
+    "num_hidden_layers": MAX_BLOCKS, "n_layer": MAX_BLOCKS, "num_layers": MAX_BLOCKS,
+    "num_attention_heads": 100_000, "n_head": 100_000,
+    "num_key_value_heads": 100_000, "n_head_kv": 100_000, "num_kv_heads": 100_000, "head_dim": 100_000,
+    "intermediate_size": 10_000_000, "ffn_dim": 10_000_000, "n_inner": 10_000_000, "vocab_size": 10_000_000,
+    "num_local_experts": 100_000, "num_experts": 100_000, "n_routed_experts": 100_000,
+    "num_experts_per_tok": 100_000, "num_experts_per_token": 100_000, "moe_intermediate_size": 10_000_000,
+    "shared_expert_intermediate_size": 10_000_000, "n_shared_experts": 100_000,
+    "max_position_embeddings": 100_000_000, "n_positions": 100_000_000, "n_ctx": 100_000_000,
+}
+# Sizes a config must give (any one name of each group); GPT-style models default the MLP width.
+_CONFIG_REQUIRED = (("hidden_size", "n_embd", "d_model"), ("num_hidden_layers", "n_layer", "num_layers"),
+                    ("num_attention_heads", "n_head"), ("vocab_size",))
+_CONFIG_MLP = ("intermediate_size", "ffn_dim", "n_inner")
+
+# Units field names end in (and how to say them); a known field given in another unit
+# (``memory_mb``, ``bandwidth_gbps``) is reported as such, not just as a typo.
+_UNITS = {"nj_per_bit": "nJ/bit", "gbs": "GB/s", "gb": "GB", "mbps": "Mbit/s", "ms": "ms", "mhz": "MHz",
+          "db": "dB", "rps": "requests/s", "w": "W"}
+_OTHER_UNITS = {"b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib", "bytes", "bps", "kbps", "mbps", "gbps",
+                "tbps", "bits", "mbs", "gbs", "tbs", "s", "sec", "secs", "seconds", "ms", "us", "ns", "min", "h",
+                "hz", "khz", "mhz", "ghz", "db", "rps", "qps", "rpm", "w", "kw", "mw", "watts", "j", "nj", "uj",
+                "pj", "mj", "tflops", "gflops"}
+
 
 class _Reader:
     """Collects issues while converting raw values."""
@@ -66,9 +104,7 @@ class _Reader:
         if allowed is not None:
             for key in value:
                 if key not in allowed:
-                    close = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
-                    hint = f" (did you mean {close[0]!r}?)" if close else f" (expected one of {', '.join(sorted(allowed))})"
-                    self.add(_join(path, str(key)), f"unknown field{hint}")
+                    self.add(_join(path, str(key)), f"unknown field{_field_hint(str(key), allowed)}")
         return value
 
     def items(self, path: str, value: Any, required: bool = True) -> list[Any]:
@@ -81,6 +117,11 @@ class _Reader:
             return []
         if required and not value:
             self.add(path, "must not be empty")
+        top = _LIST_LIMITS.get(path)
+        if top is not None and len(value) > top:
+            self.add(path, f"has {len(value):,} entries; at most {top:,} are supported (see README, "
+                           "\"Errors and exit codes\")")
+            return []
         return value
 
     def string(self, path: str, value: Any, required: bool = True) -> str | None:
@@ -88,10 +129,21 @@ class _Reader:
             if required:
                 self.add(path, "is required (a string)")
             return None
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or str(value).strip() == "":
+        # Integers pass (YAML reads `id: 1` as one); floats and booleans are never names.
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
             self.add(path, f"must be a non-empty string, got {_kind(value)}")
             return None
         return str(value)
+
+    def choice(self, path: str, value: Any, known: Any, what: str) -> str | None:
+        """A string that must be one of ``known`` (hashable check first, so a list is a type error)."""
+        text = self.string(path, value)
+        if text is not None and text not in known:
+            close = difflib.get_close_matches(text, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            self.add(path, f"unknown {what} {text!r} (expected one of {', '.join(known)}){hint}")
+            return None
+        return text
 
     def number(self, path: str, value: Any, *, low: float = 0.0, low_open: bool = True, integer: bool = False,
                required: bool = True, limit: str | None = None) -> float | None:
@@ -100,7 +152,12 @@ class _Reader:
                 self.add(path, f"is required ({'an integer' if integer else 'a number'})")
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.add(path, f"must be {'an integer' if integer else 'a number'}, got {_kind(value)}")
+            what = "an integer" if integer else "a number"
+            self.add(path, f"must be {what}, got {_kind(value)}{_numeric_hint(value)}")
+            return None
+        if isinstance(value, int) and abs(value) > 1e300:
+            # Python ints have no ceiling; float() of one this large would overflow.
+            self.add(path, f"must be a finite number of sensible size, got {_num(value)}")
             return None
         if math.isnan(value) or math.isinf(value):
             self.add(path, f"must be a finite number, got {value}")
@@ -121,6 +178,49 @@ class _Reader:
         return int(value) if integer else float(value)
 
 
+def _numeric_hint(value: Any) -> str:
+    """A hint for a number read as text: quoted, or an exponent YAML 1.1 does not know (``1e3``)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value.replace("_", ""))
+    except ValueError:
+        return ""
+    if "e" in value.lower() and not value.strip().lower().startswith(("nan", "inf", "-inf", "+inf")):
+        return f" (YAML reads {value} as text: write the exponent with a dot and a sign, e.g. 1.0e+3)"
+    return f" (a number in quotes is text: write {value} without quotes)"
+
+
+def _split_unit(key: str) -> tuple[str, str] | None:
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if key.endswith("_" + unit):
+            return key[: -len(unit) - 1], _UNITS[unit]
+    return None
+
+
+def _field_hint(key: str, allowed: set[str]) -> str:
+    """Why ``key`` is unknown: another unit of a known field, a misspelling, or neither."""
+    for field in sorted(allowed):
+        split = _split_unit(field)
+        if split is None:
+            continue
+        stem, unit = split
+        if key.startswith(stem + "_") and key[len(stem) + 1:].lower() in _OTHER_UNITS:
+            return (f" (units are part of the field name: this field is {field!r}, in {unit}; "
+                    f"convert the value, nothing is converted for you)")
+    close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (expected one of {', '.join(sorted(allowed))})"
+
+
+def _num(value: float) -> str:
+    """A number as the user wrote it, short; an integer too long for a float is described."""
+    if isinstance(value, int) and abs(value) > 1e15:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return f"{value:g}"
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -133,7 +233,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return f"{value}".lower()
     if isinstance(value, (int, float)):
-        return f"the number {value:g}"
+        return f"the number {_num(value)}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, Mapping):
@@ -147,9 +247,16 @@ def read_instance_file(path: str | Path) -> tuple[dict[str, Any], bytes]:
     Raises
     ------
     InvalidInstanceError
-        If the file cannot be read or parsed, or does not hold a mapping.
+        If the file cannot be read or parsed, does not hold a mapping, or gives a key twice.
     """
-    p = Path(path)
+    data, raw, duplicates = _read_file(Path(path))
+    if duplicates:
+        raise InvalidInstanceError(duplicates, str(path))
+    return data, raw
+
+
+def _read_file(p: Path) -> tuple[dict[str, Any], bytes, list[Issue]]:
+    """The file's dict, its bytes and the keys it gives twice (reported with the other problems)."""
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
@@ -158,13 +265,12 @@ def read_instance_file(path: str | Path) -> tuple[dict[str, Any], bytes]:
         raise InvalidInstanceError(Issue("", f"cannot read {p}: {exc.strerror}")) from None
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInstanceError(Issue("", f"{p.name} is not UTF-8 text"), str(p)) from None
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InvalidInstanceError(Issue("", f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
+                                             "save it as UTF-8"), str(p)) from None
     try:
-        if p.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
+        data, duplicates = _parse_json(text) if p.suffix.lower() == ".json" else _parse_yaml(text)
     except json.JSONDecodeError as exc:
         raise InvalidInstanceError(Issue("", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"),
                                    str(p)) from None
@@ -173,9 +279,65 @@ def read_instance_file(path: str | Path) -> tuple[dict[str, Any], bytes]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InvalidInstanceError(Issue("", f"invalid YAML{where}: {problem}"), str(p)) from None
+    except RecursionError:
+        raise InvalidInstanceError(Issue("", "nested too deeply to be an instance file"), str(p)) from None
     if not isinstance(data, dict):
-        raise InvalidInstanceError(Issue("", f"must hold a mapping of instance fields, got {_kind(data)}"), str(p))
-    return data, raw
+        not_mapping = Issue("", f"must hold a mapping of instance fields, got {_kind(data)}")
+        raise InvalidInstanceError([*duplicates, not_mapping], str(p))
+    return data, raw, duplicates
+
+
+def _parse_yaml(text: str) -> tuple[Any, list[Issue]]:
+    """Parse YAML, reporting keys given twice in one mapping (YAML would silently keep the last)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        duplicates = _yaml_duplicates(node, "", set()) if node is not None else []
+        return (loader.construct_document(node) if node is not None else None), duplicates
+    finally:
+        loader.dispose()
+
+
+def _yaml_duplicates(node: yaml.Node, path: str, seen: set[int]) -> list[Issue]:
+    if id(node) in seen:  # an alias: already checked where it was defined
+        return []
+    seen.add(id(node))
+    out: list[Issue] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":
+                continue
+            name = key.value if isinstance(key, yaml.ScalarNode) else None
+            here = _join(path, str(name))
+            if name is not None and name in first:
+                out.append(Issue(here, f"is given twice (lines {first[name]} and {key.start_mark.line + 1}); "
+                                       "YAML would keep only the last, so remove one"))
+            elif name is not None:
+                first[name] = key.start_mark.line + 1
+            out.extend(_yaml_duplicates(value, here, seen))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out.extend(_yaml_duplicates(item, f"{path}[{i}]", seen))
+    return out
+
+
+def _parse_json(text: str) -> tuple[Any, list[Issue]]:
+    """Parse JSON, reporting keys given twice in one object (JSON readers keep the last)."""
+    duplicates: list[Issue] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                # The hook sees no path; an object's id, when it has one, says which it is.
+                which = f"the object with id {out['id']!r}" if isinstance(out.get("id"), (str, int)) else "one object"
+                duplicates.append(Issue("", f"key {key!r} is given twice in {which}; "
+                                            "JSON readers keep only the last, so remove one"))
+            out[key] = value
+        return out
+
+    return json.loads(text, object_pairs_hook=pairs), duplicates
 
 
 def load_instance(path: str | Path) -> Problem:
@@ -203,12 +365,14 @@ def load_instance(path: str | Path) -> Problem:
     ['phone', 'edge', 'cloud']
     """
     p = Path(path)
-    data, raw = read_instance_file(p)
+    data, raw, duplicates = _read_file(p)
     try:
-        return parse_instance(data, base_dir=p.parent, default_name=p.stem, sha256=hashlib.sha256(raw).hexdigest())
+        problem = parse_instance(data, base_dir=p.parent, default_name=p.stem, sha256=hashlib.sha256(raw).hexdigest())
     except InvalidInstanceError as exc:
-        exc.source = str(p)
-        raise
+        raise InvalidInstanceError([*duplicates, *exc.issues], str(p)) from None
+    if duplicates:
+        raise InvalidInstanceError(duplicates, str(p))
+    return problem
 
 
 def parse_instance(data: Mapping[str, Any], base_dir: str | Path | None = None, default_name: str = "instance",
@@ -228,7 +392,7 @@ def parse_instance(data: Mapping[str, Any], base_dir: str | Path | None = None, 
     if version != SCHEMA_VERSION:
         r.add("schema_version", f"must be {SCHEMA_VERSION}, got {version!r}")
     name = r.string("name", top.get("name", default_name)) or default_name
-    description = str(top.get("description") or "")
+    description = r.string("description", top.get("description"), required=False) or ""
     base = Path(base_dir) if base_dir is not None else Path.cwd()
 
     models = _models(r, top.get("models"), base)
@@ -278,43 +442,21 @@ def _models(r: _Reader, raw: Any, base: Path) -> list[ModelSpec]:
             r.add(f"{path}.id", f"duplicate model id {mid!r}")
             continue
         seen.add(mid)
-        graph: LLMGraph | None = None
-        try:
-            if "config" in m and "config_file" in m:
-                r.add(path, "give either config or config_file, not both")
-                continue
-            if "config" in m:
-                if not isinstance(m["config"], Mapping):
-                    r.add(f"{path}.config", f"must be a mapping of config.json fields, got {_kind(m['config'])}")
-                    continue
-                graph = LLMGraph.from_config(m["config"], mid, name=m.get("name"), source=f"{path}.config")
-            elif "config_file" in m:
-                file = Path(str(m["config_file"]))
-                graph = load_model(file if file.is_absolute() else base / file, model_id=mid)
-            else:
-                graph = load_model(mid)
-        except CatalogError as exc:
-            r.add(f"{path}.id", f"{exc} (or give config: / config_file:)")
-            continue
-        except ConfigError as exc:
-            where = f"{path}.config_file" if exc.field == "config_file" else f"{path}.config.{exc.field}"
-            r.add(where, exc.message)
+        graph = _model_graph(r, path, m, mid, base)
+        if graph is None:
             continue
         default_fmt = {"bfloat16": "bf16", "float32": "fp32"}.get(graph.arch.torch_dtype, "fp16")
-        fmt = r.string(f"{path}.weight_format", m.get("weight_format", default_fmt))
-        if fmt is not None and fmt not in WEIGHT_FORMATS:
-            r.add(f"{path}.weight_format", f"unknown format {fmt!r} (expected one of {', '.join(WEIGHT_FORMATS)})")
-            fmt = None
-        kv = r.string(f"{path}.kv_format", m.get("kv_format", "fp16"))
-        if kv is not None:
-            try:
-                kv_format(kv)
-            except CatalogError as exc:
-                r.add(f"{path}.kv_format", str(exc))
-                kv = None
+        fmt = r.choice(f"{path}.weight_format", m.get("weight_format", default_fmt), WEIGHT_FORMATS, "format")
+        kv = r.choice(f"{path}.kv_format", m.get("kv_format", "fp16"), KV_FORMATS, "KV format")
         allowed: tuple[str, ...] = ()
         if "allowed_formats" in m:
             fmts = r.items(f"{path}.allowed_formats", m["allowed_formats"])
+            for j, f in enumerate(fmts):
+                if not isinstance(f, str):
+                    r.add(f"{path}.allowed_formats[{j}]", f"must be a format name, got {_kind(f)}")
+            fmts = [f for f in fmts if isinstance(f, str)]
+            if len(set(fmts)) != len(fmts):
+                r.add(f"{path}.allowed_formats", "lists a format twice")
             bad = [f for f in fmts if f not in WEIGHT_FORMATS]
             if bad:
                 r.add(f"{path}.allowed_formats", f"unknown format(s) {', '.join(map(repr, bad))} "
@@ -326,6 +468,113 @@ def _models(r: _Reader, raw: Any, base: Path) -> list[ModelSpec]:
     return out
 
 
+def _model_graph(r: _Reader, path: str, m: Mapping[str, Any], mid: str, base: Path) -> LLMGraph | None:
+    """The model's graph from the catalog, an inline ``config`` or a ``config_file``."""
+    name = r.string(f"{path}.name", m.get("name"), required=False)
+    if "config" in m and "config_file" in m:
+        r.add(path, "give either config or config_file, not both")
+        return None
+    if "config" in m:
+        cfg, where, source = m["config"], f"{path}.config", f"{path}.config"
+        if not isinstance(cfg, Mapping):
+            r.add(where, f"must be a mapping of config.json fields, got {_kind(cfg)}")
+            return None
+        problems = _config_problems(cfg)
+        for key, message in problems:
+            r.add(f"{where}.{key}", message)
+    elif "config_file" in m:
+        name_of_file = r.string(f"{path}.config_file", m["config_file"])
+        if name_of_file is None:
+            return None
+        file = Path(name_of_file)
+        file = file if file.is_absolute() else base / file
+        cfg = _read_config_file(r, f"{path}.config_file", file)
+        if cfg is None:
+            return None
+        where, source = f"{path}.config_file", str(file)
+        problems = _config_problems(cfg)
+        for key, message in problems:
+            r.add(where, f"{key} in {file.name}: {message}")
+    else:
+        known = model_ids()
+        if mid not in known:  # checked first: an id is not a path to look up on disk
+            r.add(f"{path}.id", f"{CatalogError('model', mid, known)} (or give config: / config_file:)")
+            return None
+        return load_model(mid)
+    if problems:
+        return None
+    try:
+        return LLMGraph.from_config(cfg, mid, name=name, source=source)
+    except ConfigError as exc:
+        r.add(f"{where}.{exc.field}" if where.endswith(".config") else where, exc.message)
+    except (TypeError, ValueError, OverflowError) as exc:  # a field _config_problems does not know about
+        r.add(where, f"cannot be read as a model config: {exc}")
+    return None
+
+
+def _read_config_file(r: _Reader, where: str, file: Path) -> Mapping[str, Any] | None:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        r.add(where, f"no such file: {file}")
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        r.add(where, f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}")
+        return None
+    except json.JSONDecodeError as exc:
+        r.add(where, f"{file} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})")
+        return None
+    except RecursionError:
+        r.add(where, f"{file} is nested too deeply to be a model config")
+        return None
+    if not isinstance(data, dict):
+        r.add(where, f"{file} must hold a JSON object of config fields, got {_kind(data)}")
+        return None
+    return data
+
+
+def _config_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every problem with the sizes of a ``config.json``, as (field, message) pairs.
+
+    ``models.parse_config`` stops at the first bad field; checking them all here first
+    reports every one, and keeps absurd sizes from building a graph too large for memory.
+    """
+    out: list[tuple[str, str]] = []
+    fields: dict[str, tuple[str, Any]] = {k: (str(k), v) for k, v in config.items()}
+    nested = config.get("text_config")
+    if nested is not None and not isinstance(nested, Mapping):
+        out.append(("text_config", f"must be a mapping of config fields, got {_kind(nested)}"))
+    elif isinstance(nested, Mapping):
+        # As in parse_config, the language model's own fields win.
+        fields.update({k: (f"text_config.{k}", v) for k, v in nested.items()})
+    for key, limit in _CONFIG_SIZES.items():
+        if key not in fields or fields[key][1] is None:
+            continue
+        where, value = fields[key]
+        low = 0 if ("expert" in key or key in ("max_position_embeddings", "n_positions", "n_ctx")) else 1
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value != int(value):
+            out.append((where, f"must be an integer, got {_kind(value)}{_numeric_hint(value)}"))
+        elif value < low:
+            out.append((where, f"must be >= {low}, got {_num(value)}"))
+        elif value > limit:
+            out.append((where, f"must be <= {limit:,}, got {_num(value)}"))
+    for group in _CONFIG_REQUIRED:
+        if not any(fields.get(k, (None, None))[1] is not None for k in group):
+            also = f" (or {', '.join(group[1:])})" if len(group) > 1 else ""
+            out.append((group[0], f"is required{also}: a positive integer"))
+    model_type = fields.get("model_type", (None, "llama"))[1]
+    if not isinstance(model_type, str):
+        out.append((fields["model_type"][0], f"must be a string, got {_kind(model_type)}"))
+    elif model_type.lower() not in _GPT_STYLE and not any(fields.get(k, (None, None))[1] is not None
+                                                            for k in _CONFIG_MLP):
+        out.append((_CONFIG_MLP[0], f"is required for model_type {model_type!r}: a positive integer"))
+    for key in ("tie_word_embeddings", "attention_bias", "bias", "enable_bias"):
+        if key in fields and not isinstance(fields[key][1], (bool, type(None))):
+            out.append((fields[key][0], f"must be true or false, got {_kind(fields[key][1])}"))
+    return out
+
+
 def _profiles(r: _Reader, path: str, d: Mapping[str, Any], model_ids: set[str]) -> tuple[DeviceProfile, ...]:
     raw = []
     if "profile" in d:
@@ -333,24 +582,31 @@ def _profiles(r: _Reader, path: str, d: Mapping[str, Any], model_ids: set[str]) 
     if "profiles" in d:
         raw.extend((f"{path}.profiles[{j}]", p) for j, p in enumerate(r.items(f"{path}.profiles", d["profiles"])))
     out = []
+    first: dict[str, str] = {}
     for ppath, entry in raw:
         p = r.mapping(ppath, entry, _PROFILE)
         if p is None:
             continue
         model = r.string(f"{ppath}.model", p.get("model"))
-        if model is not None and model not in model_ids:
+        if model is not None and model_ids and model not in model_ids:
             r.add(f"{ppath}.model", f"names no model of this instance (models: {', '.join(sorted(model_ids))})")
+        if model is not None and model in first:
+            r.add(f"{ppath}.model", f"a second profile for {model!r} on this device (first at {first[model]}); "
+                                    "which one applies would be a guess")
+        elif model is not None:
+            first[model] = ppath
         max_layers = r.number(f"{ppath}.max_layers", p.get("max_layers"), integer=True, required=False)
         table: list[tuple[int, float]] = []
         if "throughput_tokens_per_s" in p:
             tp = r.mapping(f"{ppath}.throughput_tokens_per_s", p["throughput_tokens_per_s"])
             for k, v in (tp or {}).items():
                 kpath = f"{ppath}.throughput_tokens_per_s.{k}"
-                try:
-                    layers = int(k)
-                except (TypeError, ValueError):
-                    r.add(kpath, "keys must be layer counts (integers)")
+                # JSON keys are strings ("12"); a float or boolean key would be silently truncated.
+                is_count = isinstance(k, int) and not isinstance(k, bool) or isinstance(k, str) and k.strip().isdigit()
+                if not is_count:
+                    r.add(kpath, f"keys must be layer counts (whole numbers), got {_kind(k)}")
                     continue
+                layers = int(k)
                 if layers <= 0:
                     r.add(kpath, "layer counts must be > 0")
                     continue
@@ -394,17 +650,15 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
                 if pw is not None and key in pw:
                     r.number(f"{path}.power_w.{key}", pw[key], low_open=False, limit="power_w")
         if "compute" in d:
-            comp = r.mapping(f"{path}.compute", d["compute"])
+            comp = r.mapping(f"{path}.compute", d["compute"], set(UNITS))
             for unit, table in (comp or {}).items():
-                t = r.mapping(f"{path}.compute.{unit}", table)
+                t = r.mapping(f"{path}.compute.{unit}", table, set(PRECISIONS)) if unit in UNITS else None
                 for prec, v in (t or {}).items():
-                    r.number(f"{path}.compute.{unit}.{prec}", v, limit="tflops")
-        tier = d.get("tier")
-        if tier is not None and tier not in TIERS:
-            r.add(f"{path}.tier", f"must be one of {', '.join(TIERS)}, got {_kind(tier)}")
-        eng = d.get("engine")
-        if eng is not None and eng not in engines:
-            r.add(f"{path}.engine", f"unknown engine {eng!r} (expected one of {', '.join(sorted(engines))})")
+                    if prec in PRECISIONS:
+                        r.number(f"{path}.compute.{unit}.{prec}", v, limit="tflops")
+        tier = r.choice(f"{path}.tier", d["tier"], TIERS, "tier") if "tier" in d else None
+        eng = r.choice(f"{path}.engine", d["engine"], sorted(engines), "engine") if "engine" in d else None
+        _device_texts(r, path, d, engines)
         count = r.number(f"{path}.count", d.get("count", 1), integer=True)
         profiles = _profiles(r, path, d, model_ids)
         base = None
@@ -419,18 +673,39 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
         if len(r.issues) > n_issues or did is None:
             continue
         overrides = {k: v for k, v in d.items() if k in _DEVICE_SPEC}
-        if base is None and "memory_gb" not in d:
+        missing = [k for k in ("memory_gb", "memory_bandwidth_gbs", "compute") if k not in d]
+        if base is None and missing:
             r.add(f"{path}.type", "is required (a catalog device id), unless memory_gb, memory_bandwidth_gbs "
-                                  "and compute are given inline")
+                                  f"and compute are given inline (missing: {', '.join(missing)})")
             continue
         try:
             spec = device_from_fields(overrides, base=base, device_id=base.id if base else did)
         except ConfigError as exc:
             r.add(f"{path}.{exc.field}", exc.message)
             continue
+        except (TypeError, ValueError) as exc:  # a combination the checks above do not cover
+            r.add(path, f"cannot be read as a device: {exc}")
+            continue
         nodes.append(Node(did, spec, tier=tier or spec.tier, engine=eng or spec.default_engine,
                           count=int(count or 1), profiles=profiles))
     return nodes
+
+
+def _device_texts(r: _Reader, path: str, d: Mapping[str, Any], engines: set[str]) -> None:
+    """Check the catalog fields that are names or text (``device_from_fields`` reads them as they are)."""
+    if "device_class" in d:
+        r.choice(f"{path}.device_class", d["device_class"], DEVICE_CLASSES, "device class")
+    if "default_unit" in d:
+        r.choice(f"{path}.default_unit", d["default_unit"], UNITS, "compute unit")
+    if "default_engine" in d:
+        r.choice(f"{path}.default_engine", d["default_engine"], sorted(engines), "engine")
+    for key in ("name", "notes"):
+        if key in d:
+            r.string(f"{path}.{key}", d[key])
+    if "sources" in d:
+        sources = r.mapping(f"{path}.sources", d["sources"])
+        for key, value in (sources or {}).items():
+            r.string(f"{path}.sources.{key}", value)
 
 
 def _links(r: _Reader, raw: Any, node_ids: set[str]) -> list[Link]:
@@ -454,7 +729,8 @@ def _links(r: _Reader, raw: Any, node_ids: set[str]) -> list[Link]:
         if a is not None and b is not None:
             key = frozenset((a, b))
             if key in pairs and a != b:
-                r.add(path, f"duplicates links[{pairs[key]}] between {a} and {b}")
+                r.add(path, f"duplicates links[{pairs[key]}] between {a} and {b} (links are undirected: "
+                            "one entry serves both directions)")
             pairs.setdefault(key, i)
         bw = r.number(f"{path}.bandwidth_mbps", m.get("bandwidth_mbps"), required=False)
         ch = r.number(f"{path}.channel_mhz", m.get("channel_mhz"), required=False)
@@ -498,7 +774,8 @@ def _workload(r: _Reader, raw: Any, models: dict[str, ModelSpec], model_ids: set
         model = m.get("model")
         if model is None and len(model_ids) == 1:
             model = next(iter(model_ids))
-        model = r.string(f"{path}.model", model)
+        # Without any readable model the models list is already reported; do not repeat it here.
+        model = r.string(f"{path}.model", model, required=bool(model_ids))
         if model is not None and model_ids and model not in model_ids:
             r.add(f"{path}.model", f"names no model of this instance ({model!r}; models: {', '.join(sorted(model_ids))})")
         prompt, output = m.get("prompt_tokens"), m.get("output_tokens")
@@ -534,6 +811,9 @@ def _objective(r: _Reader, raw: Any) -> Objective:
             r.add("objective", f"unknown objective {raw!r} (expected one of {names}, or a mapping of weights)")
             return Objective.of("latency")
         return Objective.of(raw)
+    if not isinstance(raw, Mapping):
+        r.add("objective", f"must be a metric name ({names}) or a mapping of weights, got {_kind(raw)}")
+        return Objective.of("latency")
     m = r.mapping("objective", raw)
     if m is None:
         return Objective.of("latency")
@@ -566,12 +846,22 @@ def _constraints(r: _Reader, raw: Any, node_ids: set[str]) -> Constraints:
     ctx = r.number("constraints.max_context_tokens", m.get("max_context_tokens"), integer=True, required=False)
     order = None
     if "device_order" in m:
-        ids = r.items("constraints.device_order", m["device_order"])
-        unknown = [x for x in ids if x not in node_ids]
+        raw_ids = r.items("constraints.device_order", m["device_order"])
+        ids = [r.string(f"constraints.device_order[{j}]", x) for j, x in enumerate(raw_ids)]
+        unknown = [x for x in ids if x is not None and x not in node_ids]
         if unknown and node_ids:
             r.add("constraints.device_order", f"names unknown device(s) {', '.join(map(repr, unknown))}")
-        if len(set(map(str, ids))) != len(ids):
-            r.add("constraints.device_order", "lists a device twice")
-        order = tuple(str(x) for x in ids)
+        first: dict[str, int] = {}
+        for j, x in enumerate(ids):
+            if x is not None and x in first:
+                # A pipeline passes each device once; a repeat would make the order a cycle.
+                r.add(f"constraints.device_order[{j}]", f"lists {x!r} again (first at position {first[x]}): "
+                                                        "a pipeline order visits each device once, it cannot cycle")
+            elif x is not None:
+                first[x] = j
+        order = tuple(x for x in ids if x is not None)
     floor = r.number("constraints.quality_floor", m.get("quality_floor"), low_open=False, required=False)
+    if floor is not None and floor > 1:
+        r.add("constraints.quality_floor", f"must be <= 1 (quality relative to the fp16 model), got {floor:g}")
+        floor = None
     return Constraints(headroom or 0.0, ctx, order, floor)

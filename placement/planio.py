@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,27 @@ PLAN_SCHEMA_VERSION = 1
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a mix.
+
+    The text goes to a temporary file in the same folder, is flushed to disk, and
+    then renamed over ``path`` (a rename within one file system is atomic). If
+    anything fails or the run is interrupted, the temporary file is removed and
+    the old file is left as it was. A replaced file keeps its permissions.
+
+    Raises
+    ------
+    OSError
+        If the folder does not exist or cannot be written.
+    """
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    folder = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -39,6 +53,31 @@ def write_atomic(path: str | Path, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+    _sync_folder(folder)
+
+
+def _mode_for(target: Path) -> int:
+    """The old file's permissions, or those a new file gets under the umask (mkstemp's are 0600)."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename durable; not every platform lets a folder be opened for this."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _finite(value: Any) -> Any:
@@ -115,6 +154,17 @@ def _get(d: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str, 
     return value
 
 
+def _section(d: dict[str, Any], key: str, issues: list[Issue]) -> dict[str, Any]:
+    """An optional object-valued section (``objective``, ``solver``); ``{}`` when absent or malformed."""
+    value = d.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        issues.append(Issue(key, f"must be an object, got {type(value).__name__}"))
+        return {}
+    return value
+
+
 def plan_from_dict(d: Any) -> Plan:
     """Read a plan-file dict back into a :class:`Plan`.
 
@@ -169,19 +219,30 @@ def plan_from_dict(d: Any) -> Plan:
     except ValueError:
         issues.append(Issue("termination", f"must be one of {', '.join(t.value for t in Termination)}, got {termination!r}"))
         term_v = Termination.ERROR
+    obj = _section(d, "objective", issues)
+    solver = _section(d, "solver", issues)
+    for key in ("value", "bound", "gap"):
+        _get(obj, key, (int, float, type(None)), "objective.", issues, default=None)
+    _get(solver, "solve_time_s", (int, float, type(None)), "solver.", issues, default=None)
+    reasons = _get(d, "reasons", list, "", issues, default=[])
+    if reasons is not None and not all(isinstance(x, str) for x in reasons):
+        issues.append(Issue("reasons", "must list strings"))
+    predicted = d.get("predicted")
+    metrics = None
+    if isinstance(predicted, dict) and "requests" in predicted:
+        try:
+            metrics = Metrics.from_dict(predicted)
+        except (TypeError, ValueError, AttributeError) as exc:
+            issues.append(Issue("predicted", f"cannot be read ({exc}); remove it and `llmplace evaluate` recomputes it"))
     if issues:
         raise InvalidPlanError(issues)
-    obj = d.get("objective") or {}
-    solver = d.get("solver") or {}
-    predicted = d.get("predicted")
     return Plan(
         shards=tuple(shards), routes=tuple(routes), status=status_v, termination=term_v,
         objective=obj.get("value"), objective_name=obj.get("name", ""), objective_unit=obj.get("unit", ""),
         bound=obj.get("bound"), gap=obj.get("gap"),
         solver=solver.get("name", ""), backend=solver.get("backend"), params=solver.get("params") or {},
         solve_time_s=float(solver.get("solve_time_s") or 0.0), stats=solver.get("stats") or {},
-        predicted=Metrics.from_dict(predicted) if isinstance(predicted, dict) and "requests" in predicted else None,
-        reasons=tuple(d.get("reasons") or ()),
+        predicted=metrics, reasons=tuple(reasons or ()),
     )
 
 

@@ -68,14 +68,14 @@ class SolveParams:
 
 def applicable_solvers(problem: Problem) -> list[SolverInfo]:
     """Registered solvers whose capabilities cover ``problem`` and whose backends import."""
-    return [s for s in registered() if not s.capabilities.unsupported(problem) and s.available()]
+    return [s for s in registered() if s.available() and not s.unsupported(problem)]
 
 
 def _check(info: SolverInfo, problem: Problem) -> None:
     if not info.available():
         raise SolverUnavailableError(
             f"solver {info.name!r} needs {', '.join(info.requires)}, which cannot be imported here")
-    why = info.capabilities.unsupported(problem)
+    why = info.unsupported(problem)
     if why:
         able = [s.name for s in applicable_solvers(problem)]
         raise UnsupportedProblemError(
@@ -130,6 +130,19 @@ def solve(problem: Problem, solver: str = "greedy", params: SolveParams | None =
     return _finish(problem, info, params, options, started, plan)
 
 
+def _pipeline_complete(problem: Problem) -> bool:
+    """Whether a plan with one pipeline per model is as good as any plan for ``problem``.
+
+    True when every model serves one request class without a request rate: a
+    feasible plan's every route is then a feasible pipeline on its own (SLOs hold
+    per route, dropping shards frees memory), so a solver that finds no feasible
+    pipeline has proven the instance infeasible. Several classes (different
+    sources or SLOs) or rates (replicas can share the load) break that.
+    """
+    return all(len(problem.requests_for(m.id)) <= 1 for m in problem.models) and \
+        not any(r.rate_rps for r in problem.workload)
+
+
 def _finish(problem: Problem, info: SolverInfo, params: SolveParams, options: dict[str, Any], started: float,
             plan: Plan) -> Plan:
     elapsed = time.perf_counter() - started
@@ -139,6 +152,13 @@ def _finish(problem: Problem, info: SolverInfo, params: SolveParams, options: di
         "solve_time_s": elapsed, "objective_name": problem.objective.name, "objective_unit": problem.objective.unit,
         "predicted": predicted,
     }
+    if plan.status is Status.INFEASIBLE and info.plan_space == "pipeline" and not _pipeline_complete(problem) \
+            and plan.stats.get("proven_by") != "precheck":
+        # No single pipeline works, but plans that replicate shards (a copy per source, replicas that
+        # share the load or serve classes with different SLOs) were not searched: nothing is proven.
+        changes["status"] = Status.NO_SOLUTION
+        changes["reasons"] = ("no single pipeline per model meets the limits; plans that replicate shards "
+                              "were not searched", *plan.reasons)
     if predicted is not None:
         if plan.objective is None and plan.status in (Status.OPTIMAL, Status.FEASIBLE):
             changes["objective"] = predicted.objective  # a constructive heuristic reports what its plan costs

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from placement import Problem
 
-__all__ = ["Capabilities", "SolverInfo", "register", "registered", "solver_info", "UnknownSolverError"]
+__all__ = ["Capabilities", "SolverInfo", "PLAN_SPACES", "register", "registered", "solver_info", "UnknownSolverError"]
 
 ALL_OBJECTIVES = frozenset({"latency", "ttft", "tpot", "energy", "throughput", "weighted"})
 
@@ -74,13 +74,25 @@ class Capabilities:
         return why
 
 
+PLAN_SPACES = {
+    "pipeline": "one pipeline per model: distinct devices, each holding one contiguous range of blocks, "
+                "shared by all of the model's request classes",
+    "replicated": "whole-model or pipeline copies, one or more per model, each request class routed to one",
+}
+
+
 @dataclass(frozen=True)
 class SolverInfo:
     """A registered solver.
 
     ``entry`` is ``"module:function"``; the function takes
     ``(problem, params, options)`` and returns a :class:`~placement.Plan`.
-    ``requires`` lists the Python modules its backends need.
+    ``requires`` lists the Python modules its backends need. ``plan_space``
+    (a key of :data:`PLAN_SPACES`) is the set of plans it searches: an exact
+    solver's ``optimal`` and ``bound`` are claims about that set.
+    ``precondition`` (``"module:function"``, optional) names a function
+    ``problem -> list of reasons`` for refusals that capability flags cannot
+    express; it may import the solver's module but not its backends.
     """
 
     name: str
@@ -92,14 +104,31 @@ class SolverInfo:
     requires: tuple[str, ...] = ()
     backends: tuple[str, ...] = ()
     options: dict[str, str] = field(default_factory=dict)
+    plan_space: str = "pipeline"
+    precondition: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.plan_space not in PLAN_SPACES:
+            raise ValueError(f"plan_space must be one of {', '.join(PLAN_SPACES)}, got {self.plan_space!r}")
 
     def available(self) -> bool:
         """Whether the modules it needs import."""
         return all(importlib.util.find_spec(m) is not None for m in self.requires)
 
+    def unsupported(self, problem: Problem) -> list[str]:
+        """Why this solver cannot take ``problem`` (empty if it can)."""
+        why = self.capabilities.unsupported(problem)
+        if not why and self.precondition:
+            why = list(_resolve(self.precondition)(problem))
+        return why
+
     def load(self) -> Callable:
-        module, func = self.entry.split(":")
-        return getattr(importlib.import_module(module), func)
+        return _resolve(self.entry)
+
+
+def _resolve(entry: str) -> Callable:
+    module, func = entry.split(":")
+    return getattr(importlib.import_module(module), func)
 
 
 _REGISTRY: dict[str, SolverInfo] = {}

@@ -19,7 +19,7 @@ def run(*args):
 
 
 def test_solve_prints_the_plan_table():
-    r = run("solve", DEMO, "--solver", "cloud")
+    r = run("solve", DEMO, "--solver", "dp")
     assert r.exit_code == 0, r.output
     for needle in ("shards:", "TTFT ms", "TPOT ms", "E2E ms", "J/token", "used / usable", "objective: latency"):
         assert needle in r.output
@@ -27,9 +27,9 @@ def test_solve_prints_the_plan_table():
 
 def test_solve_json_is_only_json(tmp_path):
     out = tmp_path / "plan.json"
-    r = run("solve", DEMO, "--solver", "cloud", "--json", "-o", str(out))
+    r = run("solve", DEMO, "--solver", "dp", "--json", "-o", str(out))
     plan = json.loads(r.output)
-    assert plan["status"] == "feasible" and plan["objective"]["name"] == "latency"
+    assert plan["status"] == "optimal" and plan["objective"]["name"] == "latency"
     assert json.loads(out.read_text()) == plan
     ev = run("evaluate", DEMO, str(out), "--json")
     assert ev.exit_code == 0
@@ -98,3 +98,12 @@ def test_predict_unknown_device_is_a_usage_error():
 def test_missing_file_exit_3():
     r = CliRunner().invoke(main, ["validate", "no/such/file.yaml"])
     assert r.exit_code == 3 and "no such file" in r.output
+
+
+def test_compare_lines_up_solvers():
+    r = run("compare", DEMO, "--solvers", "greedy,cloud", "--json")
+    rows = json.loads(r.output)
+    assert [row["solver"] for row in rows] == ["greedy", "cloud"]
+    assert all(row["objective"] > 0 for row in rows)
+    text = run("compare", DEMO, "--solvers", "greedy,cloud").output
+    assert "objective latency (ms)" in text and "TTFT ms" in text
