@@ -207,10 +207,11 @@ def _catalog_rows(kind: str) -> tuple[list[str], list[list[Any]], list[dict[str,
                   "default_engine": s.default_engine, "sources": dict(s.sources)} for s in specs]
     elif kind == "formats":
         fmts = list(models.WEIGHT_FORMATS.values())
-        headers = ["id", "bits/weight", "compute", "family", "description"]
-        rows = [[f.id, f.bits_per_weight, f.compute_precision, f.family, f.description] for f in fmts]
-        dicts = [{"id": f.id, "bits_per_weight": f.bits_per_weight, "compute_precision": f.compute_precision,
-                  "family": f.family, "description": f.description, "source": f.source} for f in fmts]
+        headers = ["id", "bits/weight", "quality", "compute", "family", "description"]
+        rows = [[f.id, f.bits_per_weight, f.quality, f.compute_precision, f.family, f.description] for f in fmts]
+        dicts = [{"id": f.id, "bits_per_weight": f.bits_per_weight, "quality": f.quality,
+                  "compute_precision": f.compute_precision, "family": f.family, "description": f.description,
+                  "source": f.source} for f in fmts]
     elif kind == "engines":
         engs = [models.engine(e) for e in models.engine_ids()]
         headers = ["id", "profiles", "calibrated", "name"]

@@ -225,7 +225,7 @@ def build_formulation(problem: Problem) -> Formulation:
 
     # -- hops and loops ------------------------------------------------------------------
     hop_parts, loop_parts = defaultdict(list), defaultdict(list)
-    for mi, (model, requests, fmts) in enumerate(models):
+    for mi, (model, requests, _) in enumerate(models):
         L = model.num_blocks
         tcs = per_model_tables[mi][1]
         mine = seg["m"] == mi
@@ -278,7 +278,6 @@ def build_formulation(problem: Problem) -> Formulation:
 
     # -- structure rows --------------------------------------------------------------------
     st = _Rows(N)
-    M = max(len(models), 1)
     first = seg["a"] == 0
     last = seg["b"] == seg_L
     st.add_grouped(seg["m"][first], sidx[first], np.ones(first.sum()), 1.0, 1.0)
@@ -366,7 +365,7 @@ def build_formulation(problem: Problem) -> Formulation:
                     np.concatenate([seg_mem_b / cap[seg["d"]], np.array(lvl_step) / cap[lvl_d_arr]]), -np.inf, 1.0)
     A, _, hi = mem.matrix()
     families[("memory",)] = (A, hi)
-    for mi, (model, requests, fmts) in enumerate(models):
+    for _, requests, _ in models:
         for r in requests:
             for name, limit in r.slo.items():
                 metric_name = name.replace("_ms", "")

@@ -212,8 +212,8 @@ def _cbc(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, v
     import pulp
 
     prob = pulp.LpProblem("ilp", pulp.LpMinimize)
-    xs = [pulp.LpVariable(f"x{j}", lowBound=float(lo), upBound=float(hi),
-                          cat=pulp.LpInteger if isint else pulp.LpContinuous)
+    xs = [prob.add_variable(f"x{j}", lowBound=float(lo), upBound=float(hi),
+                            cat=pulp.LpInteger if isint else pulp.LpContinuous)
           for j, (lo, hi, isint) in enumerate(zip(milp.var_lo, milp.var_hi, milp.integer))]
     nz = np.flatnonzero(milp.c)
     prob.setObjective(pulp.LpAffineExpression([(xs[j], float(milp.c[j])) for j in nz], constant=milp.offset))

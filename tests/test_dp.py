@@ -283,7 +283,7 @@ def _better_or_equal(problem, a: float, b: float) -> bool:
 def _local_moves(stages: list[tuple[str, int, int]]):
     """Plans one block boundary away from ``stages``."""
     for i in range(len(stages) - 1):
-        (d1, a1, b1), (d2, a2, b2) = stages[i], stages[i + 1]
+        (d1, a1, b1), (d2, _, b2) = stages[i], stages[i + 1]
         for cut in (b1 - 1, b1 + 1):
             if a1 < cut < b2:
                 yield stages[:i] + [(d1, a1, cut), (d2, cut, b2)] + stages[i + 2:]
