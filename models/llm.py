@@ -29,11 +29,26 @@ from models._catalog import catalog_dir
 from models.errors import CatalogError, ConfigError
 from models.formats import NumberFormat
 
-__all__ = ["LLMArchitecture", "LayerNode", "LLMGraph", "load_model", "model_ids", "parse_config"]
+__all__ = ["LLMArchitecture", "LayerNode", "LLMGraph", "load_model", "model_ids", "parse_config", "SIZE_FIELDS",
+           "mlp_width_defaults"]
 
 # Families whose blocks use a plain (ungated) two-matrix MLP, LayerNorm with bias,
 # and biases on every projection.
 _GPT_STYLE = {"opt", "gpt2", "gpt_neox", "gptj", "gpt_bigcode", "bloom", "falcon", "phi"}
+
+# The sizes every config must give, each under any of the names families use (Llama's first).
+SIZE_FIELDS: dict[str, tuple[str, ...]] = {
+    "hidden_size": ("hidden_size", "n_embd", "d_model"),
+    "num_hidden_layers": ("num_hidden_layers", "n_layer", "num_layers"),
+    "num_attention_heads": ("num_attention_heads", "n_head"),
+    "vocab_size": ("vocab_size",),
+    "intermediate_size": ("intermediate_size", "ffn_dim", "n_inner"),  # see mlp_width_defaults
+}
+
+
+def mlp_width_defaults(model_type: str) -> bool:
+    """Whether a ``model_type`` may leave ``intermediate_size`` out (GPT-style: 4 x hidden)."""
+    return model_type.lower() in _GPT_STYLE
 # Families with a bias on q, k and v only.
 _QKV_BIAS = {"qwen2", "qwen2_moe", "qwen2_vl"}
 # Extra RMSNorms: Gemma-2 normalises before and after both sublayers.
@@ -166,16 +181,16 @@ def parse_config(config: Mapping[str, Any]) -> LLMArchitecture:
         cfg = {**cfg, **cfg["text_config"]}
     model_type = str(cfg.get("model_type", "llama")).lower()
 
-    hidden = _positive_int(cfg, ("hidden_size", "n_embd", "d_model"))
-    layers = _positive_int(cfg, ("num_hidden_layers", "n_layer", "num_layers"))
-    heads = _positive_int(cfg, ("num_attention_heads", "n_head"))
+    hidden = _positive_int(cfg, SIZE_FIELDS["hidden_size"])
+    layers = _positive_int(cfg, SIZE_FIELDS["num_hidden_layers"])
+    heads = _positive_int(cfg, SIZE_FIELDS["num_attention_heads"])
     kv_heads = _positive_int(cfg, ("num_key_value_heads", "n_head_kv", "num_kv_heads"), default=heads)
     if heads % kv_heads:
         raise ConfigError("num_key_value_heads", f"must divide num_attention_heads ({heads}), got {kv_heads}")
     head_dim = _positive_int(cfg, ("head_dim",), default=max(1, hidden // heads))
     gpt_style = model_type in _GPT_STYLE
-    intermediate = _positive_int(cfg, ("intermediate_size", "ffn_dim", "n_inner"), default=4 * hidden if gpt_style else None)
-    vocab = _positive_int(cfg, ("vocab_size",))
+    intermediate = _positive_int(cfg, SIZE_FIELDS["intermediate_size"], default=4 * hidden if gpt_style else None)
+    vocab = _positive_int(cfg, SIZE_FIELDS["vocab_size"])
 
     experts = int(_pick(cfg, "num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
     if experts < 0:

@@ -26,7 +26,7 @@ from models import (
     device_from_fields, device_spec, engine_ids, load_model, model_ids, workload_profile,
 )
 from models.devices import DEVICE_CLASSES, PRECISIONS, TIERS, UNITS
-from models.llm import _GPT_STYLE  # families whose MLP width defaults; kept in one place
+from models.llm import SIZE_FIELDS, mlp_width_defaults
 from placement.errors import InvalidInstanceError, Issue
 from placement.problem import METRICS, SLO, Constraints, ModelSpec, Objective, Problem, RequestClass
 
@@ -74,9 +74,8 @@ _CONFIG_SIZES = {
     "max_position_embeddings": 100_000_000, "n_positions": 100_000_000, "n_ctx": 100_000_000,
 }
 # Sizes a config must give (any one name of each group); GPT-style models default the MLP width.
-_CONFIG_REQUIRED = (("hidden_size", "n_embd", "d_model"), ("num_hidden_layers", "n_layer", "num_layers"),
-                    ("num_attention_heads", "n_head"), ("vocab_size",))
-_CONFIG_MLP = ("intermediate_size", "ffn_dim", "n_inner")
+_CONFIG_MLP = SIZE_FIELDS["intermediate_size"]
+_CONFIG_REQUIRED = tuple(names for names in SIZE_FIELDS.values() if names != _CONFIG_MLP)
 
 # Units field names end in (and how to say them); a known field given in another unit
 # (``memory_mb``, ``bandwidth_gbps``) is reported as such, not just as a typo.
@@ -566,7 +565,7 @@ def _config_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     model_type = fields.get("model_type", (None, "llama"))[1]
     if not isinstance(model_type, str):
         out.append((fields["model_type"][0], f"must be a string, got {_kind(model_type)}"))
-    elif model_type.lower() not in _GPT_STYLE and not any(fields.get(k, (None, None))[1] is not None
+    elif not mlp_width_defaults(model_type) and not any(fields.get(k, (None, None))[1] is not None
                                                             for k in _CONFIG_MLP):
         out.append((_CONFIG_MLP[0], f"is required for model_type {model_type!r}: a positive integer"))
     for key in ("tie_word_embeddings", "attention_bias", "bias", "enable_bias"):

@@ -58,7 +58,7 @@ register(SolverInfo(
                                   "device orders only: a heuristic answer (default 10)"},
 ))
 register(SolverInfo(
-    name="ilp", family="ilp", exact=True, entry="solvers.ilp:solve_ilp",
+    name="ilp", family="ilp", exact=True, entry="solvers.ilp:solve_ilp", precondition="solvers.ilp:ilp_unsupported",
     summary="one mixed-integer program over shards (device, block range, format): memory, SLOs, load, "
             "quality floor, transfers on the chosen path; proven bound and gap",
     capabilities=Capabilities(format_choice=True),

@@ -56,7 +56,7 @@ from placement import Plan, Problem, Status, Termination
 from placement.costmodel import GIB, BlockCosts, TransferCosts, block_costs, transfer_costs
 from placement.problem import RequestClass
 from solvers.api import UnsupportedProblemError
-from solvers.chain import Pipeline, StageSpec, assemble, memory_order
+from solvers.chain import Pipeline, StageSpec, additive_terms, assemble, memory_order, objective_coefficients
 from solvers.dp_search import Found, best_chain, best_chain_within, restrict
 
 __all__ = ["solve_dp", "price_chain", "DEFAULT_MAX_EXACT_DEVICES"]
@@ -141,44 +141,13 @@ class _Chain:
 
     def additive(self, coefs: list[tuple[float, float, float]]) -> _Terms:
         """Terms of ``sum_c a_c TTFT_c + b_c TPOT_c + e_c energy_c`` (seconds and joules)."""
-        n, L = self.n, self.L
-        per_block, per_stage = np.zeros((n, L)), np.zeros(n)
-        hop, first, end = np.zeros((n, n)), np.zeros(n), np.zeros((n, n))
-        for (a, b, e), c in zip(coefs, self.classes):
-            if not (a or b or e):
-                continue
-            steps, B = max(c.req.output_tokens - 1, 0), c.req.batch
-            bc, tc = c.bc, c.tc
-            act = self._sub(bc.active_power_w)
-            pre, dec = self._sub(bc.prefill_s), self._sub(bc.decode_s)
-            pre_o, dec_o = self._sub(bc.prefill_overhead_s), self._sub(bc.decode_overhead_s)
-            per_block += a * pre + b * dec + e * act[:, None] * (pre + steps * dec) / B
-            per_stage += a * pre_o + b * dec_o + e * act * (pre_o + steps * dec_o) / B
-            hop += (a * self._pair(tc.prefill_hop_s) + b * self._pair(tc.decode_hop_s)
-                    + e * (self._pair(tc.prefill_hop_j) + steps * self._pair(tc.decode_hop_j)) / B)
-            first += a * self._sub(tc.upload_s) + e * self._sub(tc.upload_j)
-            # end[l, f]: the token's loop from l back to f, and its return from l to the source.
-            end += b * self._pair(tc.loop_s) + e * steps * self._pair(tc.loop_j) / B
-            end += (a * self._sub(tc.return_s) + e * max(c.req.output_tokens, 1) * self._sub(tc.return_j))[:, None]
-        return _Terms(per_block, per_stage, hop, first, end)
+        t = additive_terms(self.problem, [c.req for c in self.classes], coefs)
+        # end[l, f]: the token's loop from l back to f, and its return from l to the source.
+        end = self._pair(t.loop) + self._sub(t.last)[:, None]
+        return _Terms(self._sub(t.per_block), self._sub(t.per_stage), self._pair(t.hop), self._sub(t.first), end)
 
     def objective_terms(self) -> _Terms:
-        coefs = []
-        for c in self.classes:
-            a = b = e = 0.0
-            steps = max(c.req.output_tokens - 1, 0)
-            for name, lam in self.problem.objective.terms:
-                w = c.weight * lam
-                if name == "latency":
-                    a, b = a + 1e3 * w, b + 1e3 * w * steps
-                elif name == "ttft":
-                    a += 1e3 * w
-                elif name == "tpot":
-                    b += 1e3 * w
-                elif name == "energy":
-                    e += w
-            coefs.append((a, b, e))
-        return self.additive(coefs)
+        return self.additive(objective_coefficients(self.problem, [c.req for c in self.classes]))
 
     def slo_terms(self) -> list[tuple[str, _Terms, float]]:
         """One (label, terms in ms, limit) per SLO of every class."""

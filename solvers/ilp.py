@@ -75,7 +75,7 @@ from solvers.api import UnsupportedProblemError
 from solvers.chain import Pipeline, StageSpec, assemble
 from solvers.milp import BACKENDS, MILP, MILPResult, solve_milp
 
-__all__ = ["solve_ilp", "build_formulation", "Formulation"]
+__all__ = ["solve_ilp", "build_formulation", "Formulation", "estimated_variables", "ilp_unsupported", "MAX_VARIABLES"]
 
 _SCALE = {"latency": 1e3, "ttft": 1e3, "tpot": 1e3, "energy": 1.0}  # seconds -> ms; joules stay
 _LIMIT_TOL = 1e-9
@@ -583,6 +583,31 @@ def _violated_families(form: Formulation, x: np.ndarray) -> dict[tuple, float]:
     return out
 
 
+# About a kilobyte of memory per variable while building and solving (measured: 1.03 M
+# variables, 1.2 GB); above this the program would not fit a workstation's memory.
+MAX_VARIABLES = 2_000_000
+
+
+def estimated_variables(problem: Problem) -> int:
+    """An upper bound on the program's variables: shards, hops and loops of every model."""
+    D = len(problem.constraints.device_order or problem.topology.nodes)
+    total = 0
+    for model in problem.models:
+        if problem.requests_for(model.id):
+            L, F = model.num_blocks, len(model.formats)
+            total += D * L * (L + 1) // 2 * F + D * D * max(L - 1, 0) + D * D
+    return total
+
+
+def ilp_unsupported(problem: Problem) -> list[str]:
+    """What ilp refuses beyond its capability flags (the registry's precondition)."""
+    n = estimated_variables(problem)
+    if n > MAX_VARIABLES:
+        return [f"a program of up to {n:,} variables (more than {MAX_VARIABLES:,}: too large for memory); "
+                "dp and matching scale to it"]
+    return []
+
+
 def solve_ilp(problem: Problem, params: Any, options: dict[str, Any]) -> Plan:
     """Solve ``problem`` as one mixed-integer program (see the module docstring).
 
@@ -611,7 +636,7 @@ def solve_ilp(problem: Problem, params: Any, options: dict[str, Any]) -> Plan:
     started = time.perf_counter()
     backend = options.get("backend", "highs")
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r} for ilp (expected one of {', '.join(BACKENDS)})")
+        raise UnsupportedProblemError(f"unknown backend {backend!r} for ilp (expected one of {', '.join(BACKENDS)})")
     if backend == "cpsat" and problem.objective.name == "throughput" and _throughput_mode(problem) == "free":
         raise UnsupportedProblemError(
             "ilp's cpsat backend does not take throughput over several request classes without rate_rps (that "

@@ -62,7 +62,7 @@ from scipy.optimize import linprog
 from placement import Plan, Problem, Status, Termination, block_costs, transfer_costs
 from placement.costmodel import GIB
 from placement.feasibility import infeasibility_reasons
-from solvers.chain import Pipeline, StageSpec, assemble
+from solvers.chain import Pipeline, StageSpec, additive_terms, assemble, objective_coefficients
 
 __all__ = ["solve_matching"]
 
@@ -147,8 +147,6 @@ def _build_tables(problem: Problem) -> tuple[list[_ModelTables], np.ndarray, lis
     """Arrays for every placed model, the devices' usable bytes, and reasons a model has no candidate."""
     topo = problem.topology
     D = len(topo.nodes)
-    weights = problem.request_weights()
-    terms = problem.objective.terms
     tables, problems, capacity = [], [], np.zeros(D)
     for model in problem.models:
         reqs = problem.requests_for(model.id)
@@ -165,9 +163,10 @@ def _build_tables(problem: Problem) -> tuple[list[_ModelTables], np.ndarray, lis
         candidates = tuple(sorted(topo.index[d] for d in reach))
         if not candidates:
             problems.append(f"no device is reachable from every source of {model.id}'s requests")
-        block = np.zeros((D, L))
-        fixed, entry, exit_ = np.zeros(D), np.zeros(D), np.zeros(D)
-        hop, loop = np.zeros((D, D)), np.zeros((D, D))
+        # The objective is additive over stages: per-block, per-stage, per-hop and endpoint parts.
+        terms = additive_terms(problem, reqs, objective_coefficients(problem, reqs))
+        block, fixed, hop = terms.per_block, terms.per_stage, terms.hop
+        entry, exit_, loop = terms.first, terms.last, terms.loop
         tp_block, tp_fixed, tp_hop = np.zeros((D, L)), np.zeros(D), np.zeros((D, D))
         classes = []
         mem = None
@@ -175,29 +174,6 @@ def _build_tables(problem: Problem) -> tuple[list[_ModelTables], np.ndarray, lis
             bc, tc = block_costs(problem, r), transfer_costs(problem, r)
             capacity = bc.capacity_bytes
             steps, B = max(r.output_tokens - 1, 0), r.batch
-            busy = bc.prefill_s + steps * bc.decode_s
-            busy_ovh = bc.prefill_overhead_s + steps * bc.decode_overhead_s
-            # The objective is additive over stages: per-block, per-stage, per-hop and endpoint parts.
-            for metric, w in terms:
-                k = w * weights[r.id]
-                if metric in ("latency", "ttft", "tpot"):
-                    k *= 1e3  # ms
-                    # How many prefills and decode steps of each stage the metric counts.
-                    pre, dec = {"latency": (1.0, float(steps)), "ttft": (1.0, 0.0), "tpot": (0.0, 1.0)}[metric]
-                    block += k * (pre * bc.prefill_s + dec * bc.decode_s)
-                    fixed += k * (pre * bc.prefill_overhead_s + dec * bc.decode_overhead_s)
-                    hop += k * (pre * tc.prefill_hop_s + dec * tc.decode_hop_s)
-                    entry += k * pre * tc.upload_s
-                    exit_ += k * pre * tc.return_s
-                    loop += k * dec * tc.loop_s
-                elif metric == "energy":
-                    power = bc.active_power_w[:, None]
-                    block += k * power * busy / B
-                    fixed += k * bc.active_power_w * busy_ovh / B
-                    hop += k * (tc.prefill_hop_j + steps * tc.decode_hop_j) / B
-                    entry += k * tc.upload_j
-                    exit_ += k * max(r.output_tokens, 1) * tc.return_j
-                    loop += k * steps * tc.loop_j / B
             demand = (r.rate_rps or 1.0) * max(r.output_tokens, 1)
             tp_block += demand * bc.decode_s / B
             tp_fixed += demand * bc.decode_overhead_s / B

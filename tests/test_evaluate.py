@@ -154,3 +154,20 @@ def test_every_contiguous_split_evaluates(tmp_path):
     again = load_plan(path)
     assert again.shards == plan.shards and again.routes == plan.routes
     assert evaluate(problem, again).objective == m.objective
+
+
+def test_slo_holds_on_every_route_not_on_average():
+    # Half the requests on the fast edge, half on the slow phone: the average TTFT may meet the SLO
+    # while every request sent to the phone misses it.
+    problem = parse_instance(tiny_instance())
+    shards = (Shard("fast", "tinyllama-1.1b", "edge", (0, 22)), Shard("slow", "tinyllama-1.1b", "phone", (0, 22)))
+    both = Plan(shards=shards, routes=(Route("chat", ("fast",), fraction=0.5), Route("chat", ("slow",), fraction=0.5)))
+    m = evaluate(problem, both)
+    fast = evaluate(problem, Plan(shards=shards[:1], routes=(Route("chat", ("fast",)),))).requests["chat"].ttft_ms
+    slow = evaluate(problem, Plan(shards=shards[1:], routes=(Route("chat", ("slow",)),))).requests["chat"].ttft_ms
+    assert fast < m.requests["chat"].ttft_ms < slow
+    limit = (m.requests["chat"].ttft_ms + slow) / 2  # above the average, below the slow route
+    strict = parse_instance(tiny_instance(workload=[{"id": "chat", "source": "phone", "prompt_tokens": 128,
+                                                     "output_tokens": 32, "slo": {"ttft_ms": limit}}]))
+    m = evaluate(strict, both)
+    assert not m.feasible and any("on its slowest route" in v for v in m.violations)

@@ -193,3 +193,21 @@ def test_cpsat_refuses_free_rate_throughput_and_names_other_backends():
     plan = solve(problem, "ilp", options={"backend": "highs"})
     assert plan.status.value == "optimal"
     assert plan.objective == pytest.approx(solve(problem, "bruteforce").objective, rel=1e-7)
+
+
+def test_too_large_a_program_is_refused_up_front():
+    from solvers.ilp import MAX_VARIABLES, estimated_variables
+
+    devices = [{"id": f"d{i}", "type": "rtx-3060"} for i in range(300)]
+    links = [{"a": "d0", "b": f"d{i}", "bandwidth_mbps": 1000} for i in range(1, 300)]
+    data = {"models": [{"id": "llama-2-7b", "weight_format": "q4_0"}], "devices": devices, "links": links,
+            "workload": [{"id": "r", "source": "d0", "prompt_tokens": 8, "output_tokens": 8}]}
+    problem = parse_instance(data)
+    assert estimated_variables(problem) > MAX_VARIABLES
+    with pytest.raises(UnsupportedProblemError, match="too large for memory"):
+        solve(problem, "ilp")
+
+
+def test_unknown_backend_is_a_usage_error():
+    with pytest.raises(UnsupportedProblemError, match="unknown backend 'gurobi'"):
+        solve(parse_instance(_instance()), "ilp", options={"backend": "gurobi"})
