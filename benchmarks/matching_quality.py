@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from instances.zoo import stress, zoo
-from placement import parse_instance
+from placement import parse_instance, write_atomic
 from solvers import SolveParams, UnsupportedProblemError, solve
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -153,9 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     rows += [compare(*stress(seed), seed, params, oracle_name="dp", group="stress") for seed in range(args.stress)]
     RESULTS.mkdir(parents=True, exist_ok=True)
     # A miss (ratio inf) is written as null: JSON has no infinity.
-    JSONL_PATH.write_text("".join(json.dumps({k: None if v == math.inf else v for k, v in r.items()}) + "\n"
-                                  for r in rows))
-    MD_PATH.write_text(markdown(rows, seeds, params))
+    write_atomic(JSONL_PATH, "".join(json.dumps({k: None if v == math.inf else v for k, v in r.items()}) + "\n"
+                                     for r in rows))
+    write_atomic(MD_PATH, markdown(rows, seeds, params))
     for group in ("zoo", "stress"):
         s = summarize([r for r in rows if r["group"] == group])
         print(f"{group}: compared {s['compared']}, mean ratio {s['mean_ratio']:.5f}, worst {s['worst_ratio']:.4f} "

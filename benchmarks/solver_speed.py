@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from placement import evaluate, parse_instance
+from placement import evaluate, parse_instance, write_atomic
 from solvers import SolveParams, registered, solve
 from solvers.registry import solver_info
 
@@ -118,10 +118,8 @@ def main() -> None:
             rows.append(best)
             print(json.dumps({k: v for k, v in best.items() if k != "stages"}))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "solver_speed.jsonl", "w") as fh:
-        for row in rows:
-            fh.write(json.dumps(row) + "\n")
-    (RESULTS / "solver_speed.md").write_text(_markdown(rows, args))
+    write_atomic(RESULTS / "solver_speed.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    write_atomic(RESULTS / "solver_speed.md", _markdown(rows, args))
 
 
 def _markdown(rows: list[dict[str, Any]], args) -> str:

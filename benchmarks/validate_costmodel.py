@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from placement import write_atomic
 from placement.calibration import (
     FIT_BOUNDS, LATENCY_METRICS, TARGET_METRICS, Summary, ValidationRow, catalog_profiles, fit_catalog,
     load_measurements, profile_rows, refit_value, rows_to_csv, summarize, validate,
@@ -37,6 +38,7 @@ from placement.calibration import (
 RESULTS = Path(__file__).resolve().parent / "results"
 CSV_PATH = RESULTS / "costmodel_validation.csv"
 MD_PATH = RESULTS / "costmodel_validation.md"
+PNG_PATH = RESULTS / "costmodel_validation.png"
 TARGET = {"median": 0.25, "p90": 0.50}
 PARAMS = ("eta_mem", "eta_compute", "compute_half_tokens", "step_overhead_ms", "layer_overhead_ms")
 
@@ -204,6 +206,41 @@ def print_fit() -> None:
         print(f"{name} [{n} rows]: {values}")
 
 
+def plot(rows: Sequence, path: Path) -> None:
+    """Predicted against measured tokens/s, one panel per metric, log-log, by engine.
+
+    Needs matplotlib (``pip install -e '.[plot]'``); without it the plot is skipped.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: skipping the plot")
+        return
+    metrics = ("decode_tok_s", "prefill_tok_s")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(11, 5))
+    for ax, metric in zip(axes, metrics):
+        used = [r for r in rows if r.metric == metric and not r.excluded]
+        for engine in sorted({r.engine for r in used}):
+            pts = [r for r in used if r.engine == engine]
+            ax.scatter([r.measured for r in pts], [r.predicted for r in pts], s=14, label=engine, alpha=0.75)
+        lo = min(min(r.measured, r.predicted) for r in used) / 1.5
+        hi = max(max(r.measured, r.predicted) for r in used) * 1.5
+        ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+        for f in (0.75, 1.25):
+            ax.plot([lo, hi], [lo * f, hi * f], color="grey", lw=0.6, ls="--")
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel=f"measured {metric}",
+               ylabel=f"predicted {metric}", title=f"{metric}: {len(used)} rows (dashed: +-25%)")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110, metadata={"Software": None})  # no version stamp: reruns give the same file
+    plt.close(fig)
+    tmp.replace(path)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fit", action="store_true", help="refit the profiles and print their values")
@@ -214,11 +251,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     latency = validate(metrics=LATENCY_METRICS)
     lodo = leave_one_device_out(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    CSV_PATH.write_text(rows_to_csv(rows), encoding="utf-8")
-    MD_PATH.write_text(report(rows, latency, lodo), encoding="utf-8")
+    write_atomic(CSV_PATH, rows_to_csv(rows))
+    write_atomic(MD_PATH, report(rows, latency, lodo))
+    plot(rows, PNG_PATH)
     for s in summarize(rows, keys=(lambda r: "all",)):
         print(f"{s.metric}: {s.count} rows, median |error| {s.median_abs_error:.1%}, p90 {s.p90_abs_error:.1%}")
-    print(f"wrote {CSV_PATH} and {MD_PATH}")
+    print(f"wrote {CSV_PATH}, {MD_PATH} and {PNG_PATH}")
 
 
 if __name__ == "__main__":
