@@ -5,7 +5,7 @@ spec or a topology can be read and used on its own.
 """
 
 from models.devices import DeviceSpec, device_from_fields, device_ids, device_spec
-from models.engines import Engine, EngineProfile, efficiency_profile, engine, engine_ids
+from models.engines import Engine, EngineProfile, engine, engine_ids
 from models.errors import CatalogError, ConfigError
 from models.formats import KV_FORMATS, WEIGHT_FORMATS, NumberFormat, kv_format, weight_format
 from models.llm import LayerNode, LLMArchitecture, LLMGraph, load_model, model_ids, parse_config
@@ -17,7 +17,7 @@ __all__ = [
     "NumberFormat", "WEIGHT_FORMATS", "KV_FORMATS", "weight_format", "kv_format",
     "LLMArchitecture", "LayerNode", "LLMGraph", "load_model", "model_ids", "parse_config",
     "DeviceSpec", "device_spec", "device_ids", "device_from_fields",
-    "Engine", "EngineProfile", "engine", "engine_ids", "efficiency_profile",
+    "Engine", "EngineProfile", "engine", "engine_ids",
     "WorkloadProfile", "workload_profile", "workload_ids",
     "DeviceProfile", "Node", "Link", "Topology",
 ]

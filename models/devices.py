@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -236,8 +236,3 @@ def device_spec(device_id: str, **overrides: Any) -> DeviceSpec:
     if overrides:
         return device_from_fields(overrides, base=spec, device_id=device_id)
     return spec
-
-
-def with_id(spec: DeviceSpec, new_id: str) -> DeviceSpec:
-    """A copy of ``spec`` under another id."""
-    return replace(spec, id=new_id)

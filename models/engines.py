@@ -37,7 +37,7 @@ from typing import Any
 from models._catalog import read_yaml
 from models.errors import CatalogError, ConfigError
 
-__all__ = ["EngineProfile", "Engine", "engine", "engine_ids", "efficiency_profile", "HALF_RATE_FP32_ACCUMULATE"]
+__all__ = ["EngineProfile", "Engine", "engine", "engine_ids", "HALF_RATE_FP32_ACCUMULATE"]
 
 # Device classes whose catalog fp16 peak is the FP32-accumulate rate, half the FP16-accumulate
 # rate: GeForce parts (NVIDIA Ampere GA102 whitepaper v2.0 appendix A, Ada whitepaper v2.01
@@ -182,8 +182,3 @@ def engine(engine_id: str) -> Engine:
         return _all()[engine_id]
     except KeyError:
         raise CatalogError("engine", engine_id, _all()) from None
-
-
-def efficiency_profile(engine_id: str, device_class: str, unit: str, family: str) -> EngineProfile:
-    """Shortcut for ``engine(engine_id).profile(device_class, unit, family)``."""
-    return engine(engine_id).profile(device_class, unit, family)

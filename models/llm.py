@@ -92,10 +92,6 @@ class LLMArchitecture:
     def is_moe(self) -> bool:
         return self.num_experts > 0
 
-    @property
-    def gqa_group(self) -> int:
-        return self.num_attention_heads // self.num_kv_heads
-
 
 @dataclass(frozen=True)
 class LayerNode:

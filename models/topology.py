@@ -26,7 +26,6 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -290,11 +289,6 @@ class Topology:
             hops.append(int(pred[i, hops[-1]]))
         return [self.nodes[h].id for h in reversed(hops)]
 
-    def path_links(self, src: str, dst: str, nbytes: float) -> list[int]:
-        """Indices into :attr:`links` of the best path's links, in order."""
-        ids = self.path(src, dst, nbytes)
-        return [self._link_index[(a, b)] for a, b in zip(ids, ids[1:])]
-
     @cached_property
     def _link_index(self) -> dict[tuple[str, str], int]:
         # For parallel links, the widest serves (the threshold search picks it first).
@@ -360,7 +354,3 @@ class Topology:
     def reachable(self, src: str) -> set[str]:
         """Ids of the nodes connected to ``src`` (itself included)."""
         return set(nx.node_connected_component(self.graph, src))
-
-    @staticmethod
-    def from_parts(nodes: Sequence[Node], links: Sequence[Link] = ()) -> Topology:
-        return Topology(tuple(nodes), tuple(links))

@@ -19,8 +19,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from models import (
     KV_FORMATS, WEIGHT_FORMATS, CatalogError, ConfigError, DeviceProfile, Link, LLMGraph, Node, Topology,
     device_from_fields, device_spec, engine_ids, load_model, model_ids, workload_profile,
@@ -29,6 +27,7 @@ from models.devices import DEVICE_CLASSES, PRECISIONS, TIERS, UNITS
 from models.llm import SIZE_FIELDS, mlp_width_defaults
 from placement.errors import InvalidInstanceError, Issue
 from placement.problem import METRICS, SLO, Constraints, ModelSpec, Objective, Problem, RequestClass
+from placement.textfiles import join_path, kind_of, number_text, read_mapping_file
 
 __all__ = ["load_instance", "parse_instance", "read_instance_file", "SCHEMA_VERSION"]
 
@@ -98,12 +97,12 @@ class _Reader:
 
     def mapping(self, path: str, value: Any, allowed: set[str] | None = None) -> Mapping[str, Any] | None:
         if not isinstance(value, Mapping):
-            self.add(path, f"must be a mapping of fields, got {_kind(value)}")
+            self.add(path, f"must be a mapping of fields, got {kind_of(value)}")
             return None
         if allowed is not None:
             for key in value:
                 if key not in allowed:
-                    self.add(_join(path, str(key)), f"unknown field{_field_hint(str(key), allowed)}")
+                    self.add(join_path(path, str(key)), f"unknown field{_field_hint(str(key), allowed)}")
         return value
 
     def items(self, path: str, value: Any, required: bool = True) -> list[Any]:
@@ -112,7 +111,7 @@ class _Reader:
                 self.add(path, "is required (a non-empty list)")
             return []
         if not isinstance(value, list):
-            self.add(path, f"must be a list, got {_kind(value)}")
+            self.add(path, f"must be a list, got {kind_of(value)}")
             return []
         if required and not value:
             self.add(path, "must not be empty")
@@ -130,7 +129,7 @@ class _Reader:
             return None
         # Integers pass (YAML reads `id: 1` as one); floats and booleans are never names.
         if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
-            self.add(path, f"must be a non-empty string, got {_kind(value)}")
+            self.add(path, f"must be a non-empty string, got {kind_of(value)}")
             return None
         return str(value)
 
@@ -152,11 +151,11 @@ class _Reader:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             what = "an integer" if integer else "a number"
-            self.add(path, f"must be {what}, got {_kind(value)}{_numeric_hint(value)}")
+            self.add(path, f"must be {what}, got {kind_of(value)}{_numeric_hint(value)}")
             return None
         if isinstance(value, int) and abs(value) > 1e300:
             # Python ints have no ceiling; float() of one this large would overflow.
-            self.add(path, f"must be a finite number of sensible size, got {_num(value)}")
+            self.add(path, f"must be a finite number of sensible size, got {number_text(value)}")
             return None
         if math.isnan(value) or math.isinf(value):
             self.add(path, f"must be a finite number, got {value}")
@@ -213,33 +212,6 @@ def _field_hint(key: str, allowed: set[str]) -> str:
     return f" (expected one of {', '.join(sorted(allowed))})"
 
 
-def _num(value: float) -> str:
-    """A number as the user wrote it, short; an integer too long for a float is described."""
-    if isinstance(value, int) and abs(value) > 1e15:
-        return f"an integer of {len(str(abs(value)))} digits"
-    return f"{value:g}"
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, str):
-        return f"the string {value!r}" if len(value) < 40 else "a string"
-    if isinstance(value, bool):
-        return f"{value}".lower()
-    if isinstance(value, (int, float)):
-        return f"the number {_num(value)}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    return type(value).__name__
-
-
 def read_instance_file(path: str | Path) -> tuple[dict[str, Any], bytes]:
     """Parse a YAML or JSON instance file into a dict; returns it and the file's bytes.
 
@@ -248,95 +220,10 @@ def read_instance_file(path: str | Path) -> tuple[dict[str, Any], bytes]:
     InvalidInstanceError
         If the file cannot be read or parsed, does not hold a mapping, or gives a key twice.
     """
-    data, raw, duplicates = _read_file(Path(path))
+    data, raw, duplicates = read_mapping_file(path)
     if duplicates:
         raise InvalidInstanceError(duplicates, str(path))
     return data, raw
-
-
-def _read_file(p: Path) -> tuple[dict[str, Any], bytes, list[Issue]]:
-    """The file's dict, its bytes and the keys it gives twice (reported with the other problems)."""
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInstanceError(Issue("", f"no such file: {p}")) from None
-    except OSError as exc:
-        raise InvalidInstanceError(Issue("", f"cannot read {p}: {exc.strerror}")) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InvalidInstanceError(Issue("", f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
-                                             "save it as UTF-8"), str(p)) from None
-    try:
-        data, duplicates = _parse_json(text) if p.suffix.lower() == ".json" else _parse_yaml(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInstanceError(Issue("", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"),
-                                   str(p)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InvalidInstanceError(Issue("", f"invalid YAML{where}: {problem}"), str(p)) from None
-    except RecursionError:
-        raise InvalidInstanceError(Issue("", "nested too deeply to be an instance file"), str(p)) from None
-    if not isinstance(data, dict):
-        not_mapping = Issue("", f"must hold a mapping of instance fields, got {_kind(data)}")
-        raise InvalidInstanceError([*duplicates, not_mapping], str(p))
-    return data, raw, duplicates
-
-
-def _parse_yaml(text: str) -> tuple[Any, list[Issue]]:
-    """Parse YAML, reporting keys given twice in one mapping (YAML would silently keep the last)."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        duplicates = _yaml_duplicates(node, "", set()) if node is not None else []
-        return (loader.construct_document(node) if node is not None else None), duplicates
-    finally:
-        loader.dispose()
-
-
-def _yaml_duplicates(node: yaml.Node, path: str, seen: set[int]) -> list[Issue]:
-    if id(node) in seen:  # an alias: already checked where it was defined
-        return []
-    seen.add(id(node))
-    out: list[Issue] = []
-    if isinstance(node, yaml.MappingNode):
-        first: dict[Any, int] = {}
-        for key, value in node.value:
-            if key.tag == "tag:yaml.org,2002:merge":
-                continue
-            name = key.value if isinstance(key, yaml.ScalarNode) else None
-            here = _join(path, str(name))
-            if name is not None and name in first:
-                out.append(Issue(here, f"is given twice (lines {first[name]} and {key.start_mark.line + 1}); "
-                                       "YAML would keep only the last, so remove one"))
-            elif name is not None:
-                first[name] = key.start_mark.line + 1
-            out.extend(_yaml_duplicates(value, here, seen))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            out.extend(_yaml_duplicates(item, f"{path}[{i}]", seen))
-    return out
-
-
-def _parse_json(text: str) -> tuple[Any, list[Issue]]:
-    """Parse JSON, reporting keys given twice in one object (JSON readers keep the last)."""
-    duplicates: list[Issue] = []
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in items:
-            if key in out:
-                # The hook sees no path; an object's id, when it has one, says which it is.
-                which = f"the object with id {out['id']!r}" if isinstance(out.get("id"), (str, int)) else "one object"
-                duplicates.append(Issue("", f"key {key!r} is given twice in {which}; "
-                                            "JSON readers keep only the last, so remove one"))
-            out[key] = value
-        return out
-
-    return json.loads(text, object_pairs_hook=pairs), duplicates
 
 
 def load_instance(path: str | Path) -> Problem:
@@ -364,7 +251,7 @@ def load_instance(path: str | Path) -> Problem:
     ['phone', 'edge', 'cloud']
     """
     p = Path(path)
-    data, raw, duplicates = _read_file(p)
+    data, raw, duplicates = read_mapping_file(p)
     try:
         problem = parse_instance(data, base_dir=p.parent, default_name=p.stem, sha256=hashlib.sha256(raw).hexdigest())
     except InvalidInstanceError as exc:
@@ -452,7 +339,7 @@ def _models(r: _Reader, raw: Any, base: Path) -> list[ModelSpec]:
             fmts = r.items(f"{path}.allowed_formats", m["allowed_formats"])
             for j, f in enumerate(fmts):
                 if not isinstance(f, str):
-                    r.add(f"{path}.allowed_formats[{j}]", f"must be a format name, got {_kind(f)}")
+                    r.add(f"{path}.allowed_formats[{j}]", f"must be a format name, got {kind_of(f)}")
             fmts = [f for f in fmts if isinstance(f, str)]
             if len(set(fmts)) != len(fmts):
                 r.add(f"{path}.allowed_formats", "lists a format twice")
@@ -476,7 +363,7 @@ def _model_graph(r: _Reader, path: str, m: Mapping[str, Any], mid: str, base: Pa
     if "config" in m:
         cfg, where, source = m["config"], f"{path}.config", f"{path}.config"
         if not isinstance(cfg, Mapping):
-            r.add(where, f"must be a mapping of config.json fields, got {_kind(cfg)}")
+            r.add(where, f"must be a mapping of config.json fields, got {kind_of(cfg)}")
             return None
         problems = _config_problems(cfg)
         for key, message in problems:
@@ -527,7 +414,7 @@ def _read_config_file(r: _Reader, where: str, file: Path) -> Mapping[str, Any] |
         r.add(where, f"{file} is nested too deeply to be a model config")
         return None
     if not isinstance(data, dict):
-        r.add(where, f"{file} must hold a JSON object of config fields, got {_kind(data)}")
+        r.add(where, f"{file} must hold a JSON object of config fields, got {kind_of(data)}")
         return None
     return data
 
@@ -542,7 +429,7 @@ def _config_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     fields: dict[str, tuple[str, Any]] = {k: (str(k), v) for k, v in config.items()}
     nested = config.get("text_config")
     if nested is not None and not isinstance(nested, Mapping):
-        out.append(("text_config", f"must be a mapping of config fields, got {_kind(nested)}"))
+        out.append(("text_config", f"must be a mapping of config fields, got {kind_of(nested)}"))
     elif isinstance(nested, Mapping):
         # As in parse_config, the language model's own fields win.
         fields.update({k: (f"text_config.{k}", v) for k, v in nested.items()})
@@ -553,24 +440,24 @@ def _config_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         low = 0 if ("expert" in key or key in ("max_position_embeddings", "n_positions", "n_ctx")) else 1
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or value != int(value):
-            out.append((where, f"must be an integer, got {_kind(value)}{_numeric_hint(value)}"))
+            out.append((where, f"must be an integer, got {kind_of(value)}{_numeric_hint(value)}"))
         elif value < low:
-            out.append((where, f"must be >= {low}, got {_num(value)}"))
+            out.append((where, f"must be >= {low}, got {number_text(value)}"))
         elif value > limit:
-            out.append((where, f"must be <= {limit:,}, got {_num(value)}"))
+            out.append((where, f"must be <= {limit:,}, got {number_text(value)}"))
     for group in _CONFIG_REQUIRED:
         if not any(fields.get(k, (None, None))[1] is not None for k in group):
             also = f" (or {', '.join(group[1:])})" if len(group) > 1 else ""
             out.append((group[0], f"is required{also}: a positive integer"))
     model_type = fields.get("model_type", (None, "llama"))[1]
     if not isinstance(model_type, str):
-        out.append((fields["model_type"][0], f"must be a string, got {_kind(model_type)}"))
+        out.append((fields["model_type"][0], f"must be a string, got {kind_of(model_type)}"))
     elif not mlp_width_defaults(model_type) and not any(fields.get(k, (None, None))[1] is not None
                                                             for k in _CONFIG_MLP):
         out.append((_CONFIG_MLP[0], f"is required for model_type {model_type!r}: a positive integer"))
     for key in ("tie_word_embeddings", "attention_bias", "bias", "enable_bias"):
         if key in fields and not isinstance(fields[key][1], (bool, type(None))):
-            out.append((fields[key][0], f"must be true or false, got {_kind(fields[key][1])}"))
+            out.append((fields[key][0], f"must be true or false, got {kind_of(fields[key][1])}"))
     return out
 
 
@@ -603,7 +490,7 @@ def _profiles(r: _Reader, path: str, d: Mapping[str, Any], model_ids: set[str]) 
                 # JSON keys are strings ("12"); a float or boolean key would be silently truncated.
                 is_count = isinstance(k, int) and not isinstance(k, bool) or isinstance(k, str) and k.strip().isdigit()
                 if not is_count:
-                    r.add(kpath, f"keys must be layer counts (whole numbers), got {_kind(k)}")
+                    r.add(kpath, f"keys must be layer counts (whole numbers), got {kind_of(k)}")
                     continue
                 layers = int(k)
                 if layers <= 0:
@@ -811,7 +698,7 @@ def _objective(r: _Reader, raw: Any) -> Objective:
             return Objective.of("latency")
         return Objective.of(raw)
     if not isinstance(raw, Mapping):
-        r.add("objective", f"must be a metric name ({names}) or a mapping of weights, got {_kind(raw)}")
+        r.add("objective", f"must be a metric name ({names}) or a mapping of weights, got {kind_of(raw)}")
         return Objective.of("latency")
     m = r.mapping("objective", raw)
     if m is None:

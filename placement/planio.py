@@ -18,6 +18,7 @@ from placement.errors import InvalidPlanError, Issue
 from placement.metrics import Metrics
 from placement.plan import Plan, Route, Shard, Status, Termination
 from placement.problem import Problem
+from placement.textfiles import read_mapping_file
 
 __all__ = ["plan_to_dict", "plan_from_dict", "save_plan", "load_plan", "write_atomic", "PLAN_SCHEMA_VERSION"]
 
@@ -255,15 +256,9 @@ def load_plan(path: str | Path) -> Plan:
         If the file cannot be read, is not JSON, or has malformed fields.
     """
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidPlanError(Issue("", f"no such file: {p}")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidPlanError(Issue("", f"cannot read {p}: {exc}")) from None
-    except json.JSONDecodeError as exc:
-        raise InvalidPlanError(Issue("", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"),
-                               str(p)) from None
+    data, _, duplicates = read_mapping_file(p, InvalidPlanError, "plan")
+    if duplicates:
+        raise InvalidPlanError(duplicates, str(p))
     try:
         return plan_from_dict(data)
     except InvalidPlanError as exc:

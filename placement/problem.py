@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from models import LLMGraph, NumberFormat, Topology, kv_format, weight_format
+from models import LLMGraph, NumberFormat, Topology, kv_format
 
 __all__ = ["ModelSpec", "SLO", "RequestClass", "Objective", "Constraints", "Problem", "METRICS"]
 
@@ -31,10 +31,6 @@ class ModelSpec:
     weight_format: str
     kv_format: str = "fp16"
     allowed_formats: tuple[str, ...] = ()
-
-    @property
-    def weight_fmt(self) -> NumberFormat:
-        return weight_format(self.weight_format)
 
     @property
     def kv_fmt(self) -> NumberFormat:
@@ -108,9 +104,6 @@ class Objective:
     @property
     def unit(self) -> str:
         return METRICS[self.terms[0][0]][1] if len(self.terms) == 1 else ""
-
-    def to_spec(self) -> str | dict[str, float]:
-        return self.terms[0][0] if len(self.terms) == 1 and self.terms[0][1] == 1.0 else dict(self.terms)
 
 
 @dataclass(frozen=True)

@@ -107,3 +107,12 @@ def test_compare_lines_up_solvers():
     assert all(row["objective"] > 0 for row in rows)
     text = run("compare", DEMO, "--solvers", "greedy,cloud").output
     assert "objective latency (ms)" in text and "TTFT ms" in text
+
+
+def test_plan_file_with_a_key_given_twice_is_refused(tmp_path):
+    out = tmp_path / "plan.json"
+    run("solve", DEMO, "--solver", "dp", "-o", str(out))
+    text = out.read_text().replace('"status": "optimal"', '"status": "optimal", "status": "feasible"', 1)
+    out.write_text(text)
+    r = CliRunner().invoke(main, ["evaluate", DEMO, str(out)])
+    assert r.exit_code == 3 and "'status' is given twice" in r.output
