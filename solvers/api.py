@@ -18,7 +18,12 @@ from placement import Plan, Problem, Status, Termination, evaluate
 from placement.feasibility import infeasibility_reasons
 from solvers.registry import SolverInfo, registered, solver_info
 
-__all__ = ["SolveParams", "solve", "SolverUnavailableError", "UnsupportedProblemError", "applicable_solvers"]
+__all__ = ["SolveParams", "solve", "PROVEN_FOR_ANY_PLAN", "SolverUnavailableError", "UnsupportedProblemError", "applicable_solvers"]
+
+
+# stats["proven_by"] of an infeasible plan whose reasons hold for every plan, replicated ones
+# included (the checks of placement.feasibility), not only for the solver's own plan space.
+PROVEN_FOR_ANY_PLAN = "face-value checks"
 
 
 class SolverUnavailableError(RuntimeError):
@@ -125,7 +130,7 @@ def solve(problem: Problem, solver: str = "greedy", params: SolveParams | None =
         if reasons:
             return _finish(problem, info, params, options, started,
                            Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED,
-                                reasons=tuple(reasons), stats={"proven_by": "precheck"}))
+                                reasons=tuple(reasons), stats={"proven_by": PROVEN_FOR_ANY_PLAN}))
     plan = info.load()(problem, params, options)
     return _finish(problem, info, params, options, started, plan)
 
@@ -153,7 +158,7 @@ def _finish(problem: Problem, info: SolverInfo, params: SolveParams, options: di
         "predicted": predicted,
     }
     if plan.status is Status.INFEASIBLE and info.plan_space == "pipeline" and not _pipeline_complete(problem) \
-            and plan.stats.get("proven_by") != "precheck":
+            and plan.stats.get("proven_by") != PROVEN_FOR_ANY_PLAN:
         # No single pipeline works, but plans that replicate shards (a copy per source, replicas that
         # share the load or serve classes with different SLOs) were not searched: nothing is proven.
         changes["status"] = Status.NO_SOLUTION

@@ -55,7 +55,7 @@ from models import weight_format
 from placement import Plan, Problem, Status, Termination
 from placement.costmodel import GIB, BlockCosts, TransferCosts, block_costs, transfer_costs
 from placement.problem import RequestClass
-from solvers.api import UnsupportedProblemError
+from solvers.api import PROVEN_FOR_ANY_PLAN, UnsupportedProblemError
 from solvers.chain import Pipeline, StageSpec, additive_terms, assemble, memory_order, objective_coefficients
 from solvers.dp_search import Found, best_chain, best_chain_within, restrict
 
@@ -326,7 +326,8 @@ def solve_dp(problem: Problem, params: Any, options: dict[str, Any]) -> Plan:
     floor = problem.constraints.quality_floor
     if floor is not None and weight_format(model.weight_format).quality < floor:
         # dp keeps the model's one format, so every route has that format's quality.
-        return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, stats={"mode": "none"},
+        return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED,
+                    stats={"mode": "none", "proven_by": PROVEN_FOR_ANY_PLAN},
                     reasons=(f"quality: {model.weight_format} has quality {weight_format(model.weight_format).quality:.4f} "
                              f"< constraints.quality_floor {floor:g}",))
     sources = ", ".join(sorted({r.source for r in problem.workload}))

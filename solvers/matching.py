@@ -62,6 +62,7 @@ from scipy.optimize import linprog
 from placement import Plan, Problem, Status, Termination, block_costs, transfer_costs
 from placement.costmodel import GIB
 from placement.feasibility import infeasibility_reasons
+from solvers.api import PROVEN_FOR_ANY_PLAN
 from solvers.chain import Pipeline, StageSpec, additive_terms, assemble, objective_coefficients
 
 __all__ = ["solve_matching"]
@@ -859,5 +860,5 @@ def _no_solution(problem: Problem, reasons: list[str], termination: Termination,
     proofs = infeasibility_reasons(problem)
     if proofs:
         return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, reasons=tuple(proofs),
-                    stats={**stats, "proven_by": "face-value checks"})
+                    stats={**stats, "proven_by": PROVEN_FOR_ANY_PLAN})
     return Plan(status=Status.NO_SOLUTION, termination=termination, reasons=tuple(reasons), stats=stats)

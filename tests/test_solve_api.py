@@ -56,3 +56,10 @@ def test_solve_never_mutates_the_problem():
     solve(problem, "dp", SolveParams(time_limit_s=5))
     assert (problem.models, problem.topology.nodes, problem.topology.links, problem.workload,
             problem.objective) == before
+
+
+def test_a_proof_for_any_plan_stays_infeasible_with_rates():
+    # Matching explains its failure with the face-value checks; their memory bound holds for
+    # replicated plans too, so solve() keeps "infeasible" even though the instance has rates.
+    plan = solve(parse_instance(_tight(rate_rps=0.01)), "matching", options={"precheck": False})
+    assert plan.status is Status.INFEASIBLE and plan.reasons[0].startswith("memory:")
