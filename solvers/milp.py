@@ -50,6 +50,9 @@ __all__ = ["MILP", "MILPResult", "solve_milp", "BACKENDS"]
 
 BACKENDS = ("highs", "cbc", "cpsat", "scip")
 _FEAS_TOL = 1e-9  # primal feasibility asked of the float backends (rows are scaled to O(1))
+# HiGHS's MIP re-solves the root LP without a warm start: measured 4.0 s against 0.57 s for the same
+# relaxation solved alone (37,196 binaries), before the MIP checks its time limit for the first time.
+_MIP_ROOT_FACTOR = 8.0
 
 
 @dataclass
@@ -177,11 +180,19 @@ def _highs(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
 
     # The LP relaxation first: path formulations are often integral at the root, and HiGHS's MIP
     # set-up (clique tables over thousands of binaries) costs far more than the LP itself.
+    lp_started = time.perf_counter()
     lp = run(np.zeros(milp.num_vars, dtype=int), options)
+    lp_s = time.perf_counter() - lp_started
     if lp.status == 2:
         return MILPResult("infeasible", message=lp.message, stats={"nodes": 0, "threads": 1, "root_lp": True})
     if lp.status == 0 and _integral(lp.x, milp.integer):
         return MILPResult("optimal", lp.x, bound=float(lp.fun) + milp.offset, message=lp.message,
+                          stats={"nodes": 0, "threads": 1, "root_lp": True})
+    if lp.status == 0 and _left(deadline) < _MIP_ROOT_FACTOR * lp_s:
+        # HiGHS's MIP solves the root LP again, cold, before it first looks at its clock; with less time
+        # left than that takes, starting it would overrun the limit. The relaxation still bounds the optimum.
+        return MILPResult("no_solution", bound=float(lp.fun) + milp.offset, time_limited=True,
+                          message="time limit reached before branch and bound could start",
                           stats={"nodes": 0, "threads": 1, "root_lp": True})
     options["time_limit"] = _left(deadline)
     res = run(milp.integer.astype(int), options)
