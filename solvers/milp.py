@@ -188,10 +188,12 @@ def _highs(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
     if lp.status == 0 and _integral(lp.x, milp.integer):
         return MILPResult("optimal", lp.x, bound=float(lp.fun) + milp.offset, message=lp.message,
                           stats={"nodes": 0, "threads": 1, "root_lp": True})
-    if lp.status == 0 and _left(deadline) < _MIP_ROOT_FACTOR * lp_s:
+    if lp.status == 1 or (lp.status == 0 and _left(deadline) < _MIP_ROOT_FACTOR * lp_s):
         # HiGHS's MIP solves the root LP again, cold, before it first looks at its clock; with less time
-        # left than that takes, starting it would overrun the limit. The relaxation still bounds the optimum.
-        return MILPResult("no_solution", bound=float(lp.fun) + milp.offset, time_limited=True,
+        # left than that takes (or none, when the relaxation itself hit the limit), starting it would
+        # overrun the limit. A solved relaxation still bounds the optimum.
+        bound = float(lp.fun) + milp.offset if lp.status == 0 else None
+        return MILPResult("no_solution", bound=bound, time_limited=True,
                           message="time limit reached before branch and bound could start",
                           stats={"nodes": 0, "threads": 1, "root_lp": True})
     options["time_limit"] = _left(deadline)
