@@ -132,7 +132,7 @@ def report(rows: Sequence[ValidationRow], latency: Sequence[ValidationRow], lodo
         + "), starting from the engine's defaults. There is no per-device parameter: a device's numbers "
         "come from its catalog spec. `--fit` reruns the fit and prints the values next to the catalog's.",
         "",
-        "Parts of the cost model these rows bear on (see `placement/costmodel.py`): a step's compute rate "
+        "Parts of the cost model these rows bear on (see `placement/costs/roofline.py`): a step's compute rate "
         "never drops below the unit's vector (fp32) rate times `eta_compute`, as few-token steps run "
         "matrix-vector kernels; llama.cpp's CUDA products accumulate in fp16, which GeForce-class parts "
         "(and GB10) run at twice the FP32-accumulate peak the device catalog lists; its 2023-24 CUDA "

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from placement import Plan, Problem, Route, Shard, block_costs, evaluate, parse_instance
-from placement.costmodel import GIB
+from placement.costs import GIB
 
 __all__ = ["zoo", "stress"]
 

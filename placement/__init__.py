@@ -8,7 +8,7 @@ Planners write::
 ``placement`` imports ``models`` only.
 """
 
-from placement.costmodel import BlockCosts, TransferCosts, block_costs, transfer_costs
+from placement.costs import BlockCosts, TransferCosts, block_costs, transfer_costs
 from placement.errors import InvalidInstanceError, InvalidPlanError, Issue
 from placement.evaluate import check_plan, evaluate
 from placement.instance import load_instance, parse_instance
@@ -17,7 +17,7 @@ from placement.plan import Plan, Route, Shard, Status, Termination
 from placement.planio import load_plan, plan_from_dict, plan_to_dict, save_plan, write_atomic
 from placement.predict import Prediction, predict
 from placement.problem import SLO, Constraints, ModelSpec, Objective, Problem, RequestClass
-from placement.throughput import plan_throughput
+from placement.costs.throughput import plan_throughput
 
 __all__ = [
     "Problem", "ModelSpec", "RequestClass", "SLO", "Objective", "Constraints",

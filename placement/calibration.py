@@ -25,7 +25,7 @@ The efficiencies in ``models/catalog/engines.yaml`` come from :func:`fit_profile
 a bounded least-squares fit of the log ratio predicted / measured over the rows
 a profile serves, varying only the parameters the profile lists under
 ``fitted``. :func:`row_times` evaluates the cost model's own per-node formulas
-(:func:`placement.costmodel._node_times`) with a trial profile, so the fit and
+(:func:`placement.costs.roofline.node_times`) with a trial profile, so the fit and
 :func:`placement.predict` cannot disagree.
 
 Examples
@@ -48,7 +48,7 @@ import numpy as np
 
 from models import EngineProfile, Node, device_spec, engine, kv_format, load_model, weight_format
 from models._catalog import catalog_dir, read_yaml
-from placement.costmodel import _node_times, execution_rates
+from placement.costs.roofline import execution_rates, node_times
 from placement.predict import predict
 from placement.problem import RequestClass
 
@@ -308,7 +308,7 @@ def row_times(m: Measurement, profile: EngineProfile | None = None) -> tuple[flo
     prof = profile or rates.profile
     rates = replace(rates, profile=prof)
     req = RequestClass("fit", spec.id, m.model, m.prompt_tokens, m.gen_tokens, None, m.batch)
-    t = _node_times(load_model(m.model), fmt, kv_format(m.kv_format), rates, req)
+    t = node_times(load_model(m.model), fmt, kv_format(m.kv_format), rates, req)
     prefill = float(t.prefill_s.sum()) + t.prefill_steps * prof.step_overhead_ms * 1e-3
     tpot = float(t.decode_s.sum()) + prof.step_overhead_ms * 1e-3
     return prefill, tpot

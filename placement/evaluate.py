@@ -15,14 +15,14 @@ import math
 from collections import defaultdict
 
 from models import weight_format
-from placement.costmodel import (
+from placement.costs import (
     GIB, Stage, block_costs, execution_rates, route_times, runtime_bytes, shard_weight_bytes, transfer_costs,
 )
 from placement.errors import InvalidPlanError, Issue
 from placement.metrics import DeviceMetrics, Metrics, RequestMetrics
 from placement.plan import Plan, Shard
 from placement.problem import METRICS, Problem
-from placement.throughput import plan_throughput
+from placement.costs.throughput import plan_throughput
 
 __all__ = ["evaluate", "check_plan", "objective_value", "route_quality"]
 

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from models import weight_format
-from placement.costmodel import (
+from placement.costs import (
     GIB, block_costs, block_weight_bytes, execution_rates, kv_bytes_per_block_token, runtime_bytes, workspace_bytes,
 )
 from placement.problem import ModelSpec, Problem, RequestClass

@@ -12,7 +12,7 @@ from typing import Any
 
 from models import DeviceSpec, LLMGraph, Node, Topology, device_spec, load_model, weight_format
 from models.engines import engine as engine_info
-from placement.costmodel import block_costs
+from placement.costs import block_costs
 from placement.evaluate import evaluate
 from placement.plan import Plan, Route, Shard
 from placement.problem import Constraints, ModelSpec, Problem, RequestClass

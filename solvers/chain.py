@@ -94,7 +94,7 @@ def additive_terms(problem: Problem, requests: Sequence[RequestClass],
                    coefs: Sequence[tuple[float, float, float]]) -> AdditiveTerms:
     """``sum_c a_c TTFT_c + b_c TPOT_c + e_c energy_c`` (seconds, joules) as :class:`AdditiveTerms`.
 
-    The decomposition of :func:`placement.costmodel.route_times`: TTFT is the
+    The decomposition of :func:`placement.costs.route_times`: TTFT is the
     prompt's upload to the first stage, every stage's prefill, the activation
     hops and the first token's way back from the last stage; TPOT every stage's
     decode step, the per-step hops and the token's loop from the last stage to the

@@ -13,10 +13,10 @@ mix, averaged over the request classes with the workload's weights) is
 where ``stage`` sums per-block costs (prefix sums make it O(1)), ``hop`` holds
 the activation transfers, ``first`` the prompt's upload and ``end`` the token's
 loop back to the first stage and return to the source (see
-:func:`placement.costmodel.route_times`). ``throughput`` (maximised) is the
+:func:`placement.costs.route_times`). ``throughput`` (maximised) is the
 workload's decode tokens over its busiest resource, so the DP minimises the
 largest of the stage devices' loads, the hop channels' loads and ``end``, the
-channel the token takes back (see :func:`placement.throughput.plan_throughput`).
+channel the token takes back (see :func:`placement.costs.throughput.plan_throughput`).
 
 **Limits.** Memory (weights, KV cache of every class, workspace, runtime), load
 at the classes' ``rate_rps`` and a profile's ``max_layers`` are per stage: a stage
@@ -53,7 +53,7 @@ import numpy as np
 
 from models import weight_format
 from placement import Plan, Problem, Status, Termination
-from placement.costmodel import GIB, BlockCosts, TransferCosts, block_costs, transfer_costs
+from placement.costs import GIB, BlockCosts, TransferCosts, block_costs, transfer_costs
 from placement.problem import RequestClass
 from solvers.api import PROVEN_FOR_ANY_PLAN, UnsupportedProblemError
 from solvers.chain import Pipeline, StageSpec, additive_terms, assemble, memory_order, objective_coefficients

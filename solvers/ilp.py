@@ -30,8 +30,8 @@ throughput, a variable ``T`` bounds the busy seconds per second of every
 device and every ordered device pair (channel), and ``T`` is minimised
 (tokens/s = demand / T); with several classes of free rates, per-class rates
 times the binaries are linearised exactly (McCormick) and the total rate is
-maximised. Every number comes from :func:`~placement.costmodel.block_costs`
-and :func:`~placement.costmodel.transfer_costs`.
+maximised. Every number comes from :func:`~placement.costs.block_costs`
+and :func:`~placement.costs.transfer_costs`.
 
 Backends (option ``backend``): see :mod:`solvers.milp`. ``cpsat`` takes
 integers only, so it refuses the free-rate throughput program (several
@@ -69,7 +69,7 @@ from scipy.optimize import linprog
 
 from models import weight_format
 from placement import Plan, Problem, Status, Termination, block_costs, evaluate, transfer_costs
-from placement.costmodel import GIB
+from placement.costs import GIB
 from placement.problem import RequestClass
 from solvers.api import UnsupportedProblemError
 from solvers.chain import Pipeline, StageSpec, assemble

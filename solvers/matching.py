@@ -60,7 +60,7 @@ import numpy as np
 from scipy.optimize import linprog
 
 from placement import Plan, Problem, Status, Termination, block_costs, transfer_costs
-from placement.costmodel import GIB
+from placement.costs import GIB
 from placement.feasibility import infeasibility_reasons
 from solvers.api import PROVEN_FOR_ANY_PLAN
 from solvers.chain import Pipeline, StageSpec, additive_terms, assemble, objective_coefficients

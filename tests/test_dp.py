@@ -15,7 +15,7 @@ import pytest
 from instances import zoo as zoo_module
 from instances.zoo import stress
 from placement import Plan, Route, Shard, Status, Termination, block_costs, evaluate, parse_instance
-from placement.throughput import route_resource_seconds
+from placement.costs.throughput import route_resource_seconds
 from solvers import SolveParams, UnsupportedProblemError, solve
 from solvers.bruteforce import candidate_pipelines, count_plans
 from solvers.chain import Pipeline, assemble

@@ -12,7 +12,7 @@ from placement import (
     InvalidPlanError, Plan, Route, Shard, block_costs, evaluate, load_plan, parse_instance, plan_throughput,
     save_plan, transfer_costs,
 )
-from placement.costmodel import GIB, execution_rates, stage_memory_bytes
+from placement.costs import GIB, execution_rates, stage_memory_bytes
 from models import weight_format
 
 

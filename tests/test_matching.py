@@ -11,7 +11,7 @@ import pytest
 
 from instances.zoo import stress, zoo
 from placement import Objective, Plan, Route, Shard, Status, Termination, block_costs, evaluate, parse_instance
-from placement.costmodel import GIB, stage_memory_bytes
+from placement.costs import GIB, stage_memory_bytes
 from solvers import SolveParams, solve
 
 _DEVICES = ["rtx-3060", "jetson-orin-nx-16gb", "apple-m4", "snapdragon-8-gen3", "l4", "raspberry-pi-5-8gb"]

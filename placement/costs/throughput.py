@@ -27,7 +27,7 @@ from collections import defaultdict
 import numpy as np
 from scipy.optimize import linprog
 
-from placement.costmodel import block_costs, stage_decode_s, transfer_costs
+from placement.costs import block_costs, stage_decode_s, transfer_costs
 from placement.plan import Plan
 from placement.problem import Problem
 

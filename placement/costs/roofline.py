@@ -1,0 +1,260 @@
+"""The per-node physics of the cost model: roofline times, weights, KV cache and workspace.
+
+This module is the one place where llmplace turns a model, a device and a
+request into seconds, bytes and joules. :func:`placement.evaluate` and every
+solver use it; solvers read its numpy tables (:class:`BlockCosts`,
+:class:`TransferCosts`) once and search over them.
+
+Per node (embedding, decoder block or LM head) and per forward step, time is a
+roofline: the larger of compute time and memory time,
+
+    t = max(FLOPs / rate(tokens), bytes / (bandwidth * eta_mem)),
+    rate(n) = max(peak * eta_compute(n), vector * eta_compute),
+
+plus a per-block launch overhead. Summing per node rather than per shard keeps
+each block's own bottleneck (blocks run one after another) and makes a shard's
+time additive in its blocks, which is what lets a DP or an ILP optimise it
+exactly. A shard adds one fixed per-step overhead.
+
+- ``eta_compute(n)`` rises with the tokens ``n`` a step multiplies (a matrix
+  unit's tiles fill up); with few tokens engines switch to matrix-vector kernels
+  on the vector units, so the rate never drops below the unit's fp32 (vector)
+  peak ``vector`` times ``eta_compute``. Without this floor a one-token decode
+  step would come out compute-bound on a GPU whose ``eta_compute(1)`` is tiny.
+- ``peak`` is the unit's figure for the format's compute precision, doubled when
+  the engine accumulates fp16 products in fp16 on a device class whose catalog
+  figure is the half-rate FP32-accumulate one (:meth:`EngineProfile.peak_scale`).
+- The routed experts of a mixture-of-experts block run their own products over
+  the tokens routed to each, ``n k / touched(n)``, at that size's efficiency.
+- An engine marked ``dequantize_prefill`` (llama.cpp's CUDA prefill) can expand
+  quantised block weights to fp16 in memory, which costs each prefill step
+  ``streamed x (bpw + 2 bytes) / (bandwidth * eta_mem)`` and makes its products
+  read fp16 weights, or multiply the quantised weights directly with
+  matrix-vector kernels at the vector rate; per block it takes the faster.
+
+- **Prefill** of ``B`` prompts of ``p`` tokens processes ``n = B p`` tokens in
+  ``ceil(n / max_tokens_per_step)`` steps; every step re-reads the weights.
+  Attention is causal: ``B * 4 * n_heads * head_dim * p (p + 1) / 2`` FLOPs per
+  block. Only the last token of each prompt goes through the LM head.
+- **Decode** of one token for ``B`` sequences at the mean context of the
+  generation, ``c = p + g / 2``, reads the weights the batch touches (a
+  mixture-of-experts block reads only the experts selected) and ``B c`` tokens
+  of KV cache per block.
+- **Memory** of a shard: weights + KV reservation (sequences x context x KV
+  bytes per token, per block) + activation workspace of a prefill step (+ the
+  logits if the shard has the head); each device adds its engine's runtime
+  overhead once. Memory is in GiB (2**30 bytes), as capacities are marketed.
+- **Transfers** take the topology's best path: the prompt's token ids from the
+  source to the first shard, ``B p`` activations between consecutive shards at
+  prefill and ``B`` per decode step, the sampled token from the last shard back
+  to the first (the autoregressive loop) and to the source.
+
+Blocks are indexed ``0 .. L-1``; the embedding's cost is folded into block 0 and
+the head's into block ``L-1``, as the shard holding those blocks holds them.
+A tied head stores a copy of the embedding matrix unless the same shard holds
+the embedding, so :attr:`BlockCosts.tied_head_bytes` is subtracted for a shard
+holding every block.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from models import DeviceSpec, EngineProfile, LLMGraph, Node, NumberFormat, engine
+from placement.problem import ModelSpec, RequestClass
+
+__all__ = [
+    "GIB", "TOKEN_ID_BYTES", "ACTIVATION_BYTES",
+    "ExecutionRates", "execution_rates", "NodeTimes", "node_times", "fold_nodes",
+    "workspace_bytes", "kv_bytes_per_block_token", "runtime_bytes",
+    "block_weight_bytes", "shard_weight_bytes",
+]
+
+GIB = float(2**30)
+TOKEN_ID_BYTES = 4
+ACTIVATION_BYTES = 2  # activations cross the network in fp16
+
+
+@dataclass(frozen=True)
+class ExecutionRates:
+    """How fast one node runs one weight format under its engine."""
+
+    peak_flops: float
+    bandwidth_bytes_s: float
+    profile: EngineProfile
+    precision: str
+    unit: str
+    vector_flops: float = 0.0  # the unit's fp32 (vector) rate, which matrix-vector kernels use
+
+
+def execution_rates(node: Node, fmt: NumberFormat) -> ExecutionRates:
+    """Effective peak FLOP/s and bandwidth of ``node`` for ``fmt``, with its engine profile.
+
+    The engine chooses the compute unit (``qnn`` runs on a phone's NPU); a node of
+    ``count`` accelerators scales by ``count`` times the engine's tensor-parallel
+    efficiency.
+    """
+    spec: DeviceSpec = node.spec
+    eng = engine(node.engine)
+    unit = eng.fallback.unit if eng.fallback.unit in spec.units() else spec.default_unit
+    profile = eng.profile(spec.device_class, unit, fmt.family)
+    precision = profile.compute_precision or fmt.compute_precision
+    scale = node.count * (profile.tp_efficiency if node.count > 1 else 1.0)
+    peak = spec.peak_tflops(precision, unit) * profile.peak_scale(spec.device_class, precision)
+    vector = dict(dict(spec.compute).get(unit, ())).get("fp32", 0.0)
+    return ExecutionRates(
+        peak_flops=peak * 1e12 * scale,
+        bandwidth_bytes_s=spec.memory_bandwidth_gbs * 1e9 * scale,
+        profile=profile,
+        precision=precision,
+        unit=unit,
+        vector_flops=vector * 1e12 * scale,
+    )
+
+
+def runtime_bytes(node: Node, rates: ExecutionRates) -> float:
+    """The engine's runtime overhead on ``node`` (context, graphs, allocator slack)."""
+    return rates.profile.runtime_overhead_gb * GIB * node.count
+
+
+def block_weight_bytes(model: ModelSpec, fmt: NumberFormat) -> tuple[np.ndarray, float]:
+    """Weights per block ``[L]`` in ``fmt`` (embedding folded into block 0, head and a
+    tied head's copy of the embedding into block L-1), and that copy's size."""
+    graph = model.graph
+    weights = fold_nodes(np.array([n.weight_bytes(fmt) for n in graph.nodes]))
+    tied = graph.arch.vocab_size * graph.arch.hidden_size * fmt.bytes_per_value if graph.arch.tie_word_embeddings else 0.0
+    weights[-1] += tied
+    return weights, tied
+
+
+def shard_weight_bytes(model: ModelSpec, fmt: NumberFormat, a: int, b: int) -> float:
+    """Weight bytes of a shard holding blocks ``[a, b)`` of ``model``."""
+    weights, tied = block_weight_bytes(model, fmt)
+    total = float(weights[a:b].sum())
+    return total - tied if a == 0 and b == model.num_blocks else total
+
+
+def kv_bytes_per_block_token(model: ModelSpec) -> float:
+    """KV-cache bytes one token adds to one block."""
+    return model.graph.blocks[0].kv_values_per_token * model.kv_fmt.bytes_per_value
+
+
+def workspace_bytes(graph: LLMGraph, request: RequestClass, context_tokens: int,
+                    max_tokens_per_step: int) -> tuple[float, float]:
+    """Activation workspace of one prefill step, and the extra for the head's logits.
+
+    fp32 buffers for the step's tokens: residual, normed input and attention
+    output (3 h), the MLP's up and gate projections (2 I active), and one row of
+    attention scores per head over the context (engines without flash attention
+    materialise it). The head adds fp32 logits for one token per sequence.
+    """
+    a = graph.arch
+    tokens = min(request.batch * request.prompt_tokens, max_tokens_per_step)
+    inter = (a.experts_per_token * a.moe_intermediate_size + a.shared_expert_intermediate_size
+             if a.is_moe else a.intermediate_size)
+    per_token = 4.0 * (3 * a.hidden_size + 2 * inter + a.num_attention_heads * context_tokens)
+    logits = 4.0 * request.batch * a.vocab_size
+    return tokens * per_token, logits
+
+
+def _node_arrays(graph: LLMGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lin = np.array([n.linear_flops_per_token for n in graph.nodes])
+    attn = np.array([n.attn_flops_per_context_token for n in graph.nodes])
+    kv = np.array([n.kv_values_per_token for n in graph.nodes], dtype=float)
+    return lin, attn, kv
+
+
+def _streamed(graph: LLMGraph, tokens: int) -> np.ndarray:
+    return np.array([n.streamed_params(tokens) for n in graph.nodes])
+
+
+def _expert_flops(graph: LLMGraph) -> np.ndarray:
+    """Per-token FLOPs of the routed experts in each node (0 for dense nodes)."""
+    return np.array([2.0 * n.experts_per_token * n.expert_params for n in graph.nodes])
+
+
+def _tokens_per_expert(graph: LLMGraph, tokens: float) -> float:
+    """Tokens each touched expert multiplies when a step routes ``tokens`` tokens.
+
+    ``tokens`` tokens choosing ``k`` of ``E`` experts touch ``E (1 - (1 - k/E)^tokens)``
+    of them, so an expert's matrix product sees ``tokens k / touched`` rows: a
+    512-token step of a 128-expert, top-8 model gives each expert about 32 rows,
+    and runs at that size's compute efficiency, not the step's.
+    """
+    a = graph.arch
+    if not a.is_moe or tokens <= 0:
+        return tokens
+    k, e = a.experts_per_token, a.num_experts
+    return tokens * k / (e * (1.0 - (1.0 - k / e) ** tokens))
+
+
+@dataclass(frozen=True)
+class NodeTimes:
+    prefill_s: np.ndarray  # per node (embed, blocks..., head)
+    decode_s: np.ndarray
+    prefill_steps: int
+
+
+def node_times(graph: LLMGraph, fmt: NumberFormat, kv_fmt: NumberFormat, rates: ExecutionRates,
+                request: RequestClass) -> NodeTimes:
+    prof = rates.profile
+    B, p, g = request.batch, request.prompt_tokens, request.output_tokens
+    lin, attn, kv = _node_arrays(graph)
+    is_block = np.array([n.kind == "block" for n in graph.nodes])
+    is_head = np.array([n.kind == "head" for n in graph.nodes])
+    bpw = fmt.bytes_per_value
+    kvb = kv_fmt.bytes_per_value
+    bw = rates.bandwidth_bytes_s * prof.eta_mem
+    layer_ovh = prof.layer_overhead_ms * 1e-3
+
+    # Routed experts run their own, smaller matrix products (see _tokens_per_expert).
+    expert = _expert_flops(graph)
+    dense = lin - expert
+
+    def peak(tokens: float) -> float:
+        # Few tokens per step waste most of a matrix unit's tiles (compute_efficiency); an
+        # engine then runs matrix-vector kernels on the vector units instead, at their rate.
+        return max(rates.peak_flops * prof.compute_efficiency(tokens), rates.vector_flops * prof.eta_compute)
+
+    # Prefill.
+    n = B * p
+    chunk = min(n, prof.max_tokens_per_step)
+    steps = math.ceil(n / chunk) if n else 0
+    if steps:
+        flops = n * dense + B * attn * (p * (p + 1) / 2.0)
+        streamed = _streamed(graph, chunk)
+        mem = steps * streamed * bpw + n * kv * kvb
+        mem = np.where(is_head, streamed * bpw, mem)
+        t_compute = flops / peak(chunk) + n * expert / peak(_tokens_per_expert(graph, chunk))
+        t_compute = np.where(is_head, B * lin / peak(B), t_compute)
+        prefill = np.maximum(t_compute, mem / bw)
+        if prof.dequantize_prefill and bpw < 2.0:
+            # The engine may instead expand the quantised block weights to fp16 (read bpw, write
+            # 2 bytes per weight) and run the matrix unit on them (read 2 bytes); it takes
+            # whichever is faster, as llama.cpp switches to it above a few dozen tokens.
+            expand_s = steps * streamed * (bpw + 2.0) / bw
+            expanded = np.maximum(t_compute, (mem + steps * streamed * (2.0 - bpw)) / bw) + expand_s
+            vector_s = (flops + n * expert) / (rates.vector_flops * prof.eta_compute) if rates.vector_flops else np.inf
+            direct = np.maximum(vector_s, mem / bw)
+            prefill = np.where(is_block, np.minimum(direct, expanded), prefill)
+        prefill = prefill + np.where(is_block, steps * layer_ovh, 0.0)
+    else:
+        prefill = np.zeros(len(graph.nodes))
+
+    # Decode, at the mean context of the generation.
+    ctx = p + max(g, 1) / 2.0
+    t_compute = (B * dense + B * attn * ctx) / peak(B) + B * expert / peak(_tokens_per_expert(graph, B))
+    mem = _streamed(graph, B) * bpw + B * ctx * kv * kvb
+    decode = np.maximum(t_compute, mem / bw) + np.where(is_block, layer_ovh, 0.0)
+    return NodeTimes(prefill, decode, steps)
+
+
+def fold_nodes(per_node: np.ndarray) -> np.ndarray:
+    """Per-node values -> per-block values with embed in block 0 and head in block L-1."""
+    blocks = per_node[1:-1].copy()
+    blocks[0] += per_node[0]
+    blocks[-1] += per_node[-1]
+    return blocks
