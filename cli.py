@@ -44,7 +44,8 @@ def _guarded(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except (placement.InvalidInstanceError, placement.InvalidPlanError) as exc:
             _fail(EXIT_INVALID, exc.lines())
-        except (solvers.UnknownSolverError, solvers.UnsupportedProblemError, models.CatalogError) as exc:
+        except (solvers.UnknownSolverError, solvers.UnsupportedProblemError, solvers.InvalidOptionError,
+                models.CatalogError) as exc:
             _fail(EXIT_USAGE, str(exc))
         except solvers.SolverUnavailableError as exc:
             _fail(EXIT_UNAVAILABLE, str(exc))
@@ -77,7 +78,8 @@ def main() -> None:
 
 @main.command()
 @click.argument("instance", type=click.Path(dir_okay=False))
-@click.option("--solver", "-s", default="greedy", show_default=True, help="A registered solver (see `llmplace solvers`).")
+@click.option("--solver", "-s", default=solvers.DEFAULT_SOLVER, show_default=True,
+              help="A registered solver (see `llmplace solvers`); auto picks the exact solver that handles the instance.")
 @click.option("--backend", default=None, help="Backend of solvers that have several (same as --option backend=...).")
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="Seconds; the best plan found by then is returned with its gap.")

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from placement import Plan, Problem, Route, Shard, block_costs, evaluate, parse_instance
+from placement import Plan, Problem, Route, Shard, block_costs, cost_table, evaluate, parse_instance
 from placement.costs import GIB
 
 __all__ = ["zoo", "stress"]
@@ -394,14 +394,16 @@ def _base(name: str, n: int, blocks: int, rng: random.Random, topology: str = "m
 def _sizes(data: dict) -> tuple[Problem, np.ndarray, float]:
     """The problem, weights + KV per block (bytes), and the largest prefill workspace (bytes)."""
     problem = parse_instance(data)
-    costs = [block_costs(problem, r) for r in problem.workload]
-    per_block = costs[0].weight_bytes + sum(c.kv_bytes for c in costs)
-    workspace = max(c.workspace_bytes + c.head_workspace_bytes for c in costs)
+    table = cost_table(problem)
+    kvs = [table.kv(r) for r in problem.workload]
+    per_block = table.weights(problem.workload[0].model).weight_bytes + sum(k.kv_bytes for k in kvs)
+    workspace = max(k.workspace_bytes + k.head_workspace_bytes for k in kvs)
     return problem, per_block, workspace
 
 
 def _runtime(problem: Problem, device: str) -> float:
-    return float(block_costs(problem, problem.workload[0]).runtime_bytes[problem.topology.index[device]])
+    fmt = problem.models[0].weight_format
+    return float(cost_table(problem).runtime_bytes(fmt)[problem.topology.index[device]])
 
 
 def _infeasible_memory_total(rng: random.Random) -> dict:
@@ -487,10 +489,11 @@ def _infeasible_kv_two_classes(rng: random.Random) -> dict:
     data["workload"] = [{"id": "r0", "source": ids[0], "prompt_tokens": 2048, "output_tokens": 128, "batch": 8},
                         {"id": "r1", "source": ids[0], "prompt_tokens": 2048, "output_tokens": 128, "batch": 8}]
     problem = parse_instance(data)
-    costs = [block_costs(problem, r) for r in problem.workload]
-    weights = costs[0].weight_bytes.sum() - costs[0].tied_head_bytes
-    ws = max(c.workspace_bytes + c.head_workspace_bytes for c in costs)
-    kv_one = costs[0].kv_bytes.sum()
+    table = cost_table(problem)
+    kvs = [table.kv(r) for r in problem.workload]
+    weights = float(table.weights("m").shard_bytes(0, 4))
+    ws = max(k.workspace_bytes + k.head_workspace_bytes for k in kvs)
+    kv_one = kvs[0].kv_bytes.sum()
     # Together the devices hold the weights, their workspaces and 1.2 classes' KV cache.
     for dev in data["devices"]:
         dev["memory_gb"] = _gb_up(_runtime(problem, dev["id"]) + ws + (weights + 1.2 * kv_one) / len(ids))

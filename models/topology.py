@@ -19,7 +19,7 @@ Examples
 ...     nodes=(Node("a", device_spec("rtx-4090")), Node("b", device_spec("rtx-4090"))),
 ...     links=(Link("a", "b", bandwidth_mbps=1000, latency_ms=1),),
 ... )
->>> round(t.transfer_time_s(1_000_000)[0, 1] * 1e3, 3)   # 1 ms + 8 Mbit / 1 Gbit/s
+>>> round(float(t.transfer_time_s(1_000_000)[0, 1]) * 1e3, 3)   # 1 ms + 8 Mbit / 1 Gbit/s
 9.0
 """
 
@@ -40,6 +40,12 @@ __all__ = ["DeviceProfile", "Node", "Link", "Topology"]
 
 # Above this many thresholds x nodes^2 cells, bottleneck candidates are thinned to quantiles.
 _MAX_THRESHOLD_CELLS = 20_000_000
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """``array``, made read-only: cached matrices are shared by every caller."""
+    array.setflags(write=False)
+    return array
 
 
 def _hop_depths(pred: np.ndarray) -> np.ndarray:
@@ -97,7 +103,10 @@ class Node:
     """A device placed in a topology.
 
     ``count`` identical accelerators form one node (tensor parallel inside it):
-    memory, bandwidth, compute and power scale by ``count``.
+    memory, bandwidth, compute and power scale by ``count``. ``nic_mbps``, when
+    given, is the device's network interface: every link at the device runs at
+    most at that rate, and all the traffic it sends (or receives, full duplex)
+    shares it, including what it relays for others.
     """
 
     id: str
@@ -106,6 +115,7 @@ class Node:
     engine: str = ""
     count: int = 1
     profiles: tuple[DeviceProfile, ...] = ()
+    nic_mbps: float | None = None
 
     def __post_init__(self) -> None:
         if not self.tier:
@@ -163,6 +173,11 @@ class Link:
     def bytes_per_s(self) -> float:
         return self.rate_mbps * 1e6 / 8.0
 
+    @property
+    def full_duplex(self) -> bool:
+        """Wired links carry both directions at full rate; a wireless channel is one shared medium."""
+        return self.channel_mhz is None
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -198,6 +213,16 @@ class Topology:
     # -- best paths -------------------------------------------------------------------
 
     @cached_property
+    def link_bytes_per_s(self) -> np.ndarray:
+        """Each link's rate as a transfer sees it: its own, capped by the NICs at its two ends."""
+        rates = []
+        for link in self.links:
+            caps = [link.bytes_per_s] + [self.node(end).nic_mbps * 1e6 / 8.0 for end in (link.a, link.b)
+                                         if self.node(end).nic_mbps is not None]
+            rates.append(min(caps))
+        return _frozen(np.array(rates, dtype=float))
+
+    @cached_property
     def _edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if not self.links:
             empty = np.zeros(0)
@@ -206,7 +231,7 @@ class Topology:
         # thresholds pick it; listing both is harmless for shortest paths.
         u = np.array([self.index[link.a] for link in self.links])
         v = np.array([self.index[link.b] for link in self.links])
-        bw = np.array([link.bytes_per_s for link in self.links])
+        bw = self.link_bytes_per_s
         lat = np.array([link.latency_ms * 1e-3 for link in self.links])
         enj = np.array([link.energy_nj_per_bit for link in self.links])
         return u, v, bw, lat, enj
@@ -252,7 +277,7 @@ class Topology:
                 which[better] = k
             np.fill_diagonal(best, 0.0)
             np.fill_diagonal(which, -1)
-            self._cache[key] = (best, which)
+            self._cache[key] = (_frozen(best), _frozen(which))
         return self._cache[key]
 
     def transfer_time_s(self, nbytes: float) -> np.ndarray:
@@ -272,14 +297,17 @@ class Topology:
             widths = np.array([w for w, _, _ in self._thresholds] + [0.0])
             rate = widths[which]  # which == -1 picks the trailing 0
             np.fill_diagonal(rate, np.inf)
-            self._cache[key] = rate
+            self._cache[key] = _frozen(rate)
         return self._cache[key]
 
     def path(self, src: str, dst: str, nbytes: float) -> list[str]:
         """Node ids along the best path for an ``nbytes`` message (``[]`` if disconnected)."""
-        i, j = self.index[src], self.index[dst]
+        return [self.nodes[h].id for h in self.path_indices(self.index[src], self.index[dst], nbytes)]
+
+    def path_indices(self, i: int, j: int, nbytes: float) -> list[int]:
+        """Node indices along the best path from ``i`` to ``j`` for an ``nbytes`` message (``[]`` if disconnected)."""
         if i == j:
-            return [src]
+            return [i]
         k = self._best(nbytes)[1][i, j]
         if k < 0:
             return []
@@ -287,7 +315,63 @@ class Topology:
         hops = [j]
         while hops[-1] != i:
             hops.append(int(pred[i, hops[-1]]))
-        return [self.nodes[h].id for h in reversed(hops)]
+        return hops[::-1]
+
+    # -- network resources ---------------------------------------------------------------
+
+    @cached_property
+    def resources(self) -> tuple[tuple[str, ...], ...]:
+        """The network's shared resources, each a label: ``("link", a, b)`` for each direction
+        of a full-duplex link (one ``("link", a, b)`` for a wireless one, both directions
+        sharing the medium), ``("nic_out", d)`` and ``("nic_in", d)`` for a device with a NIC."""
+        return tuple(label for label, _ in self._resource_table)
+
+    @cached_property
+    def resource_bytes_per_s(self) -> np.ndarray:
+        """Capacity of each of :attr:`resources` in bytes per second."""
+        return _frozen(np.array([rate for _, rate in self._resource_table], dtype=float))
+
+    @cached_property
+    def _resource_table(self) -> list[tuple[tuple[str, ...], float]]:
+        table: list[tuple[tuple[str, ...], float]] = []
+        for link in self.links:
+            table.append((("link", link.a, link.b), link.bytes_per_s))
+            if link.full_duplex:
+                table.append((("link", link.b, link.a), link.bytes_per_s))
+        for node in self.nodes:
+            if node.nic_mbps is not None:
+                rate = node.nic_mbps * 1e6 / 8.0
+                table += [(("nic_out", node.id), rate), (("nic_in", node.id), rate)]
+        return table
+
+    @cached_property
+    def _resource_index(self) -> dict[tuple[str, ...], int]:
+        return {label: k for k, label in enumerate(self.resources)}
+
+    def _hop_resources(self, u: int, v: int) -> list[int]:
+        """Resources one hop from node ``u`` to its neighbour ``v`` occupies."""
+        a, b = self.nodes[u].id, self.nodes[v].id
+        link = self.links[self._link_index[(a, b)]]
+        key = ("link", a, b) if link.full_duplex or (link.a, link.b) == (a, b) else ("link", b, a)
+        out = [self._resource_index[key]]
+        for label in (("nic_out", a), ("nic_in", b)):
+            if label in self._resource_index:
+                out.append(self._resource_index[label])
+        return out
+
+    def transfer_resources(self, i: int, j: int, nbytes: float) -> np.ndarray:
+        """Indices into :attr:`resources` that a message of ``nbytes`` from node ``i`` to ``j`` occupies
+        on its best path: every link of the path and the NIC of every device that sends, relays or
+        receives it (empty for ``i == j``; ``None`` when no path exists)."""
+        key = ("resources", i, j, float(nbytes))
+        if key not in self._cache:
+            path = self.path_indices(i, j, nbytes)
+            if not path:
+                self._cache[key] = None
+            else:
+                used = [r for u, v in zip(path, path[1:]) for r in self._hop_resources(u, v)]
+                self._cache[key] = _frozen(np.array(sorted(set(used)), dtype=np.int64))
+        return self._cache[key]
 
     @cached_property
     def _link_index(self) -> dict[tuple[str, str], int]:
@@ -312,7 +396,7 @@ class Topology:
                     use = which == k
                     energy[use] = along[use]
             energy *= nbytes * 8 * 1e-9
-            self._cache[key] = energy
+            self._cache[key] = _frozen(energy)
         return self._cache[key]
 
     @cached_property

@@ -8,23 +8,23 @@ Planners write::
 ``placement`` imports ``models`` only.
 """
 
-from placement.costs import BlockCosts, TransferCosts, block_costs, transfer_costs
+from placement.costs import BlockCosts, CostTable, TransferCosts, block_costs, cost_table, transfer_costs
 from placement.errors import InvalidInstanceError, InvalidPlanError, Issue
 from placement.evaluate import check_plan, evaluate
 from placement.instance import load_instance, parse_instance
 from placement.metrics import DeviceMetrics, Metrics, RequestMetrics
-from placement.plan import Plan, Route, Shard, Status, Termination
+from placement.plan import Plan, Proof, Route, Shard, Status, Termination
 from placement.planio import load_plan, plan_from_dict, plan_to_dict, save_plan, write_atomic
 from placement.predict import Prediction, predict
 from placement.problem import SLO, Constraints, ModelSpec, Objective, Problem, RequestClass
-from placement.costs.throughput import plan_throughput
+from placement.violations import Kind, Violation
 
 __all__ = [
     "Problem", "ModelSpec", "RequestClass", "SLO", "Objective", "Constraints",
-    "Plan", "Shard", "Route", "Status", "Termination",
+    "Plan", "Shard", "Route", "Status", "Termination", "Proof",
     "Metrics", "RequestMetrics", "DeviceMetrics",
-    "evaluate", "check_plan", "predict", "Prediction", "plan_throughput",
+    "evaluate", "check_plan", "predict", "Prediction", "Violation", "Kind",
     "load_instance", "parse_instance", "load_plan", "save_plan", "plan_to_dict", "plan_from_dict", "write_atomic",
-    "block_costs", "transfer_costs", "BlockCosts", "TransferCosts",
+    "cost_table", "CostTable", "block_costs", "transfer_costs", "BlockCosts", "TransferCosts",
     "InvalidInstanceError", "InvalidPlanError", "Issue",
 ]

@@ -33,9 +33,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from models import weight_format
-from placement.costs import (
-    GIB, block_costs, block_weight_bytes, execution_rates, kv_bytes_per_block_token, runtime_bytes, workspace_bytes,
-)
+from placement.costs.roofline import GIB, execution_rates, workspace_bytes
+from placement.costs.tables import block_costs, cost_table
 from placement.problem import ModelSpec, Problem, RequestClass
 
 __all__ = ["infeasibility_reasons"]
@@ -103,19 +102,18 @@ def _listed(caps: dict[str, float], decimals: int = 1) -> str:
     return shown + (f", ... {len(caps) - _SHOWN} more" if len(caps) > _SHOWN else "")
 
 
-def _whole_model_weights(model: ModelSpec, fmt_id: str) -> float:
-    weights, tied = block_weight_bytes(model, weight_format(fmt_id))
-    return float(weights.sum()) - tied
+def _whole_model_weights(problem: Problem, model: ModelSpec, fmt_id: str) -> float:
+    return float(cost_table(problem).weights(model.id, fmt_id).shard_bytes(0, model.num_blocks))
 
 
 def _memory_reasons(problem: Problem, model: ModelSpec, component: frozenset[str],
                     requests: Sequence[RequestClass]) -> tuple[float, list[str]]:
     """Bytes ``model`` needs at least in ``component`` (beyond engine runtimes) and, if they do not fit, why."""
-    by_format = {f: _whole_model_weights(model, f) for f in model.formats}
+    by_format = {f: _whole_model_weights(problem, model, f) for f in model.formats}
     fmt = min(by_format, key=by_format.__getitem__)
     weights = by_format[fmt]
-    tokens = sum(r.batch * problem.context_tokens(r) for r in requests)
-    kv = tokens * kv_bytes_per_block_token(model) * model.num_blocks
+    table = cost_table(problem)
+    kv = sum(float(table.kv(r, model.id).shard_kv_bytes(0, model.num_blocks)) for r in requests)
     workspace = _least_workspace_bytes(problem, model, component, requests)
     need = weights + kv + workspace
     caps = _capacities_gb(problem, component)
@@ -157,12 +155,9 @@ def _net_bytes(problem: Problem, caps_gb: dict[str, float], formats: Sequence[st
     A device holding any shard pays its runtime once; one holding none gives nothing,
     so each device counts at most its capacity less its least runtime over ``formats``.
     """
-    total = 0.0
-    for device, cap_gb in caps_gb.items():
-        node = problem.topology.node(device)
-        runtime = min(runtime_bytes(node, execution_rates(node, weight_format(f))) for f in formats)
-        total += max(0.0, cap_gb * GIB - runtime)
-    return total
+    table = cost_table(problem)
+    least = np.min([table.runtime_bytes(f) for f in formats], axis=0)
+    return sum(max(0.0, cap_gb * GIB - float(least[problem.topology.index[d]])) for d, cap_gb in caps_gb.items())
 
 
 def _least_workspace_bytes(problem: Problem, model: ModelSpec, component: frozenset[str],

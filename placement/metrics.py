@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from placement.violations import Violation
+
 __all__ = ["RequestMetrics", "DeviceMetrics", "Metrics"]
 
 
@@ -61,8 +63,8 @@ class Metrics:
     """Everything the cost model predicts for a plan.
 
     ``objective`` is the instance objective's value for this plan: the number
-    every solver must report. ``violations`` says, in words and numbers, why an
-    infeasible plan is infeasible.
+    every solver must report. ``violations`` says, typed and in words and
+    numbers, why an infeasible plan is infeasible.
     """
 
     requests: dict[str, RequestMetrics]
@@ -70,7 +72,7 @@ class Metrics:
     throughput_tok_s: float
     objective: float
     feasible: bool
-    violations: tuple[str, ...] = ()
+    violations: tuple[Violation, ...] = ()
     calibrated: bool = True
     aggregates: dict[str, float] = field(default_factory=dict)
 
@@ -81,7 +83,7 @@ class Metrics:
             "throughput_tok_s": self.throughput_tok_s,
             "objective": self.objective,
             "feasible": self.feasible,
-            "violations": list(self.violations),
+            "violations": [v.to_dict() for v in self.violations],
             "calibrated": self.calibrated,
             "aggregates": dict(self.aggregates),
         }
@@ -95,7 +97,7 @@ class Metrics:
             throughput_tok_s=float(d.get("throughput_tok_s", 0.0)),
             objective=float(d.get("objective", 0.0)),
             feasible=bool(d.get("feasible", True)),
-            violations=tuple(d.get("violations", ())),
+            violations=tuple(Violation.from_dict(v) for v in d.get("violations", ())),
             calibrated=bool(d.get("calibrated", True)),
             aggregates=dict(d.get("aggregates", {})),
         )

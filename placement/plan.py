@@ -13,7 +13,7 @@ from typing import Any
 
 from placement.metrics import Metrics
 
-__all__ = ["Status", "Termination", "Shard", "Route", "Plan"]
+__all__ = ["Status", "Termination", "Proof", "Shard", "Route", "Plan"]
 
 
 class Status(str, Enum):
@@ -43,6 +43,17 @@ class Termination(str, Enum):
         return self.value
 
 
+class Proof(str, Enum):
+    """How far a solver's ``infeasible`` or ``optimal`` claim reaches."""
+
+    NONE = "none"              # nothing is proven (heuristics, or a search stopped early)
+    PLAN_SPACE = "plan_space"  # proven over the plans the solver searches (its registered plan space)
+    ANY_PLAN = "any_plan"      # proven for every plan of the instance (necessary conditions every plan meets)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Shard:
     """Blocks ``[layers[0], layers[1])`` of ``model`` on ``device``.
@@ -67,14 +78,17 @@ class Shard:
 class Route:
     """The shards a request class's tokens pass through, in block order.
 
-    ``fraction`` is the share of the class's requests that take this route;
-    ``rate_tok_s`` the decode tokens/s assigned to it by a flow solver.
+    ``fraction`` is the share of the class's requests that take this route
+    (``None``: all of them, when it is the class's only route). ``rate_tok_s``
+    is the decode tokens/s a flow solver assigns to it: routes of a class that
+    carry rates share its requests by their rates, and every resource must
+    carry the rates of the routes through it (see :func:`placement.evaluate`).
     """
 
     request: str
     path: tuple[str, ...]
     rate_tok_s: float | None = None
-    fraction: float = 1.0
+    fraction: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,8 @@ class Plan:
         ``|objective - bound| / max(|objective|, tiny)`` when both are known.
     reasons : tuple of str
         For an infeasible or partly served plan, each binding cause with its numbers.
+    proof : Proof
+        How far the solver's claim (``optimal``, ``infeasible``) reaches.
     stats : dict
         Solver-specific account (nodes explored, swaps, stability, ...).
     """
@@ -115,6 +131,7 @@ class Plan:
     predicted: Metrics | None = None
     reasons: tuple[str, ...] = ()
     stats: dict[str, Any] = field(default_factory=dict)
+    proof: Proof = Proof.NONE
 
     @property
     def has_solution(self) -> bool:

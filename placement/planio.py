@@ -16,7 +16,7 @@ from typing import Any
 
 from placement.errors import InvalidPlanError, Issue
 from placement.metrics import Metrics
-from placement.plan import Plan, Route, Shard, Status, Termination
+from placement.plan import Plan, Proof, Route, Shard, Status, Termination
 from placement.problem import Problem
 from placement.textfiles import read_mapping_file
 
@@ -110,6 +110,7 @@ def plan_to_dict(plan: Plan, problem: Problem | None = None) -> dict[str, Any]:
         "instance": {"name": problem.name if problem else "", "sha256": problem.sha256 if problem else ""},
         "status": plan.status.value,
         "termination": plan.termination.value,
+        "proof": plan.proof.value,
         "objective": {
             "name": plan.objective_name, "value": plan.objective, "unit": plan.objective_unit,
             "bound": plan.bound, "gap": plan.gap,
@@ -201,13 +202,13 @@ def plan_from_dict(d: Any) -> Plan:
         req = _get(r, "request", str, p, issues)
         path = _get(r, "path", list, p, issues)
         rate = _get(r, "rate_tok_s", (int, float, type(None)), p, issues, default=None)
-        frac = _get(r, "fraction", (int, float), p, issues, default=1.0)
+        frac = _get(r, "fraction", (int, float, type(None)), p, issues, default=None)
         if path is not None and not all(isinstance(x, str) for x in path):
             issues.append(Issue(f"{p}path", "must list shard ids (strings)"))
             continue
         if req is None or path is None:
             continue
-        routes.append(Route(req, tuple(path), rate, float(frac)))
+        routes.append(Route(req, tuple(path), None if rate is None else float(rate), None if frac is None else float(frac)))
     status = d.get("status", "feasible")
     termination = d.get("termination", "heuristic")
     try:
@@ -220,6 +221,12 @@ def plan_from_dict(d: Any) -> Plan:
     except ValueError:
         issues.append(Issue("termination", f"must be one of {', '.join(t.value for t in Termination)}, got {termination!r}"))
         term_v = Termination.ERROR
+    proof = d.get("proof", "none")
+    try:
+        proof_v = Proof(proof)
+    except ValueError:
+        issues.append(Issue("proof", f"must be one of {', '.join(p.value for p in Proof)}, got {proof!r}"))
+        proof_v = Proof.NONE
     obj = _section(d, "objective", issues)
     solver = _section(d, "solver", issues)
     for key in ("value", "bound", "gap"):
@@ -238,7 +245,7 @@ def plan_from_dict(d: Any) -> Plan:
     if issues:
         raise InvalidPlanError(issues)
     return Plan(
-        shards=tuple(shards), routes=tuple(routes), status=status_v, termination=term_v,
+        shards=tuple(shards), routes=tuple(routes), status=status_v, termination=term_v, proof=proof_v,
         objective=obj.get("value"), objective_name=obj.get("name", ""), objective_unit=obj.get("unit", ""),
         bound=obj.get("bound"), gap=obj.get("gap"),
         solver=solver.get("name", ""), backend=solver.get("backend"), params=solver.get("params") or {},

@@ -101,8 +101,7 @@ def predict(model: str | LLMGraph | Mapping[str, Any], device: str | DeviceSpec,
     metrics = evaluate(problem, plan)
     r = metrics.requests["predict"]
     dev = metrics.devices[spec.id]
-    bc = block_costs(problem, req)
-    prefill_s = float(bc.prefill_s[0].sum() + bc.prefill_overhead_s[0])
+    prefill_s = float(block_costs(problem, req).stage_prefill_s(0, 0, graph.num_blocks))
     return Prediction(
         model=graph.id, device=spec.id, weight_format=weight_format_checked, engine=node.engine, batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens,

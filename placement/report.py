@@ -87,7 +87,8 @@ def format_plan(problem: Problem, plan: Plan) -> str:
     for r in plan.routes:
         req = problem.request(r.request)
         hops = " -> ".join(f"{sid}@{shards[sid].device}" for sid in r.path)
-        share = f" ({r.fraction:.0%})" if r.fraction < 1 else ""
+        share = f" ({r.fraction:.0%})" if r.fraction is not None and r.fraction < 1 else ""
+        share += f" at {fmt_num(r.rate_tok_s)} tok/s" if r.rate_tok_s is not None else ""
         out.append(f"  {r.request}{share}: {req.source} -> {hops} -> {req.source}")
     m = plan.predicted
     if m is None:

@@ -8,13 +8,16 @@ imported only when it runs. ``solvers`` imports ``placement`` and ``models``.
 """
 
 from solvers.api import (
-    SolveParams, SolverUnavailableError, UnsupportedProblemError, applicable_solvers, solve,
+    DEFAULT_SOLVER, InvalidOptionError, SolveParams, SolverUnavailableError, UnsupportedProblemError,
+    applicable_solvers, solve,
 )
+from solvers.deadline import Deadline
+from solvers.options import Option
 from solvers.registry import Capabilities, SolverInfo, UnknownSolverError, registered, solver_info
 from solvers import catalog as _catalog  # noqa: F401  (registers the solvers)
 
 __all__ = [
-    "solve", "SolveParams", "applicable_solvers", "registered", "solver_info",
-    "SolverInfo", "Capabilities",
-    "UnknownSolverError", "SolverUnavailableError", "UnsupportedProblemError",
+    "solve", "SolveParams", "DEFAULT_SOLVER", "applicable_solvers", "registered", "solver_info",
+    "SolverInfo", "Capabilities", "Option", "Deadline",
+    "UnknownSolverError", "SolverUnavailableError", "UnsupportedProblemError", "InvalidOptionError",
 ]

@@ -1,29 +1,31 @@
 """``solve(problem, solver=..., params=SolveParams(...), options={...})``.
 
 Every solver is called the same way and returns a :class:`~placement.Plan`.
-``solve`` checks the solver exists, imports, and supports the problem; checks
-whether the problem is infeasible on its face (not enough memory anywhere, an
-SLO below what any device could do); times the solver; and attaches the cost
-model's predictions to the plan. It never overwrites the solver's objective:
-the conformance suite checks that it equals ``evaluate()``.
+``solve`` checks the solver exists, imports and supports the problem, and that
+its options are valid; starts one :class:`~solvers.deadline.Deadline` for the
+whole call; checks whether the problem is infeasible on its face (not enough
+memory anywhere, an SLO below what any device could do); runs the solver; and
+attaches the cost model's predictions, with the status the evidence supports
+(:mod:`solvers.status`). It never overwrites an objective a solver reports: the
+conformance battery checks that it equals ``evaluate()``.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from placement import Plan, Problem, Status, Termination, evaluate
+from placement import Plan, Problem, Proof, Status, Termination, evaluate
 from placement.feasibility import infeasibility_reasons
+from solvers.deadline import Deadline
+from solvers.options import InvalidOptionError, validate_options
 from solvers.registry import SolverInfo, registered, solver_info
+from solvers.status import settle
 
-__all__ = ["SolveParams", "solve", "PROVEN_FOR_ANY_PLAN", "SolverUnavailableError", "UnsupportedProblemError", "applicable_solvers"]
+__all__ = ["SolveParams", "solve", "SolverUnavailableError", "UnsupportedProblemError", "InvalidOptionError",
+           "applicable_solvers", "DEFAULT_SOLVER"]
 
-
-# stats["proven_by"] of an infeasible plan whose reasons hold for every plan, replicated ones
-# included (the checks of placement.feasibility), not only for the solver's own plan space.
-PROVEN_FOR_ANY_PLAN = "face-value checks"
+DEFAULT_SOLVER = "auto"
 
 
 class SolverUnavailableError(RuntimeError):
@@ -41,8 +43,9 @@ class SolveParams:
     Parameters
     ----------
     time_limit_s : float
-        Wall-clock limit; a solver stopped by it returns its best plan (status
-        ``feasible``, termination ``time_limit``) with its gap, or ``no_solution``.
+        Wall-clock limit for the whole call; a solver stopped by it returns its
+        best plan (status ``feasible``, termination ``time_limit``) with its gap,
+        or ``no_solution``.
     threads : int
         Worker threads for backends that use them.
     seed : int
@@ -88,7 +91,7 @@ def _check(info: SolverInfo, problem: Problem) -> None:
             + (f"solvers that do: {', '.join(able)}" if able else "no registered solver does"))
 
 
-def solve(problem: Problem, solver: str = "greedy", params: SolveParams | None = None,
+def solve(problem: Problem, solver: str = DEFAULT_SOLVER, params: SolveParams | None = None,
           options: dict[str, Any] | None = None) -> Plan:
     """Solve ``problem`` with ``solver`` and return a new :class:`Plan` with predicted metrics.
 
@@ -96,79 +99,56 @@ def solve(problem: Problem, solver: str = "greedy", params: SolveParams | None =
     ----------
     problem : Problem
     solver : str
-        A registered name (``llmplace solvers`` lists them).
+        A registered name (``llmplace solvers`` lists them); ``auto`` (default)
+        picks the exact solver that handles the instance.
     params : SolveParams, optional
     options : dict, optional
-        Solver-specific settings (e.g. ``{"backend": "highs"}``). ``precheck``
-        (default True) runs the face-value infeasibility checks first.
+        The solver's own settings (e.g. ``{"backend": "highs"}``), checked against
+        its declared options. ``precheck`` (default True) runs the face-value
+        infeasibility checks first.
 
     Raises
     ------
-    UnknownSolverError, SolverUnavailableError, UnsupportedProblemError
+    UnknownSolverError, SolverUnavailableError, UnsupportedProblemError, InvalidOptionError
 
     Examples
     --------
     >>> from placement import load_instance
     >>> from solvers import solve
-    >>> plan = solve(load_instance("instances/device-edge-cloud.yaml"), "greedy")  # doctest: +SKIP
-    >>> plan.status                                                                 # doctest: +SKIP
-    <Status.FEASIBLE: 'feasible'>
+    >>> plan = solve(load_instance("instances/device-edge-cloud.yaml"), "dp")
+    >>> plan.status.value, plan.gap
+    ('optimal', 0.0)
     """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"solve() needs a Problem (see placement.load_instance), got {type(problem).__name__}")
     info = solver_info(solver)
     _check(info, problem)
-    params = params or SolveParams()
-    options = dict(options or {})
-    unknown = set(options) - set(info.options) - {"precheck"}
-    if unknown:
-        known = ", ".join(sorted({*info.options, "precheck"}))
-        raise UnsupportedProblemError(f"solver {info.name!r} has no option(s) {', '.join(sorted(unknown))} "
-                                      f"(options: {known})")
-    precheck = bool(options.pop("precheck", True))
-    started = time.perf_counter()
+    params = params if params is not None else SolveParams()
+    if not isinstance(params, SolveParams):
+        raise TypeError(f"params must be a SolveParams, got {type(params).__name__}")
+    given = dict(options or {})
+    settings = validate_options(info.name, info.options, given)
+    precheck = settings.pop("precheck")
+    deadline = Deadline(params.time_limit_s)
     if precheck:
         reasons = infeasibility_reasons(problem)
         if reasons:
-            return _finish(problem, info, params, options, started,
-                           Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED,
-                                reasons=tuple(reasons), stats={"proven_by": PROVEN_FOR_ANY_PLAN}))
-    plan = info.load()(problem, params, options)
-    return _finish(problem, info, params, options, started, plan)
+            proven = Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, reasons=tuple(reasons),
+                          proof=Proof.ANY_PLAN)
+            return _finish(problem, info, params, given, deadline, proven)
+    plan = info.load()(problem, params, settings, deadline)
+    return _finish(problem, info, params, given, deadline, plan)
 
 
-def _pipeline_complete(problem: Problem) -> bool:
-    """Whether a plan with one pipeline per model is as good as any plan for ``problem``.
-
-    True when every model serves one request class without a request rate: a
-    feasible plan's every route is then a feasible pipeline on its own (SLOs hold
-    per route, dropping shards frees memory), so a solver that finds no feasible
-    pipeline has proven the instance infeasible. Several classes (different
-    sources or SLOs) or rates (replicas can share the load) break that.
-    """
-    return all(len(problem.requests_for(m.id)) <= 1 for m in problem.models) and \
-        not any(r.rate_rps for r in problem.workload)
-
-
-def _finish(problem: Problem, info: SolverInfo, params: SolveParams, options: dict[str, Any], started: float,
+def _finish(problem: Problem, info: SolverInfo, params: SolveParams, options: dict[str, Any], deadline: Deadline,
             plan: Plan) -> Plan:
-    elapsed = time.perf_counter() - started
     predicted = evaluate(problem, plan) if plan.shards else None
     changes: dict[str, Any] = {
         "solver": info.name, "params": {**params.to_dict(), **options},
-        "solve_time_s": elapsed, "objective_name": problem.objective.name, "objective_unit": problem.objective.unit,
-        "predicted": predicted,
+        "solve_time_s": deadline.elapsed(), "objective_name": problem.objective.name,
+        "objective_unit": problem.objective.unit, "predicted": predicted,
     }
-    if plan.status is Status.INFEASIBLE and info.plan_space == "pipeline" and not _pipeline_complete(problem) \
-            and plan.stats.get("proven_by") != PROVEN_FOR_ANY_PLAN:
-        # No single pipeline works, but plans that replicate shards (a copy per source, replicas that
-        # share the load or serve classes with different SLOs) were not searched: nothing is proven.
-        changes["status"] = Status.NO_SOLUTION
-        changes["reasons"] = ("no single pipeline per model meets the limits; plans that replicate shards "
-                              "were not searched", *plan.reasons)
-    if predicted is not None:
-        if plan.objective is None and plan.status in (Status.OPTIMAL, Status.FEASIBLE):
-            changes["objective"] = predicted.objective  # a constructive heuristic reports what its plan costs
-        if plan.status in (Status.OPTIMAL, Status.FEASIBLE) and not predicted.feasible:
-            # A heuristic's plan that breaks a limit is not a solution; keep it for inspection.
-            changes["status"] = Status.NO_SOLUTION if not info.exact else Status.ERROR
-            changes["reasons"] = tuple(plan.reasons) + predicted.violations
+    if predicted is not None and plan.objective is None and plan.status in (Status.OPTIMAL, Status.FEASIBLE):
+        changes["objective"] = predicted.objective  # a constructive heuristic reports what its plan costs
+    changes.update(settle(info, problem, plan, predicted))
     return plan.with_(**changes)

@@ -19,7 +19,8 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from placement import Plan, Problem, Status, Termination
+from placement import Plan, Problem, Status, Termination, cost_table
+from solvers.deadline import Deadline
 from solvers.chain import Pipeline, StageSpec, assemble, chain_order, memory_order
 
 __all__ = ["solve_greedy", "solve_uniform", "solve_source", "solve_cloud", "solve_random", "proportional_split"]
@@ -70,18 +71,18 @@ def _split_plan(problem: Problem, weigh) -> Plan:
     return Plan(shards=shards, routes=routes, status=Status.FEASIBLE, termination=Termination.HEURISTIC)
 
 
-def solve_greedy(problem: Problem, params: Any, options: dict[str, Any]) -> Plan:
+def solve_greedy(problem: Problem, params: Any, options: dict[str, Any], deadline: Deadline) -> Plan:
     """Memory-proportional split over the chain's devices (exo's rule)."""
-    topo = problem.topology
-    return _split_plan(problem, lambda d: topo.node(d).usable_memory_gb)
+    capacity, index = cost_table(problem).capacity_bytes, problem.topology.index
+    return _split_plan(problem, lambda d: float(capacity[index[d]]))
 
 
-def solve_uniform(problem: Problem, params: Any, options: dict[str, Any]) -> Plan:
+def solve_uniform(problem: Problem, params: Any, options: dict[str, Any], deadline: Deadline) -> Plan:
     """Equal split over the chain's devices."""
     return _split_plan(problem, lambda d: 1.0)
 
 
-def solve_source(problem: Problem, params: Any, options: dict[str, Any]) -> Plan:
+def solve_source(problem: Problem, params: Any, options: dict[str, Any], deadline: Deadline) -> Plan:
     """Each model whole on each of its request sources."""
     pipelines = []
     for model in problem.models:
@@ -94,7 +95,7 @@ def solve_source(problem: Problem, params: Any, options: dict[str, Any]) -> Plan
     return Plan(shards=shards, routes=routes, status=Status.FEASIBLE, termination=Termination.HEURISTIC)
 
 
-def solve_cloud(problem: Problem, params: Any, options: dict[str, Any]) -> Plan:
+def solve_cloud(problem: Problem, params: Any, options: dict[str, Any], deadline: Deadline) -> Plan:
     """Each model whole on the reachable cloud-tier device with the most usable memory."""
     topo = problem.topology
     pipelines = []
@@ -112,7 +113,7 @@ def solve_cloud(problem: Problem, params: Any, options: dict[str, Any]) -> Plan:
     return Plan(shards=shards, routes=routes, status=Status.FEASIBLE, termination=Termination.HEURISTIC)
 
 
-def solve_random(problem: Problem, params: Any, options: dict[str, Any]) -> Plan:
+def solve_random(problem: Problem, params: Any, options: dict[str, Any], deadline: Deadline) -> Plan:
     """A random contiguous split over a random subset and order of the reachable devices."""
     rng = random.Random(params.seed)
     pipelines = []

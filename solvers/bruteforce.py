@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from placement import Plan, Problem, Status, Termination, evaluate
+from placement import Plan, Problem, Proof, Status, Termination, evaluate
 from placement.problem import ModelSpec
 from solvers.api import UnsupportedProblemError
 from solvers.chain import Pipeline, StageSpec, assemble
+from solvers.deadline import Deadline
 
 __all__ = ["solve_bruteforce", "count_plans", "candidate_pipelines"]
 
-DEFAULT_MAX_PLANS = 200_000
 _CHECK_EVERY = 32  # candidates between two looks at the clock
 
 
@@ -100,27 +99,13 @@ def _candidates(problem: Problem) -> Iterator[tuple[Pipeline, ...]]:
     return itertools.product(*per_model)
 
 
-def _violation_kind(message: str) -> str:
-    if "SLO" in message:
-        return "SLO"
-    if "busy" in message:
-        return "load"
-    if "max_layers" in message:
-        return "profile max_layers"
-    if "no network path" in message:
-        return "network"
-    if "needs" in message and "usable" in message:
-        return "memory"
-    return "other"
-
-
 def _infeasible_reasons(checked: int, kinds: Counter, closest: Sequence[str]) -> tuple[str, ...]:
     counts = ", ".join(f"{kind} in {n:,}" for kind, n in kinds.most_common())
     head = f"none of the {checked:,} contiguous pipeline plans meets every limit (limits broken: {counts})"
     return (head, *(f"closest plan: {v}" for v in closest))
 
 
-def solve_bruteforce(problem: Problem, params: Any, options: dict[str, Any]) -> Plan:
+def solve_bruteforce(problem: Problem, params: Any, options: dict[str, Any], deadline: Deadline) -> Plan:
     """Evaluate every contiguous pipeline plan and return the best feasible one.
 
     Parameters
@@ -154,9 +139,7 @@ def solve_bruteforce(problem: Problem, params: Any, options: dict[str, Any]) -> 
     >>> plan.status.value, plan.bound == plan.objective, plan.stats["plans_checked"]
     ('optimal', True, 44)
     """
-    started = time.perf_counter()
-    deadline = started + params.time_limit_s
-    max_plans = int(options.get("max_plans", DEFAULT_MAX_PLANS))
+    max_plans = options["max_plans"]
     total = count_plans(problem)
     if total > max_plans:
         raise UnsupportedProblemError(
@@ -169,16 +152,16 @@ def solve_bruteforce(problem: Problem, params: Any, options: dict[str, Any]) -> 
     closest: tuple[str, ...] = ()
     timed_out = False
     for pipelines in _candidates(problem):
-        if checked % _CHECK_EVERY == 0 and checked and time.perf_counter() > deadline:
+        if checked % _CHECK_EVERY == 0 and checked and deadline.expired():
             timed_out = True
             break
         checked += 1
         shards, routes = assemble(pipelines)
         metrics = evaluate(problem, Plan(shards=shards, routes=routes))
         if not metrics.feasible:
-            kinds.update({_violation_kind(v) for v in metrics.violations})
+            kinds.update({v.kind.value for v in metrics.violations})
             if not closest or len(metrics.violations) < len(closest):
-                closest = metrics.violations
+                closest = tuple(str(v) for v in metrics.violations)
             continue
         feasible += 1
         value = float(metrics.objective)
@@ -191,10 +174,10 @@ def solve_bruteforce(problem: Problem, params: Any, options: dict[str, Any]) -> 
                         reasons=(f"no feasible plan among the first {checked:,} of {total:,} candidates "
                                  f"within {params.time_limit_s:g} s",))
         return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, stats=stats,
-                    reasons=_infeasible_reasons(checked, kinds, closest))
+                    reasons=_infeasible_reasons(checked, kinds, closest), proof=Proof.PLAN_SPACE)
     value, shards, routes = best
     if timed_out:
         return Plan(shards=shards, routes=routes, status=Status.FEASIBLE, termination=Termination.TIME_LIMIT,
                     objective=value, stats=stats)
     return Plan(shards=shards, routes=routes, status=Status.OPTIMAL, termination=Termination.CONVERGED,
-                objective=value, bound=value, gap=0.0, stats=stats)
+                objective=value, bound=value, gap=0.0, stats=stats, proof=Proof.PLAN_SPACE)

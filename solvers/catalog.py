@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from solvers.registry import Capabilities, SolverInfo, register
+from solvers.options import Option
+from solvers.registry import REPLICATED, Capabilities, SolverInfo, register
 
 _BASELINE = Capabilities()
 
+register(SolverInfo(
+    name="auto", family="auto", exact=True, entry="solvers.auto:solve_auto",
+    summary="picks the exact solver that handles the instance (dp for one model on a chain it can search "
+            "exactly, else ilp) and says which it picked; matching when no exact solver takes it",
+    capabilities=Capabilities(format_choice=True),
+))
 register(SolverInfo(
     name="greedy", family="baselines", exact=False, entry="solvers.baselines:solve_greedy",
     summary="blocks proportional to usable memory, largest memory first (exo's rule)",
@@ -19,7 +26,7 @@ register(SolverInfo(
 register(SolverInfo(
     name="source", family="baselines", exact=False, entry="solvers.baselines:solve_source",
     summary="whole model on each request's source device (all-on-device)",
-    capabilities=_BASELINE, plan_space="replicated",
+    capabilities=_BASELINE, plan_space=REPLICATED,
 ))
 register(SolverInfo(
     name="cloud", family="baselines", exact=False, entry="solvers.baselines:solve_cloud",
@@ -36,26 +43,30 @@ register(SolverInfo(
     summary="matching game: blocks propose to devices (deferred acceptance with memory quotas and transfer "
             "externalities), then swaps until swap-stable",
     capabilities=Capabilities(),
-    options={
-        "restarts": "deferred-acceptance starts (the first with exact preferences, the others seeded "
-                    "perturbations); the best swap-stable matching is kept (default 8)",
-        "max_swaps": "most swaps per start before stopping with the improving swaps left (default 10000)",
-    },
+    options=(
+        Option("restarts", int, 8, "deferred-acceptance starts (the first with exact preferences, the others "
+                                   "seeded perturbations); the best swap-stable matching is kept", minimum=1,
+               maximum=10_000),
+        Option("max_swaps", int, 10_000, "most swaps per start before stopping with the improving swaps left",
+               minimum=0),
+    ),
 ))
 register(SolverInfo(
     name="bruteforce", family="bruteforce", exact=True, entry="solvers.bruteforce:solve_bruteforce",
     summary="every contiguous pipeline (device sequence x cut points x formats) judged by evaluate; "
             "the test oracle for tiny instances",
     capabilities=Capabilities(format_choice=True, max_devices=8, max_blocks=64),
-    options={"max_plans": "refuse instances with more candidate plans than this (default 200000)"},
+    options=(Option("max_plans", int, 200_000, "refuse instances with more candidate plans than this",
+                    minimum=1, maximum=100_000_000),),
 ))
 register(SolverInfo(
     name="dp", family="dp", exact=True, entry="solvers.dp:solve_dp", precondition="solvers.dp:dp_unsupported",
     summary="dynamic programming over contiguous pipelines of one model: device order given, or every "
             "subset and order (exact up to max_exact_devices); SLOs by branch and bound",
     capabilities=Capabilities(multi_model=False),
-    options={"max_exact_devices": "above this many devices (and no constraints.device_order), search a few "
-                                  "device orders only: a heuristic answer (default 10)"},
+    options=(Option("max_exact_devices", int, 10, "above this many devices (and no constraints.device_order), "
+                                                  "search a few device orders only: a heuristic answer",
+                    minimum=1, maximum=12),),
 ))
 register(SolverInfo(
     name="ilp", family="ilp", exact=True, entry="solvers.ilp:solve_ilp", precondition="solvers.ilp:ilp_unsupported",
@@ -64,6 +75,7 @@ register(SolverInfo(
     capabilities=Capabilities(format_choice=True),
     requires=("scipy", "pulp", "ortools"),
     backends=("highs", "cbc", "cpsat", "scip"),
-    options={"backend": "highs (scipy.optimize.milp, default), cbc (PuLP), cpsat (OR-Tools CP-SAT; not for "
-                        "throughput over several classes without rate_rps) or scip (OR-Tools)"},
+    options=(Option("backend", str, "highs", "highs (scipy.optimize.milp), cbc (PuLP), cpsat (OR-Tools CP-SAT; not "
+                                             "for throughput over several classes without rate_rps) or scip "
+                                             "(OR-Tools)", choices=("highs", "cbc", "cpsat", "scip")),),
 ))

@@ -1,5 +1,11 @@
-"""The solver registry: what each solver can do, whether its backend imports, and
-where its code lives (imported only when the solver runs).
+"""The solver registry: what each solver can do, which plans it searches, its typed
+options, whether its backend imports, and where its code lives (imported only when
+the solver runs).
+
+A solver is a function ``(problem, params, options, deadline) -> Plan``: ``params``
+are the :class:`~solvers.api.SolveParams` every solver honours, ``options`` its own
+declared options (validated, defaults filled in), ``deadline`` the
+:class:`~solvers.deadline.Deadline` its inner loops watch.
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from placement import Problem
+from solvers.options import Option
 
-__all__ = ["Capabilities", "SolverInfo", "PLAN_SPACES", "register", "registered", "solver_info", "UnknownSolverError"]
+__all__ = ["Capabilities", "SolverInfo", "PlanSpace", "PLAN_SPACES", "PIPELINE", "REPLICATED", "register",
+           "registered", "solver_info", "UnknownSolverError"]
 
 ALL_OBJECTIVES = frozenset({"latency", "ttft", "tpot", "energy", "throughput", "weighted"})
 
@@ -23,6 +31,37 @@ class UnknownSolverError(LookupError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class PlanSpace:
+    """A set of plans a solver searches.
+
+    ``complete(problem)`` says whether the best plan of the set is as good as any plan
+    of ``problem``; then "no plan of the set meets the limits" proves the instance
+    infeasible, and an optimum over the set is the optimum.
+    """
+
+    name: str
+    description: str
+    complete: Callable[[Problem], bool]
+
+
+def _pipeline_complete(problem: Problem) -> bool:
+    # Every model serves one class and no rates are given: every route of a feasible plan is then
+    # a feasible pipeline on its own (SLOs hold per route, dropping shards frees memory). Several
+    # classes (different sources or SLOs) or rates (replicas can share the load) break that.
+    return all(len(problem.requests_for(m.id)) <= 1 for m in problem.models) and \
+        not any(r.rate_rps for r in problem.workload)
+
+
+PIPELINE = PlanSpace(
+    "pipeline", "one pipeline per model: distinct devices, each holding one contiguous range of blocks, shared by "
+                "all of the model's request classes", _pipeline_complete)
+REPLICATED = PlanSpace(
+    "replicated", "copies of a model (whole, or pipelines), one or more per model, each request class routed "
+                  "through one or several of them", lambda problem: False)
+PLAN_SPACES = {s.name: s for s in (PIPELINE, REPLICATED)}
 
 
 @dataclass(frozen=True)
@@ -74,25 +113,17 @@ class Capabilities:
         return why
 
 
-PLAN_SPACES = {
-    "pipeline": "one pipeline per model: distinct devices, each holding one contiguous range of blocks, "
-                "shared by all of the model's request classes",
-    "replicated": "whole-model or pipeline copies, one or more per model, each request class routed to one",
-}
-
-
 @dataclass(frozen=True)
 class SolverInfo:
     """A registered solver.
 
-    ``entry`` is ``"module:function"``; the function takes
-    ``(problem, params, options)`` and returns a :class:`~placement.Plan`.
-    ``requires`` lists the Python modules its backends need. ``plan_space``
-    (a key of :data:`PLAN_SPACES`) is the set of plans it searches: an exact
-    solver's ``optimal`` and ``bound`` are claims about that set.
-    ``precondition`` (``"module:function"``, optional) names a function
-    ``problem -> list of reasons`` for refusals that capability flags cannot
-    express; it may import the solver's module but not its backends.
+    ``entry`` is ``"module:function"`` (see the module docstring for its signature).
+    ``requires`` lists the Python modules its backends need. ``plan_space`` is the
+    set of plans it searches: an exact solver's ``optimal`` and ``bound`` are claims
+    about that set. ``options`` declares its own settings. ``precondition``
+    (``"module:function"``, optional) names a function ``problem -> list of reasons``
+    for refusals that capability flags cannot express; it may import the solver's
+    module but not its backends.
     """
 
     name: str
@@ -103,13 +134,9 @@ class SolverInfo:
     capabilities: Capabilities = field(default_factory=Capabilities)
     requires: tuple[str, ...] = ()
     backends: tuple[str, ...] = ()
-    options: dict[str, str] = field(default_factory=dict)
-    plan_space: str = "pipeline"
+    options: tuple[Option, ...] = ()
+    plan_space: PlanSpace = PIPELINE
     precondition: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.plan_space not in PLAN_SPACES:
-            raise ValueError(f"plan_space must be one of {', '.join(PLAN_SPACES)}, got {self.plan_space!r}")
 
     def available(self) -> bool:
         """Whether the modules it needs import."""
@@ -121,6 +148,9 @@ class SolverInfo:
         if not why and self.precondition:
             why = list(_resolve(self.precondition)(problem))
         return why
+
+    def option(self, name: str) -> Option:
+        return {o.name: o for o in self.options}[name]
 
     def load(self) -> Callable:
         return _resolve(self.entry)
@@ -149,5 +179,5 @@ def registered() -> list[SolverInfo]:
 def solver_info(name: str) -> SolverInfo:
     try:
         return _REGISTRY[name]
-    except KeyError:
-        raise UnknownSolverError(name, list(_REGISTRY)) from None
+    except (KeyError, TypeError):
+        raise UnknownSolverError(str(name), list(_REGISTRY)) from None

@@ -30,7 +30,7 @@ import pytest
 from instances.zoo import stress, zoo
 from placement import Plan, Problem, Status, evaluate, parse_instance
 from solvers import SolveParams, UnknownSolverError, registered, solve, solver_info
-from solvers.api import PROVEN_FOR_ANY_PLAN
+from placement import Proof
 from solvers.bruteforce import count_plans
 
 
@@ -143,14 +143,14 @@ def _violations(exact: bool, problem: Problem, plan: Plan, ref: Plan) -> list[st
     if st in (Status.OPTIMAL, Status.FEASIBLE):
         m = evaluate(problem, plan)
         if not m.feasible:
-            out.append(f"{st} plan breaks limits: {'; '.join(m.violations)}")
+            out.append(f"{st} plan breaks limits: {'; '.join(map(str, m.violations))}")
         if plan.objective is None or not _close(plan.objective, m.objective, _REL_EVALUATE):
             out.append(f"objective {plan.objective} != evaluate() {m.objective}")
     if st == Status.INFEASIBLE:
         if not plan.reasons:
             out.append("infeasible without reasons")
         # The oracle searches pipelines; a claim resting on a proof for every plan may go further.
-        proven = plan.stats.get("proven_by") == PROVEN_FOR_ANY_PLAN and _no_pipeline(ref)
+        proven = plan.proof is Proof.ANY_PLAN and _no_pipeline(ref)
         if ref.status != Status.INFEASIBLE and not proven:
             out.append(f"claims infeasible, but the oracle says {ref.status} ({ref.objective})")
     if exact:

@@ -14,13 +14,13 @@ import pytest
 
 from instances import zoo as zoo_module
 from instances.zoo import stress
-from placement import Plan, Route, Shard, Status, Termination, block_costs, evaluate, parse_instance
-from placement.costs.throughput import route_resource_seconds
+from placement import Plan, Route, Shard, Status, Termination, block_costs, cost_table, evaluate, parse_instance
+from placement.evaluate import route_resource_seconds as _route_use
 from solvers import SolveParams, UnsupportedProblemError, solve
 from solvers.bruteforce import candidate_pipelines, count_plans
 from solvers.chain import Pipeline, assemble
 from solvers.dp import price_chain
-from solvers.dp_search import best_chain, best_chain_within
+from solvers.dp.search import best_chain, best_chain_within
 
 
 @functools.lru_cache(maxsize=None)
@@ -77,6 +77,10 @@ def _pipeedge(hosts_per_type: int = 2, **overrides) -> dict:
     }
     data.update(overrides)
     return data
+
+
+def route_resource_seconds(problem, plan, i):
+    return _route_use(problem, plan)[i]
 
 
 def _device_seconds(problem, plan) -> dict[str, float]:
@@ -147,8 +151,9 @@ def _memory_on_the_edge() -> dict:
             "workload": [{"id": "r0", "source": "phone", "prompt_tokens": 64, "output_tokens": 16, "batch": 16}],
             "objective": "latency"}
     problem = parse_instance(data)
-    bc = block_costs(problem, "r0")
-    for dev, delta in zip(data["devices"], (-bc.head_workspace_bytes / 2, bc.tied_head_bytes / 2)):
+    table = cost_table(problem)
+    head_ws, tied = table.kv("r0").head_workspace_bytes, table.weights("m").tied_head_bytes
+    for dev, delta in zip(data["devices"], (-head_ws / 2, tied / 2)):
         whole = evaluate(problem, _plan_of(problem, [(dev["id"], 0, 4)])).devices[dev["id"]]
         dev["memory_gb"] = whole.memory_gb + delta / 2**30
     return data
@@ -189,7 +194,7 @@ def test_dp_tables_price_every_chain_as_evaluate_does():
                 assert got in (0.0, math.inf)
             if data["name"] == "slow-direct-loop":
                 use = route_resource_seconds(problem, plan, 0)
-                loop_binds |= max(use, key=use.get) in (("channel", 2, 0), ("channel", 0, 2))
+                loop_binds |= max(use, key=use.get) in (("link", "z", "x"), ("link", "x", "z"))
     assert loop_binds  # the instance does exercise the token's loop channel
     _agree(parse_instance(_slow_direct_loop()))
 
@@ -446,7 +451,7 @@ def test_best_chain_within_limits_equals_enumeration(seed):
             ok = [c for c, q in zip(chains, quantities) if (q <= limits).all()]
             expected = min((_chain_cost(c, stage, hop, first, end, op) for c in ok), default=math.inf)
             found = best_chain_within(stage, hop, first, end, op, lb if op is np.add else np.zeros(L + 1),
-                                      [(*t, lim) for t, lim in zip(cons, limits)], ordered, math.inf)
+                                      [(*t, lim) for t, lim in zip(cons, limits)], ordered)
             assert found.complete and found.value == pytest.approx(expected, rel=1e-12)
             if found.chain:
                 assert _chain_cost(found.chain, stage, hop, first, end, op) == pytest.approx(found.value, rel=1e-12)

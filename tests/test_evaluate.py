@@ -9,11 +9,16 @@ import pytest
 
 from conftest import tiny_instance
 from placement import (
-    InvalidPlanError, Plan, Route, Shard, block_costs, evaluate, load_plan, parse_instance, plan_throughput,
-    save_plan, transfer_costs,
+    InvalidPlanError, Kind, Plan, Route, Shard, block_costs, cost_table, evaluate, load_plan, parse_instance, save_plan,
+    transfer_costs,
 )
-from placement.costs import GIB, execution_rates, stage_memory_bytes
+from placement.costs import GIB
+from placement.costs.roofline import execution_rates
 from models import weight_format
+
+
+def plan_throughput(problem, plan):
+    return evaluate(problem, plan).throughput_tok_s
 
 
 def _chain(problem, stages, request="chat"):
@@ -65,11 +70,10 @@ def test_decode_step_by_hand():
 
 def test_tied_head_shares_the_embedding_only_on_one_device():
     problem = parse_instance(tiny_instance(models=[{"id": "qwen2.5-0.5b", "weight_format": "fp16"}]))
-    bc = block_costs(problem, "chat")
-    L = bc.num_blocks
-    whole = stage_memory_bytes(bc, 0, L, kv=False) - bc.workspace_bytes - bc.head_workspace_bytes
-    split = sum(stage_memory_bytes(bc, a, b, kv=False) - bc.workspace_bytes for a, b in ((0, 10), (10, L))) \
-        - bc.head_workspace_bytes
+    weights = cost_table(problem).weights("qwen2.5-0.5b")
+    L = weights.num_blocks
+    whole = weights.shard_bytes(0, L)
+    split = sum(weights.shard_bytes(a, b) for a, b in ((0, 10), (10, L)))
     graph = problem.models[0].graph
     assert whole == pytest.approx(graph.weight_bytes(weight_format("fp16")))
     assert split - whole == pytest.approx(graph.arch.vocab_size * graph.arch.hidden_size * 2)
@@ -79,8 +83,9 @@ def test_memory_violation_names_device_and_numbers():
     problem = parse_instance(tiny_instance(models=[{"id": "llama-2-13b", "weight_format": "fp16"}]))
     m = evaluate(problem, _chain(problem, [("phone", 0, 40)]))
     assert not m.feasible
-    (msg,) = [v for v in m.violations if v.startswith("device phone")]
-    assert "GB" in msg and "weights" in msg and "usable" in msg
+    (v,) = [v for v in m.violations if v.kind == Kind.MEMORY]
+    assert v.subject == "phone" and v.value > v.limit
+    assert "GB" in str(v) and "weights" in str(v) and "usable" in str(v)
     assert m.devices["phone"].memory_gb > m.devices["phone"].memory_capacity_gb
 
 
@@ -89,7 +94,7 @@ def test_unserved_request_is_a_violation_not_a_crash():
     plan = Plan(shards=(Shard("s0", "tinyllama-1.1b", "edge", (0, 22)),), routes=())
     m = evaluate(problem, plan)
     assert not m.feasible and math.isinf(m.objective)
-    assert any("no route" in v for v in m.violations)
+    assert [(v.kind, v.subject) for v in m.violations] == [(Kind.COVERAGE, "chat")]
 
 
 def test_plan_that_does_not_fit_raises_with_every_issue():
@@ -170,4 +175,4 @@ def test_slo_holds_on_every_route_not_on_average():
     strict = parse_instance(tiny_instance(workload=[{"id": "chat", "source": "phone", "prompt_tokens": 128,
                                                      "output_tokens": 32, "slo": {"ttft_ms": limit}}]))
     m = evaluate(strict, both)
-    assert not m.feasible and any("on its slowest route" in v for v in m.violations)
+    assert not m.feasible and any(v.kind == Kind.SLO and "on its slowest route" in str(v) for v in m.violations)

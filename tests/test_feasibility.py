@@ -19,7 +19,7 @@ from conftest import tiny_instance
 from instances.zoo import zoo
 from models import weight_format
 from placement import block_costs, evaluate, parse_instance
-from placement.costs import (
+from placement.costs.roofline import (
     GIB, block_weight_bytes, execution_rates, kv_bytes_per_block_token, runtime_bytes, workspace_bytes,
 )
 from placement.feasibility import infeasibility_reasons

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import tiny_instance
 from placement import Status, parse_instance
-from solvers import SolveParams, UnsupportedProblemError, applicable_solvers, solve
+from solvers import InvalidOptionError, SolveParams, UnsupportedProblemError, applicable_solvers, solve
 
 
 def _tight(**workload):
@@ -46,7 +46,7 @@ def test_precondition_refusals_name_the_solvers_that_can():
 
 
 def test_unknown_option_is_refused():
-    with pytest.raises(UnsupportedProblemError, match="no option"):
+    with pytest.raises(InvalidOptionError, match="no option"):
         solve(parse_instance(tiny_instance()), "greedy", options={"speed": "fast"})
 
 

@@ -1,9 +1,45 @@
-"""Cost tables: the roofline's per-node times folded into per-block arrays, and transfers."""
+"""The compiled cost table: every number a plan's metrics are reduced from, built once per problem.
+
+:func:`cost_table` compiles a :class:`~placement.problem.Problem` into read-only
+numpy arrays, cached on the problem so that :func:`placement.evaluate` and every
+solver read the very same numbers:
+
+- :class:`BlockCosts`, per (request class, model, weight format): each block's
+  prefill and decode seconds on every device, the per-step overheads, their
+  prefix sums (a stage's time is two lookups), the devices' power and, where a
+  device carries a measured profile, its seconds per decode token when holding
+  ``k`` blocks;
+- :class:`WeightCosts`, per (model, format): weight bytes per block and the tied
+  head's shared copy; :class:`KVCosts`, per (request class, model): KV-cache
+  reservation per block and the prefill workspace;
+- per device: usable memory, engine runtime per format, ``max_layers``;
+- :class:`TransferCosts`, per (request class, model): seconds and joules of every
+  transfer between every pair of devices (best paths), and the per-token use of
+  the network's resources (links, NICs) for throughput.
+
+A *resource* is anything busy at most all of the time: each device (index ``d``
+of ``topology.nodes``) and each network resource of :attr:`models.Topology.resources`
+(index ``D + k``). Usage is in seconds per decode token.
+
+Every array is read-only: a solver that tried to change what ``evaluate()``
+sees gets ``ValueError: assignment destination is read-only``.
+
+Examples
+--------
+>>> from placement import load_instance
+>>> from placement.costs import cost_table
+>>> table = cost_table(load_instance("instances/device-edge-cloud.yaml"))
+>>> bc = table.blocks("chat")
+>>> bc.prefill_s.shape == (3, 80), bc.prefill_s.flags.writeable
+(True, False)
+>>> float(bc.stage_decode_s(1, 0, 41)) > 0
+True
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -12,44 +48,49 @@ from placement.costs.roofline import (
     ACTIVATION_BYTES, GIB, TOKEN_ID_BYTES, block_weight_bytes, execution_rates, fold_nodes, kv_bytes_per_block_token,
     node_times, runtime_bytes, workspace_bytes,
 )
-from placement.problem import Problem, RequestClass
+from placement.problem import ModelSpec, Problem, RequestClass
 
-__all__ = [
-    "BlockCosts", "TransferCosts", "Stage", "RouteTimes",
-    "block_costs", "transfer_costs", "stage_prefill_s", "stage_decode_s", "stage_memory_bytes", "route_times",
-]
+__all__ = ["CostTable", "BlockCosts", "WeightCosts", "KVCosts", "TransferCosts", "cost_table", "block_costs",
+           "transfer_costs", "readonly"]
+
+
+def readonly(values, dtype=float) -> np.ndarray:
+    """A read-only copy of ``values``."""
+    out = np.array(values, dtype=dtype)
+    out.setflags(write=False)
+    return out
+
+
+def _prefix(per_block: np.ndarray) -> np.ndarray:
+    return readonly(np.concatenate([np.zeros((per_block.shape[0], 1)), np.cumsum(per_block, axis=1)], axis=1))
+
 
 @dataclass(frozen=True)
 class BlockCosts:
-    """Costs of one model, for one request class, in one weight format, on every node.
+    """Times and power of one model's blocks on every device, for one request class in one format.
 
-    Arrays are indexed ``[device, block]`` (device order = ``topology.nodes``).
-    A stage ``(d, a, b)`` costs ``sum(prefill_s[d, a:b]) + prefill_overhead_s[d]``
-    to prefill, and likewise to decode; see :func:`stage_memory_bytes` for memory.
+    A stage ``(d, a, b)`` (device ``d`` holding blocks ``[a, b)``) prefills the class's
+    batch in ``prefill_cum[d, b] - prefill_cum[d, a] + prefill_overhead_s[d]`` seconds,
+    and likewise for one decode step. The stage methods take scalars or arrays.
 
     Attributes
     ----------
     prefill_s, decode_s : ndarray [D, L]
-        Seconds per block for the request's prefill and for one decode step.
+        Seconds per block for the batch's prefill and for one decode step.
     prefill_overhead_s, decode_overhead_s : ndarray [D]
         Fixed seconds a stage pays per prefill and per decode step.
-    weight_bytes : ndarray [L]
-        Weights per block (embedding in block 0, head and a tied head's copy in L-1).
-    kv_bytes : ndarray [L]
-        KV reservation per block for the request's sequences.
-    tied_head_bytes : float
-        Subtract when one shard holds every block (a tied head then shares the embedding).
-    workspace_bytes, head_workspace_bytes : float
-        Prefill activation workspace of any stage; extra logits for the stage holding the head.
-    runtime_bytes : ndarray [D]
-        Engine runtime overhead, once per device that holds any shard.
-    capacity_bytes : ndarray [D]
-        Usable memory (capacity - reserved) x (1 - headroom).
-    max_blocks : ndarray [D]
-        Most blocks a device may hold by its measured profile (``inf`` without one).
+    prefill_cum, decode_cum : ndarray [D, L+1]
+        Their prefix sums over blocks.
+    measured_token_s : ndarray [D, L+1]
+        Seconds per decode token of a device's measured throughput profile when it
+        holds ``k`` blocks (``nan`` where the device has none).
     active_power_w, idle_power_w : ndarray [D]
     calibrated : ndarray [D] of bool
-        Whether the device's efficiencies come from a calibrated profile.
+        Whether the device's efficiencies come from a calibrated engine profile or a measurement.
+    batch : int
+        Sequences per forward step.
+    steps : int
+        Decode steps after the first token (``output_tokens - 1``).
     """
 
     model: str
@@ -59,17 +100,14 @@ class BlockCosts:
     decode_s: np.ndarray
     prefill_overhead_s: np.ndarray
     decode_overhead_s: np.ndarray
-    weight_bytes: np.ndarray
-    kv_bytes: np.ndarray
-    tied_head_bytes: float
-    workspace_bytes: float
-    head_workspace_bytes: float
-    runtime_bytes: np.ndarray
-    capacity_bytes: np.ndarray
-    max_blocks: np.ndarray
+    prefill_cum: np.ndarray
+    decode_cum: np.ndarray
+    measured_token_s: np.ndarray
     active_power_w: np.ndarray
     idle_power_w: np.ndarray
     calibrated: np.ndarray
+    batch: int
+    steps: int
 
     @property
     def num_blocks(self) -> int:
@@ -79,99 +117,106 @@ class BlockCosts:
     def num_devices(self) -> int:
         return self.prefill_s.shape[0]
 
-    def cumulative(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Prefix sums ``[D, L+1]`` of prefill and decode times and ``[L+1]`` of weights + KV,
-        for O(1) stage costs in a DP."""
-        zero = np.zeros((self.num_devices, 1))
-        cp = np.concatenate([zero, np.cumsum(self.prefill_s, axis=1)], axis=1)
-        cd = np.concatenate([zero, np.cumsum(self.decode_s, axis=1)], axis=1)
-        cm = np.concatenate([[0.0], np.cumsum(self.weight_bytes + self.kv_bytes)])
-        return cp, cd, cm
+    def stage_prefill_s(self, d, a, b):
+        """Seconds to prefill the batch through blocks ``[a, b)`` on device ``d``."""
+        return self.prefill_cum[d, b] - self.prefill_cum[d, a] + self.prefill_overhead_s[d]
+
+    def stage_decode_s(self, d, a, b):
+        """Seconds per decode step of blocks ``[a, b)`` on device ``d``."""
+        return self.decode_cum[d, b] - self.decode_cum[d, a] + self.decode_overhead_s[d]
+
+    def stage_busy_s(self, d, a, b):
+        """Seconds device ``d`` works on one batch through blocks ``[a, b)``: its prefill and every decode step."""
+        return self.stage_prefill_s(d, a, b) + self.steps * self.stage_decode_s(d, a, b)
+
+    def stage_energy_j(self, d, a, b):
+        """Joules per request the stage's device spends active (a batch shares its device time)."""
+        return self.active_power_w[d] * self.stage_busy_s(d, a, b) / self.batch
+
+    def stage_token_s(self, d, a, b):
+        """Seconds of device ``d`` per decode token through blocks ``[a, b)``: its measured
+        throughput profile where it has one, else a decode step over the batch."""
+        measured = self.measured_token_s[d, np.subtract(b, a)]
+        return np.where(np.isnan(measured), self.stage_decode_s(d, a, b) / self.batch, measured)
 
 
-def block_costs(problem: Problem, request: RequestClass | str, weight_format: str | None = None) -> BlockCosts:
-    """The :class:`BlockCosts` of ``request``'s model in ``weight_format`` (default: the model's).
+@dataclass(frozen=True)
+class WeightCosts:
+    """Weight bytes of one model in one format.
 
-    Cached on the problem: solvers and :func:`evaluate` share one table.
+    ``weight_bytes[i]`` holds block ``i`` (the embedding is folded into block 0, the
+    head and a tied head's copy of the embedding into block ``L-1``); a shard holding
+    every block keeps one copy of a tied matrix, so it subtracts ``tied_head_bytes``.
     """
-    req = problem.request(request) if isinstance(request, str) else request
-    model = problem.model(req.model)
-    fmt_id = weight_format or model.weight_format
-    key = ("block_costs", req.id, fmt_id)
-    cache = problem._cache
-    if key in cache:
-        return cache[key]
 
-    fmt = formats.weight_format(fmt_id)
-    graph = model.graph
-    topo = problem.topology
-    D, L = len(topo.nodes), graph.num_blocks
-    prefill = np.zeros((D, L))
-    decode = np.zeros((D, L))
-    pre_ovh = np.zeros(D)
-    dec_ovh = np.zeros(D)
-    runtime = np.zeros(D)
-    capacity = np.zeros(D)
-    max_blocks = np.full(D, np.inf)
-    calibrated = np.zeros(D, dtype=bool)
-    ctx = problem.context_tokens(req)
-    workspace, head_ws = 0.0, 0.0
-    for d, node in enumerate(topo.nodes):
-        rates = execution_rates(node, fmt)
-        prof = rates.profile
-        times = node_times(graph, fmt, model.kv_fmt, rates, req)
-        prefill[d] = fold_nodes(times.prefill_s)
-        decode[d] = fold_nodes(times.decode_s)
-        pre_ovh[d] = times.prefill_steps * prof.step_overhead_ms * 1e-3
-        dec_ovh[d] = prof.step_overhead_ms * 1e-3
-        measured = node.profile_for(model.id)
-        if measured is not None:
-            if measured.prefill_ms_per_layer is not None:
-                prefill[d] = measured.prefill_ms_per_layer * 1e-3
-                pre_ovh[d] = 0.0
-            if measured.decode_ms_per_layer is not None:
-                decode[d] = measured.decode_ms_per_layer * 1e-3
-                dec_ovh[d] = 0.0
-            if measured.max_layers is not None:
-                max_blocks[d] = measured.max_layers
-        runtime[d] = runtime_bytes(node, rates)
-        capacity[d] = node.usable_memory_gb * GIB * (1.0 - problem.constraints.memory_headroom)
-        calibrated[d] = prof.calibrated or measured is not None
-        ws, hws = workspace_bytes(graph, req, ctx, prof.max_tokens_per_step)
-        workspace, head_ws = max(workspace, ws), max(head_ws, hws)
+    model: str
+    weight_format: str
+    weight_bytes: np.ndarray
+    weight_cum: np.ndarray
+    tied_head_bytes: float
+    quality: float
 
-    weights, tied = block_weight_bytes(model, fmt)
-    kv = np.full(L, req.batch * ctx * kv_bytes_per_block_token(model))
-    result = BlockCosts(
-        model=model.id, request=req.id, weight_format=fmt_id,
-        prefill_s=prefill, decode_s=decode, prefill_overhead_s=pre_ovh, decode_overhead_s=dec_ovh,
-        weight_bytes=weights, kv_bytes=kv, tied_head_bytes=tied,
-        workspace_bytes=workspace, head_workspace_bytes=head_ws,
-        runtime_bytes=runtime, capacity_bytes=capacity, max_blocks=max_blocks,
-        active_power_w=np.array([n.spec.power_active_w * n.count for n in topo.nodes]),
-        idle_power_w=np.array([n.spec.power_idle_w * n.count for n in topo.nodes]),
-        calibrated=calibrated,
-    )
-    cache[key] = result
-    return result
+    @property
+    def num_blocks(self) -> int:
+        return len(self.weight_bytes)
+
+    def shard_bytes(self, a, b):
+        """Weight bytes of a shard holding blocks ``[a, b)`` (scalars or arrays)."""
+        whole = (np.asarray(a) == 0) & (np.asarray(b) == self.num_blocks)
+        return self.weight_cum[b] - self.weight_cum[a] - np.where(whole, self.tied_head_bytes, 0.0)
+
+    def quality_loss(self, a, b):
+        """Share of the model's route quality lost by blocks ``[a, b)`` in this format
+        (a route's quality is the block-weighted mean of its formats')."""
+        return (1.0 - self.quality) * (np.asarray(b) - np.asarray(a)) / self.num_blocks
+
+
+@dataclass(frozen=True)
+class KVCosts:
+    """Memory one request class reserves in a shard of one model beyond the weights.
+
+    ``kv_bytes[i]``: KV cache of the class's sequences in block ``i``;
+    ``workspace_bytes``: activations of one prefill step on any stage, and
+    ``head_workspace_bytes`` more (the logits) on the stage holding the last block.
+    """
+
+    model: str
+    request: str
+    kv_bytes: np.ndarray
+    kv_cum: np.ndarray
+    workspace_bytes: float
+    head_workspace_bytes: float
+
+    def shard_kv_bytes(self, a, b):
+        return self.kv_cum[b] - self.kv_cum[a]
+
+    def shard_workspace_bytes(self, b):
+        """Workspace of the stage ending at block ``b``."""
+        return self.workspace_bytes + np.where(np.asarray(b) == len(self.kv_bytes), self.head_workspace_bytes, 0.0)
 
 
 @dataclass(frozen=True)
 class TransferCosts:
-    """Transfer seconds and joules of one request class between every pair of devices.
+    """Transfers of one request class between every pair of devices, on best paths.
 
-    ``upload_s[d]``: the prompt's token ids from the source to ``d``.
-    ``return_s[d]``: one token from ``d`` back to the source.
-    ``prefill_hop_s[u, v]``: the batch's prompt activations from ``u`` to ``v``.
-    ``decode_hop_s[u, v]``: one decode step's activations.
+    ``upload_s[d]``: the prompt's token ids from the source to ``d``;
+    ``return_s[d]``: one token from ``d`` back to the source;
+    ``prefill_hop_s[u, v]``: the batch's prompt activations from ``u`` to ``v``;
+    ``decode_hop_s[u, v]``: one decode step's activations;
     ``loop_s[u, v]``: the sampled tokens from the last stage ``u`` to the first ``v``.
-    The ``*_j`` arrays are the links' energy for the same transfers.
+    ``*_j``: the links' joules for the same transfers.
 
-    For throughput, each ordered device pair is one channel: ``hop_token_s[u, v]``,
-    ``loop_token_s[u, v]`` and ``return_token_s[d]`` are the seconds one decode
-    token's bytes occupy it (bytes / the best path's bottleneck rate).
+    For throughput, ``hop_token_s[u, v]``, ``loop_token_s[u, v]`` and
+    ``return_token_s[d]`` are the seconds one decode token's bytes keep the most
+    loaded resource of the path busy (bytes over the path's bottleneck rate): the
+    exact usage of every resource is :meth:`CostTable.hop_usage` and its siblings.
     """
 
+    source: int
+    activation_bytes: float
+    token_bytes: float
+    decode_message_bytes: float
+    loop_message_bytes: float
     upload_s: np.ndarray
     return_s: np.ndarray
     prefill_hop_s: np.ndarray
@@ -187,133 +232,259 @@ class TransferCosts:
     return_token_s: np.ndarray
 
 
-def transfer_costs(problem: Problem, request: RequestClass | str) -> TransferCosts:
-    """The :class:`TransferCosts` of ``request`` (cached on the problem)."""
-    req = problem.request(request) if isinstance(request, str) else request
-    key = ("transfer_costs", req.id)
-    cache = problem._cache
-    if key in cache:
-        return cache[key]
-    topo = problem.topology
-    graph = problem.model(req.model).graph
-    src = topo.index[req.source]
-    act = graph.arch.hidden_size * ACTIVATION_BYTES
-    up_b = req.prompt_tokens * TOKEN_ID_BYTES
-    pre_b = req.batch * req.prompt_tokens * act
-    dec_b = req.batch * act
-    loop_b = req.batch * TOKEN_ID_BYTES
-    ret_b = TOKEN_ID_BYTES
-    result = TransferCosts(
-        upload_s=topo.transfer_time_s(up_b)[src].copy(),
-        return_s=topo.transfer_time_s(ret_b)[:, src].copy(),
-        prefill_hop_s=topo.transfer_time_s(pre_b),
-        decode_hop_s=topo.transfer_time_s(dec_b),
-        loop_s=topo.transfer_time_s(loop_b),
-        upload_j=topo.transfer_energy_j(up_b)[src].copy(),
-        return_j=topo.transfer_energy_j(ret_b)[:, src].copy(),
-        prefill_hop_j=topo.transfer_energy_j(pre_b),
-        decode_hop_j=topo.transfer_energy_j(dec_b),
-        loop_j=topo.transfer_energy_j(loop_b),
-        hop_token_s=_per_token(act, topo.bottleneck_bytes_per_s(dec_b)),
-        loop_token_s=_per_token(TOKEN_ID_BYTES, topo.bottleneck_bytes_per_s(loop_b)),
-        return_token_s=_per_token(TOKEN_ID_BYTES, topo.bottleneck_bytes_per_s(ret_b))[:, src].copy(),
-    )
-    cache[key] = result
-    return result
-
-
 def _per_token(nbytes: float, rate: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
-        return np.where(rate > 0, nbytes / rate, np.inf)
+        return readonly(np.where(rate > 0, nbytes / rate, np.inf))
 
 
-# -- stages and routes --------------------------------------------------------------------
+class CostTable:
+    """The compiled, read-only cost table of one problem (see the module docstring).
 
-
-@dataclass(frozen=True)
-class Stage:
-    """One step of a route: blocks ``[start, end)`` on device index ``device``."""
-
-    device: int
-    start: int
-    end: int
-    costs: BlockCosts
-
-
-def stage_prefill_s(bc: BlockCosts, d: int, a: int, b: int) -> float:
-    """Seconds to prefill blocks ``[a, b)`` on device ``d``."""
-    return float(bc.prefill_s[d, a:b].sum() + bc.prefill_overhead_s[d])
-
-
-def stage_decode_s(bc: BlockCosts, d: int, a: int, b: int) -> float:
-    """Seconds per decode step of blocks ``[a, b)`` on device ``d``."""
-    return float(bc.decode_s[d, a:b].sum() + bc.decode_overhead_s[d])
-
-
-def stage_memory_bytes(bc: BlockCosts, a: int, b: int, kv: bool = True) -> float:
-    """Bytes a stage holding blocks ``[a, b)`` needs, before the device's runtime overhead."""
-    total = float(bc.weight_bytes[a:b].sum()) + bc.workspace_bytes
-    if kv:
-        total += float(bc.kv_bytes[a:b].sum())
-    if b == bc.num_blocks:
-        total += bc.head_workspace_bytes
-        if a == 0:
-            total -= bc.tied_head_bytes
-    return total
-
-
-def _repeat(times: int, seconds: float) -> float:
-    """``times * seconds``, with no steps costing nothing even over a missing path (0 x inf)."""
-    return times * seconds if times else 0.0
-
-
-@dataclass(frozen=True)
-class RouteTimes:
-    """Seconds and joules of one request along one route (per request, not per batch)."""
-
-    ttft_s: float
-    tpot_s: float
-    e2e_s: float
-    prefill_s: float
-    transfer_s: float
-    energy_j: float
-    idle_energy_j: float
-    stage_busy_s: tuple[float, ...]  # per stage, per batch: prefill + (g - 1) decode steps
-
-
-def route_times(stages: Sequence[Stage], tc: TransferCosts, request: RequestClass) -> RouteTimes:
-    """TTFT, TPOT, end-to-end time and energy of ``request`` through ``stages``.
-
-    TTFT = upload + sum of stage prefills + activation hops + the first token's way back.
-    TPOT = sum of stage decode steps + per-step hops + the token's loop from the last
-    stage to the first. E2E = TTFT + (g - 1) TPOT. Energy is per request: a batch's
-    device time and link bytes are shared by its ``B`` sequences.
+    Build it with :func:`cost_table`, which caches it on the problem. Parts are
+    compiled on first use and kept, so a table is never recomputed.
     """
-    first, last = stages[0].device, stages[-1].device
-    g, B = request.output_tokens, request.batch
-    steps = max(g - 1, 0)
-    pre = [stage_prefill_s(s.costs, s.device, s.start, s.end) for s in stages]
-    dec = [stage_decode_s(s.costs, s.device, s.start, s.end) for s in stages]
-    hops = list(zip(stages, stages[1:]))
-    pre_hop = sum(tc.prefill_hop_s[u.device, v.device] for u, v in hops)
-    dec_hop = sum(tc.decode_hop_s[u.device, v.device] for u, v in hops)
-    loop = tc.loop_s[last, first]
-    transfer_first = tc.upload_s[first] + pre_hop + tc.return_s[last]
-    ttft = sum(pre) + transfer_first
-    tpot = sum(dec) + dec_hop + loop
-    e2e = ttft + _repeat(steps, tpot)
 
-    busy = [p_ + _repeat(steps, d_) for p_, d_ in zip(pre, dec)]
-    active = sum(s.costs.active_power_w[s.device] * t for s, t in zip(stages, busy)) / B
-    idle_j = sum(s.costs.idle_power_w[s.device] * max(e2e - t, 0.0) for s, t in zip(stages, busy)) / B
-    link_j = (
-        tc.upload_j[first]
-        + (sum(tc.prefill_hop_j[u.device, v.device] for u, v in hops)
-           + steps * (sum(tc.decode_hop_j[u.device, v.device] for u, v in hops) + tc.loop_j[last, first])) / B
-        + max(g, 1) * tc.return_j[last]
-    )
-    return RouteTimes(
-        ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, prefill_s=sum(pre),
-        transfer_s=transfer_first + _repeat(steps, dec_hop + loop),
-        energy_j=active + link_j, idle_energy_j=idle_j, stage_busy_s=tuple(busy),
-    )
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        self.topology = problem.topology
+        self.num_devices = len(problem.topology.nodes)
+        self._parts: dict[tuple, object] = {}
+
+    # -- identities ----------------------------------------------------------------------
+
+    def request(self, request: RequestClass | str) -> RequestClass:
+        return self.problem.request(request) if isinstance(request, str) else request
+
+    def _model(self, req: RequestClass, model: str | None) -> ModelSpec:
+        return self.problem.model(model or req.model)
+
+    def _memo(self, key: tuple, build):
+        if key not in self._parts:
+            self._parts[key] = build()
+        return self._parts[key]
+
+    # -- devices ---------------------------------------------------------------------------
+
+    @cached_property
+    def capacity_bytes(self) -> np.ndarray:
+        """Usable memory of each device: (capacity - reserved) x (1 - the instance's headroom)."""
+        keep = 1.0 - self.problem.constraints.memory_headroom
+        return readonly([n.usable_memory_gb * GIB * keep for n in self.topology.nodes])
+
+    def runtime_bytes(self, weight_format: str) -> np.ndarray:
+        """Each device's engine runtime overhead for ``weight_format``, paid once by a device holding a shard."""
+        def build():
+            fmt = formats.weight_format(weight_format)
+            return readonly([runtime_bytes(n, execution_rates(n, fmt)) for n in self.topology.nodes])
+        return self._memo(("runtime", weight_format), build)
+
+    def max_blocks(self, model: str) -> np.ndarray:
+        """Most blocks of ``model`` each device may hold by its measured profile (``inf`` without one)."""
+        def build():
+            out = []
+            for n in self.topology.nodes:
+                p = n.profile_for(model)
+                out.append(p.max_layers if p is not None and p.max_layers is not None else np.inf)
+            return readonly(out)
+        return self._memo(("max_blocks", model), build)
+
+    def calibrated(self, model: str, weight_format: str) -> np.ndarray:
+        """Whether each device's predictions for ``model`` in ``weight_format`` rest on calibrated
+        efficiencies or a measured profile."""
+        def build():
+            fmt = formats.weight_format(weight_format)
+            return readonly([execution_rates(n, fmt).profile.calibrated or n.profile_for(model) is not None
+                             for n in self.topology.nodes], dtype=bool)
+        return self._memo(("calibrated", model, weight_format), build)
+
+    # -- models ------------------------------------------------------------------------------
+
+    def weights(self, model: str, weight_format: str | None = None) -> WeightCosts:
+        spec = self.problem.model(model)
+        fmt_id = weight_format or spec.weight_format
+
+        def build():
+            fmt = formats.weight_format(fmt_id)
+            per_block, tied = block_weight_bytes(spec, fmt)
+            cum = readonly(np.concatenate([[0.0], np.cumsum(per_block)]))
+            return WeightCosts(spec.id, fmt_id, readonly(per_block), cum, float(tied), fmt.quality)
+        return self._memo(("weights", spec.id, fmt_id), build)
+
+    def kv(self, request: RequestClass | str, model: str | None = None) -> KVCosts:
+        req = self.request(request)
+        spec = self._model(req, model)
+
+        def build():
+            ctx = self.problem.context_tokens(req)
+            L = spec.num_blocks
+            kv = readonly(np.full(L, req.batch * ctx * kv_bytes_per_block_token(spec)))
+            ws = head = 0.0
+            for node in self.topology.nodes:
+                for fmt_id in spec.formats:
+                    step = execution_rates(node, formats.weight_format(fmt_id)).profile.max_tokens_per_step
+                    w, h = workspace_bytes(spec.graph, req, ctx, step)
+                    ws, head = max(ws, w), max(head, h)
+            return KVCosts(spec.id, req.id, kv, readonly(np.concatenate([[0.0], np.cumsum(kv)])), ws, head)
+        return self._memo(("kv", req.id, spec.id), build)
+
+    def shard_memory_bytes(self, model: str, weight_format: str | None, a, b, requests) -> np.ndarray | float:
+        """Bytes a shard holding blocks ``[a, b)`` of ``model`` needs before its device's runtime:
+        weights + the KV cache of every class in ``requests`` + the largest prefill workspace
+        among them (scalars or arrays ``a``, ``b``)."""
+        total = self.weights(model, weight_format).shard_bytes(a, b)
+        if requests:
+            kvs = [self.kv(r, model) for r in requests]
+            total = total + sum(k.shard_kv_bytes(a, b) for k in kvs)
+            total = total + np.maximum.reduce([np.asarray(k.shard_workspace_bytes(b)) for k in kvs])
+        return total
+
+    # -- blocks --------------------------------------------------------------------------------
+
+    def blocks(self, request: RequestClass | str, model: str | None = None,
+               weight_format: str | None = None) -> BlockCosts:
+        """:class:`BlockCosts` of ``request`` on ``model`` (default: the class's) in ``weight_format``
+        (default: the model's)."""
+        req = self.request(request)
+        spec = self._model(req, model)
+        fmt_id = weight_format or spec.weight_format
+        return self._memo(("blocks", req.id, spec.id, fmt_id), lambda: self._compile_blocks(req, spec, fmt_id))
+
+    def _compile_blocks(self, req: RequestClass, spec: ModelSpec, fmt_id: str) -> BlockCosts:
+        fmt = formats.weight_format(fmt_id)
+        nodes = self.topology.nodes
+        D, L = len(nodes), spec.num_blocks
+        prefill, decode = np.zeros((D, L)), np.zeros((D, L))
+        pre_ovh, dec_ovh = np.zeros(D), np.zeros(D)
+        measured_token = np.full((D, L + 1), np.nan)
+        for d, node in enumerate(nodes):
+            rates = execution_rates(node, fmt)
+            times = node_times(spec.graph, fmt, spec.kv_fmt, rates, req)
+            prefill[d], decode[d] = fold_nodes(times.prefill_s), fold_nodes(times.decode_s)
+            pre_ovh[d] = times.prefill_steps * rates.profile.step_overhead_ms * 1e-3
+            dec_ovh[d] = rates.profile.step_overhead_ms * 1e-3
+            measured = node.profile_for(spec.id)
+            if measured is None:
+                continue
+            if measured.prefill_ms_per_layer is not None:
+                prefill[d], pre_ovh[d] = measured.prefill_ms_per_layer * 1e-3, 0.0
+            if measured.decode_ms_per_layer is not None:
+                decode[d], dec_ovh[d] = measured.decode_ms_per_layer * 1e-3, 0.0
+            if measured.throughput_tokens_per_s:
+                measured_token[d, 1:] = [1.0 / measured.throughput_at(k) for k in range(1, L + 1)]
+                measured_token[d, 0] = 0.0
+        return BlockCosts(
+            model=spec.id, request=req.id, weight_format=fmt_id,
+            prefill_s=readonly(prefill), decode_s=readonly(decode),
+            prefill_overhead_s=readonly(pre_ovh), decode_overhead_s=readonly(dec_ovh),
+            prefill_cum=_prefix(prefill), decode_cum=_prefix(decode), measured_token_s=readonly(measured_token),
+            active_power_w=readonly([n.spec.power_active_w * n.count for n in nodes]),
+            idle_power_w=readonly([n.spec.power_idle_w * n.count for n in nodes]),
+            calibrated=self.calibrated(spec.id, fmt_id),
+            batch=req.batch, steps=max(req.output_tokens - 1, 0),
+        )
+
+    # -- transfers -----------------------------------------------------------------------------
+
+    def transfers(self, request: RequestClass | str, model: str | None = None) -> TransferCosts:
+        """:class:`TransferCosts` of ``request`` on ``model`` (default: the class's)."""
+        req = self.request(request)
+        spec = self._model(req, model)
+        return self._memo(("transfers", req.id, spec.id), lambda: self._compile_transfers(req, spec))
+
+    def _compile_transfers(self, req: RequestClass, spec: ModelSpec) -> TransferCosts:
+        topo = self.topology
+        src = topo.index[req.source]
+        act = spec.graph.arch.hidden_size * ACTIVATION_BYTES
+        up_b = req.prompt_tokens * TOKEN_ID_BYTES
+        pre_b, dec_b = req.batch * req.prompt_tokens * act, req.batch * act
+        loop_b, ret_b = req.batch * TOKEN_ID_BYTES, TOKEN_ID_BYTES
+        t, e = topo.transfer_time_s, topo.transfer_energy_j
+        return TransferCosts(
+            source=src, activation_bytes=float(act), token_bytes=float(TOKEN_ID_BYTES),
+            decode_message_bytes=float(dec_b), loop_message_bytes=float(loop_b),
+            upload_s=readonly(t(up_b)[src]), return_s=readonly(t(ret_b)[:, src]),
+            prefill_hop_s=t(pre_b), decode_hop_s=t(dec_b), loop_s=t(loop_b),
+            upload_j=readonly(e(up_b)[src]), return_j=readonly(e(ret_b)[:, src]),
+            prefill_hop_j=e(pre_b), decode_hop_j=e(dec_b), loop_j=e(loop_b),
+            hop_token_s=_per_token(act, topo.bottleneck_bytes_per_s(dec_b)),
+            loop_token_s=_per_token(TOKEN_ID_BYTES, topo.bottleneck_bytes_per_s(loop_b)),
+            return_token_s=_per_token(TOKEN_ID_BYTES, topo.bottleneck_bytes_per_s(ret_b))[:, src].copy(),
+        )
+
+    # -- resources -----------------------------------------------------------------------------
+
+    @cached_property
+    def resources(self) -> tuple[tuple[str, ...], ...]:
+        """Labels of every resource: ``("device", id)`` for each device, then the network's
+        (:attr:`models.Topology.resources`)."""
+        return tuple(("device", n.id) for n in self.topology.nodes) + self.topology.resources
+
+    def _network_usage(self, i: int, j: int, message_bytes: float, token_bytes: float) -> dict[int, float]:
+        """Seconds per decode token on each network resource a transfer from ``i`` to ``j`` occupies."""
+        key = ("usage", i, j, message_bytes, token_bytes)
+
+        def build():
+            if i == j:
+                return {}
+            used = self.topology.transfer_resources(i, j, message_bytes)
+            if used is None:
+                return None
+            rates = self.topology.resource_bytes_per_s
+            D = self.num_devices
+            return {D + int(k): token_bytes / float(rates[k]) for k in used}
+        return self._memo(key, build)
+
+    def hop_usage(self, request: RequestClass | str, u: int, v: int, model: str | None = None) -> dict[int, float] | None:
+        """Resource seconds per decode token of the activations passed from stage device ``u`` to ``v``
+        (``None``: no path)."""
+        tc = self.transfers(request, model)
+        return self._network_usage(u, v, tc.decode_message_bytes, tc.activation_bytes)
+
+    def loop_usage(self, request: RequestClass | str, last: int, first: int,
+                   model: str | None = None) -> dict[int, float] | None:
+        """Resource seconds per decode token of the sampled token's way from the last stage to the first."""
+        tc = self.transfers(request, model)
+        return self._network_usage(last, first, tc.loop_message_bytes, tc.token_bytes)
+
+    def return_usage(self, request: RequestClass | str, last: int, model: str | None = None) -> dict[int, float] | None:
+        """Resource seconds per decode token of the token's way from the last stage to the source."""
+        tc = self.transfers(request, model)
+        return self._network_usage(last, tc.source, tc.token_bytes, tc.token_bytes)
+
+    # -- workload ------------------------------------------------------------------------------
+
+    def decode_demand(self, request: RequestClass | str) -> float:
+        """Decode tokens/s a class asks for at its request rate (its weight, 1 request/s, without one)."""
+        req = self.request(request)
+        return (req.rate_rps or 1.0) * max(req.output_tokens, 1)
+
+    def rates_given(self, requests=None) -> bool:
+        """Whether every class in ``requests`` (default: the workload) gives a request rate."""
+        reqs = [self.request(r) for r in (requests if requests is not None else self.problem.workload)]
+        return bool(reqs) and all(r.rate_rps for r in reqs)
+
+    def stage_load(self, request: RequestClass | str, bc: BlockCosts, d, a, b, share: float = 1.0):
+        """Share of time device ``d`` is busy serving ``share`` of ``request``'s requests through
+        blocks ``[a, b)`` at the class's request rate (0 without one)."""
+        req = self.request(request)
+        if not req.rate_rps:
+            return 0.0 * np.asarray(bc.stage_busy_s(d, a, b))
+        return req.rate_rps * share * bc.stage_busy_s(d, a, b) / req.batch
+
+
+def cost_table(problem: Problem) -> CostTable:
+    """The :class:`CostTable` of ``problem``, compiled once and cached on it."""
+    cache = problem._cache
+    if "cost_table" not in cache:
+        cache["cost_table"] = CostTable(problem)
+    return cache["cost_table"]
+
+
+def block_costs(problem: Problem, request: RequestClass | str, weight_format: str | None = None) -> BlockCosts:
+    """Shorthand for ``cost_table(problem).blocks(request, weight_format=weight_format)``."""
+    return cost_table(problem).blocks(request, weight_format=weight_format)
+
+
+def transfer_costs(problem: Problem, request: RequestClass | str) -> TransferCosts:
+    """Shorthand for ``cost_table(problem).transfers(request)``."""
+    return cost_table(problem).transfers(request)

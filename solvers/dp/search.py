@@ -17,7 +17,7 @@ devices: :mod:`solvers.dp` builds the tables from the cost model.
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +27,14 @@ __all__ = ["Found", "best_chain", "best_chain_within", "restrict"]
 
 class _Timeout(Exception):
     pass
+
+
+class _NoDeadline:
+    def expired(self) -> bool:
+        return False
+
+
+_NEVER = _NoDeadline()
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ def _incoming(val: np.ndarray, members: list[int], j: int, hop: np.ndarray, op) 
 
 
 def best_chain(stage: np.ndarray, hop: np.ndarray, first: np.ndarray, end: np.ndarray, op=np.add,
-               ordered: bool = False, deadline: float = math.inf) -> Found:
+               ordered: bool = False, deadline=None) -> Found:
     """The cheapest chain: ``op``-combine of ``first``, stages, hops and ``end``, minimised.
 
     Parameters
@@ -67,8 +75,8 @@ def best_chain(stage: np.ndarray, hop: np.ndarray, first: np.ndarray, end: np.nd
     ordered : bool
         Devices appear in index order (a subsequence of ``0 .. n-1``); else any
         subset in any order.
-    deadline : float
-        ``time.perf_counter()`` value after which the best chain so far is returned.
+    deadline : Deadline, optional
+        When it expires, the best chain so far is returned (``complete`` False).
 
     Returns
     -------
@@ -86,6 +94,7 @@ def best_chain(stage: np.ndarray, hop: np.ndarray, first: np.ndarray, end: np.nd
     >>> found.chain, round(found.value, 6)
     ([(1, 0, 4)], 0.4)
     """
+    deadline = deadline or _NEVER
     if ordered:
         return _dp_ordered(stage, hop, first, end, op, deadline)
     return _dp_subsets(stage, hop, first, end, op, deadline)
@@ -96,7 +105,7 @@ def _dp_ordered(stage, hop, first, end, op, deadline) -> Found:
     val = np.full((n, n, L + 1), np.inf)  # [last, first, blocks placed]
     best, where, complete = np.inf, None, True
     for j in range(n):
-        if time.perf_counter() > deadline:
+        if deadline.expired():
             complete = False
             break
         inc = _incoming(val[:j], list(range(j)), j, hop, op) if j else np.full((n, L + 1), np.inf)
@@ -143,7 +152,7 @@ def _dp_subsets(stage, hop, first, end, op, deadline) -> Found:
     for mask in range(1, 1 << n):
         if mask not in val:
             continue
-        if time.perf_counter() > deadline:
+        if deadline.expired():
             complete = False
             break
         members = _bits(mask)
@@ -185,7 +194,8 @@ def _dp_subsets(stage, hop, first, end, op, deadline) -> Found:
 # -- chains under SLOs (branch and bound) ---------------------------------------------------
 
 
-def best_chain_within(stage, hop, first, end, op, lb_obj, cons, ordered, deadline) -> Found:
+def best_chain_within(stage, hop, first, end, op, lb_obj, cons, ordered, deadline=None,
+                      leaf: Callable[[list[tuple[int, int, int]]], float] | None = None) -> Found:
     """The cheapest chain whose other additive quantities stay within their limits.
 
     Depth-first branch and bound, cheapest extension first. A partial chain is
@@ -202,15 +212,25 @@ def best_chain_within(stage, hop, first, end, op, lb_obj, cons, ordered, deadlin
     lb_obj : ndarray [L+1]
         Lower bound on the cost the remaining blocks add once ``b`` are placed (zeros for ``max``).
     cons : list of (stage_k, hop_k, first_k, end_k, lb_k, limit_k)
-        One additive quantity per limit, its lower bounds ``[L+1]`` and its limit.
+        One additive quantity per limit, its lower bounds ``[L+1]`` and its limit (may be empty).
+    leaf : callable, optional
+        The true cost of a complete chain, when the tables' combination only bounds it from
+        below (a bottleneck over resources that several of a chain's transfers share).
+        Complete chains are then judged by it, partial chains pruned by their table cost
+        (still a lower bound), and the dominance test, which would not hold, is skipped.
     """
     n, L = stage.shape[0], stage.shape[1] - 1
+    deadline = deadline or _NEVER
     K = len(cons)
-    c_stage = np.stack([c[0] for c in cons])
-    c_hop = np.stack([c[1] for c in cons])
-    c_first = np.stack([c[2] for c in cons])
-    c_end = np.stack([c[3] for c in cons])
-    c_lb = np.stack([c[4] for c in cons])
+    if K:
+        c_stage = np.stack([c[0] for c in cons])
+        c_hop = np.stack([c[1] for c in cons])
+        c_first = np.stack([c[2] for c in cons])
+        c_end = np.stack([c[3] for c in cons])
+        c_lb = np.stack([c[4] for c in cons])
+    else:
+        c_stage, c_hop = np.zeros((0, n, L + 1, L + 1)), np.zeros((0, n, n))
+        c_first, c_end, c_lb = np.zeros((0, n)), np.zeros((0, n, n)), np.zeros((0, L + 1))
     limits = np.array([c[5] for c in cons])
     best = [math.inf, None]
     memo: dict[tuple, list[np.ndarray]] = {}
@@ -243,7 +263,7 @@ def best_chain_within(stage, hop, first, end, op, lb_obj, cons, ordered, deadlin
                 f2 = j if last < 0 else f
                 mask2 = mask | 1 << j
                 key = (f2, j, b2) if ordered else (f2, mask2, j, b2)
-                if dominated(key, np.concatenate([[v2], r2])):
+                if leaf is None and dominated(key, np.concatenate([[v2], r2])):
                     continue
                 out.append((v2, j, b2, f2, mask2, r2))
         out.sort(key=lambda t: (t[0], t[1], t[2]))
@@ -251,14 +271,17 @@ def best_chain_within(stage, hop, first, end, op, lb_obj, cons, ordered, deadlin
 
     def visit(f, mask, last, b, value, r, chain):
         nodes[0] += 1
-        if nodes[0] % 256 == 0 and time.perf_counter() > deadline:
+        if nodes[0] % 256 == 0 and deadline.expired():
             raise _Timeout
         if bound(value, b) >= best[0]:
             return
         if b == L:
             total, rr = op(value, end[last, f]), r + c_end[:, last, f]
             if (rr <= limits).all() and total < best[0]:
-                best[:] = [float(total), list(chain)]
+                if leaf is not None:
+                    total = leaf(list(chain))
+                if total < best[0]:
+                    best[:] = [float(total), list(chain)]
             return
         for v2, j, b2, f2, mask2, r2 in children(f, mask, last, b, value, r):
             chain.append((j, b, b2))

@@ -1,0 +1,55 @@
+"""``auto``: the exact solver that handles the instance, and a word on which it picked.
+
+In order: ``dp`` when the instance has one model and dp searches its devices
+exactly (a fixed ``constraints.device_order``, or at most dp's
+``max_exact_devices`` candidates); else ``ilp`` (HiGHS) when it takes the
+instance; else ``dp`` in its heuristic mode; else ``matching``. The plan says
+which solver ran (``stats["picked"]``) and why.
+
+Examples
+--------
+>>> from placement import load_instance
+>>> from solvers import solve
+>>> plan = solve(load_instance("instances/hybrid.yaml"))    # two models: dp cannot take it
+>>> plan.stats["picked"], plan.status.value
+('ilp', 'optimal')
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from placement import Plan, Problem, evaluate
+from solvers.deadline import Deadline
+from solvers.options import validate_options
+from solvers.registry import solver_info
+from solvers.status import settle
+
+__all__ = ["solve_auto", "pick"]
+
+
+def pick(problem: Problem) -> tuple[str, dict[str, Any], str]:
+    """The solver ``auto`` runs on ``problem``, its options, and why."""
+    dp, ilp = solver_info("dp"), solver_info("ilp")
+    dp_ok = not dp.unsupported(problem)
+    if dp_ok:
+        from solvers.dp import candidate_devices
+        idx, ordered = candidate_devices(problem)
+        most = dp.option("max_exact_devices").default
+        if ordered or len(idx) <= most:
+            return "dp", {}, f"one model over {len(idx)} candidate device(s): dp searches every pipeline exactly"
+    if ilp.available() and not ilp.unsupported(problem):
+        return "ilp", {"backend": "highs"}, ("several models or a choice of formats" if not dp_ok else
+                                             "too many devices for dp's exact order search") + ": ilp (highs)"
+    if dp_ok:
+        return "dp", {}, "no exact solver takes the instance: dp searches a few device orders (no bound)"
+    return "matching", {}, "no exact solver takes the instance: the matching heuristic (no bound)"
+
+
+def solve_auto(problem: Problem, params: Any, options: dict[str, Any], deadline: Deadline) -> Plan:
+    """Run the solver :func:`pick` chooses, under the same deadline."""
+    name, chosen, why = pick(problem)
+    info = solver_info(name)
+    plan = info.load()(problem, params, validate_options(name, info.options, chosen), deadline)
+    plan = plan.with_(**settle(info, problem, plan, evaluate(problem, plan) if plan.shards else None))
+    return plan.with_(stats={"picked": name, "why": why, **plan.stats})
