@@ -1,8 +1,9 @@
 """``llmplace``: the command line. Parse, call the API, print.
 
-Exit codes: 0 plan found, 1 unexpected error, 2 usage error, 3 invalid instance
-or plan file, 4 proven infeasible, 5 no plan within the limits, 6 solver
-unavailable.
+Exit codes: 0 plan found (or, for ``evaluate``, the plan meets every limit), 1
+unexpected error, 2 usage error, 3 invalid instance or plan file, 4 proven
+infeasible, 5 no plan within the limits, 6 solver unavailable, 7 the evaluated
+plan breaks a limit.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import yaml
 import models
 import placement
 import solvers
-from placement.report import format_plan, format_prediction, table
+from placement.report import format_evaluation, format_plan, format_prediction, table
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID, EXIT_INFEASIBLE, EXIT_NO_PLAN, EXIT_UNAVAILABLE = range(7)
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID, EXIT_INFEASIBLE, EXIT_NO_PLAN, EXIT_UNAVAILABLE, EXIT_BREAKS = range(8)
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a process stopped by a closed pipe
 _STATUS_EXIT = {"optimal": EXIT_OK, "feasible": EXIT_OK, "infeasible": EXIT_INFEASIBLE,
                 "no_solution": EXIT_NO_PLAN, "error": EXIT_ERROR}
 
@@ -49,6 +51,11 @@ def _guarded(func: Callable) -> Callable:
             _fail(EXIT_USAGE, str(exc))
         except solvers.SolverUnavailableError as exc:
             _fail(EXIT_UNAVAILABLE, str(exc))
+        except BrokenPipeError:
+            # The reader went away (`llmplace solve ... | head`): nothing more can reach it, and there is
+            # nothing to report. Exit as a process stopped by SIGPIPE does, without Python's complaint at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_BROKEN_PIPE)
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise
         except Exception as exc:  # the promise is one line, never a traceback, unless asked
@@ -134,18 +141,16 @@ def _check_output(output: str, instance: str) -> None:
 def evaluate(instance: str, plan_file: str, as_json: bool) -> None:
     """Recompute a plan's metrics with the cost model."""
     problem = placement.load_instance(instance)
-    plan = placement.load_plan(plan_file)
-    saved = plan.objective
-    metrics = placement.evaluate(problem, plan)
-    plan = plan.with_(predicted=metrics, objective=metrics.objective, objective_name=problem.objective.name,
-                      objective_unit=problem.objective.unit)
+    saved = placement.load_plan(plan_file)
+    metrics = placement.evaluate(problem, saved)
     if as_json:
-        click.echo(json.dumps(placement.plan_to_dict(plan, problem), indent=2))
+        out = placement.plan_to_dict(saved.with_(predicted=metrics), problem)
+        out["evaluation"] = {"meets_every_limit": metrics.feasible, "objective": metrics.objective,
+                             "violations": [v.to_dict() for v in metrics.violations]}
+        click.echo(json.dumps(out, indent=2))
     else:
-        click.echo(format_plan(problem, plan))
-        if saved is not None and abs(saved - metrics.objective) > 1e-9 * max(1.0, abs(saved)):
-            click.echo(f"\nnote: the plan file says objective {saved}, the cost model now gives {metrics.objective}")
-    sys.exit(EXIT_OK if metrics.feasible else EXIT_INFEASIBLE)
+        click.echo(format_evaluation(problem, saved, metrics))
+    sys.exit(EXIT_OK if metrics.feasible else EXIT_BREAKS)
 
 
 @main.command()

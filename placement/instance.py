@@ -37,7 +37,7 @@ _TOP = {"schema_version", "name", "description", "models", "devices", "links", "
 _MODEL = {"id", "name", "weight_format", "kv_format", "config", "config_file", "allowed_formats"}
 _DEVICE_SPEC = {"name", "device_class", "memory_gb", "reserved_memory_gb", "memory_bandwidth_gbs", "default_unit",
                 "compute", "power_w", "default_engine", "notes", "sources"}
-_DEVICE = {"id", "type", "tier", "engine", "count", "profile", "profiles"} | _DEVICE_SPEC
+_DEVICE = {"id", "type", "tier", "engine", "count", "profile", "profiles", "nic_mbps"} | _DEVICE_SPEC
 _PROFILE = {"model", "max_layers", "throughput_tokens_per_s", "prefill_ms_per_layer", "decode_ms_per_layer"}
 _LINK = {"a", "b", "bandwidth_mbps", "latency_ms", "energy_nj_per_bit", "channel_mhz", "snr_db", "rate_samples_mbps"}
 _REQUEST = {"id", "source", "model", "prompt_tokens", "output_tokens", "rate_rps", "batch", "slo", "profile"}
@@ -546,6 +546,7 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
         eng = r.choice(f"{path}.engine", d["engine"], sorted(engines), "engine") if "engine" in d else None
         _device_texts(r, path, d, engines)
         count = r.number(f"{path}.count", d.get("count", 1), integer=True)
+        nic = r.number(f"{path}.nic_mbps", d.get("nic_mbps"), required=False, limit="bandwidth_mbps")
         profiles = _profiles(r, path, d, model_ids)
         base = None
         if "type" in d:
@@ -572,7 +573,7 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
         except (TypeError, ValueError) as exc:  # a combination the checks above do not cover
             r.add(path, f"cannot be read as a device: {exc}")
             continue
-        nodes.append(Node(did, spec, tier=tier or spec.tier, engine=eng or spec.default_engine,
+        nodes.append(Node(did, spec, tier=tier or spec.tier, engine=eng or spec.default_engine, nic_mbps=nic,
                           count=int(count or 1), profiles=profiles))
     return nodes
 

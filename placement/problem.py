@@ -152,6 +152,10 @@ class Problem:
     def requests_for(self, model_id: str) -> tuple[RequestClass, ...]:
         return tuple(r for r in self.workload if r.model == model_id)
 
+    def has_request_rates(self) -> bool:
+        """Whether any request class gives a request rate."""
+        return any(r.rate_rps for r in self.workload)
+
     def request_weights(self) -> dict[str, float]:
         """Weights of the request classes in averaged metrics: their rates when all
         classes give one, else equal."""

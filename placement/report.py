@@ -6,11 +6,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from placement.metrics import Metrics
 from placement.plan import Plan, Status
 from placement.predict import Prediction
 from placement.problem import Problem
 
-__all__ = ["table", "format_plan", "format_prediction", "fmt_num"]
+__all__ = ["table", "format_plan", "format_evaluation", "format_prediction", "fmt_num"]
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:
@@ -48,10 +49,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "
     return "\n".join([line(list(headers)), *(line(r) for r in cells)])
 
 
+def _solver_name(plan: Plan) -> str:
+    picked = plan.stats.get("picked") if isinstance(plan.stats, dict) else None
+    name = f"{plan.solver} (picked {picked})" if picked else plan.solver
+    return name + (f", backend {plan.backend}" if plan.backend else "")
+
+
 def _status_line(problem: Problem, plan: Plan) -> str:
     how = f"{plan.status.value} ({plan.termination.value})"
-    backend = f", backend {plan.backend}" if plan.backend else ""
-    return f"{problem.name}: solver {plan.solver}{backend} -> {how} in {plan.solve_time_s:.3g} s"
+    if plan.status is Status.INFEASIBLE and plan.proof.value == "any_plan":
+        how += ", proven for every plan"
+    return f"{problem.name}: solver {_solver_name(plan)} -> {how} in {plan.solve_time_s:.3g} s"
 
 
 def _objective_line(plan: Plan) -> str:
@@ -73,8 +81,47 @@ def format_plan(problem: Problem, plan: Plan) -> str:
         title = "why" if plan.status in (Status.INFEASIBLE, Status.NO_SOLUTION, Status.ERROR) else "notes"
         out.append(f"\n{title}:")
         out.extend(f"  - {r}" for r in plan.reasons)
+    out += _body(problem, plan)
+    if plan.predicted is not None and plan.predicted.violations and plan.status in (Status.OPTIMAL, Status.FEASIBLE):
+        out.append("violations:")
+        out.extend(f"  - {v}" for v in plan.predicted.violations)
+    return "\n".join(out)
+
+
+def format_evaluation(problem: Problem, saved: Plan, metrics: Metrics) -> str:
+    """What ``evaluate`` computed for a plan file: its verdict first, then what the file claims.
+
+    The file's status and gap are the solver's account when it wrote the file; the verdict
+    is this cost model's, on this instance, now.
+    """
+    unit = f" {problem.objective.unit}" if problem.objective.unit else ""
+    verdict = "meets every limit" if metrics.feasible else \
+        f"breaks {len(metrics.violations)} limit{'s' if len(metrics.violations) != 1 else ''}"
+    out = [f"{problem.name}: evaluated plan -> {verdict}",
+           f"objective: {problem.objective.name} = {fmt_num(metrics.objective)}{unit}"]
+    claim = f"{saved.status.value} ({saved.termination.value})"
+    if saved.solver:
+        claim = f"solver {_solver_name(saved)}: {claim}"
+    if saved.objective is not None:
+        claim += f", objective {fmt_num(saved.objective)}"
+    if saved.gap is not None:
+        claim += f", gap {fmt_num(100 * saved.gap)}%"
+    out.append(f"the plan file says: {claim}")
+    if saved.objective is not None and abs(saved.objective - metrics.objective) > 1e-9 * max(1.0, abs(saved.objective)):
+        out.append(f"note: the plan file's objective {fmt_num(saved.objective)} differs from what the cost model "
+                   f"gives now ({fmt_num(metrics.objective)})")
+    if metrics.violations:
+        out.append("\nbroken limits:")
+        out.extend(f"  - {v}" for v in metrics.violations)
+    out += _body(problem, saved.with_(predicted=metrics))
+    return "\n".join(out)
+
+
+def _body(problem: Problem, plan: Plan) -> list[str]:
+    """Shards, routes, requests and devices of ``plan`` (empty without shards)."""
+    out: list[str] = []
     if not plan.shards:
-        return "\n".join(out)
+        return out
     topo = problem.topology
     out.append("\nshards:")
     out.append(table(
@@ -92,7 +139,7 @@ def format_plan(problem: Problem, plan: Plan) -> str:
         out.append(f"  {r.request}{share}: {req.source} -> {hops} -> {req.source}")
     m = plan.predicted
     if m is None:
-        return "\n".join(out)
+        return out
     out.append("\nrequests:")
     out.append(table(
         ["request", "TTFT ms", "TPOT ms", "E2E ms", "energy J", "J/token", "idle J", "SLO"],
@@ -110,10 +157,7 @@ def format_plan(problem: Problem, plan: Plan) -> str:
     out.append(table(["device", "used / usable", "mem", "weights", "KV", "workspace", "runtime", "busy"], rows))
     calib = "calibrated efficiencies" if m.calibrated else "some default (uncalibrated) efficiencies"
     out.append(f"\nthroughput: {fmt_num(m.throughput_tok_s)} tok/s; predictions use {calib}")
-    if m.violations and plan.status in (Status.OPTIMAL, Status.FEASIBLE):
-        out.append("violations:")
-        out.extend(f"  - {v}" for v in m.violations)
-    return "\n".join(out)
+    return out
 
 
 def format_prediction(p: Prediction) -> str:

@@ -52,7 +52,7 @@ def _pipeline_complete(problem: Problem) -> bool:
     # a feasible pipeline on its own (SLOs hold per route, dropping shards frees memory). Several
     # classes (different sources or SLOs) or rates (replicas can share the load) break that.
     return all(len(problem.requests_for(m.id)) <= 1 for m in problem.models) and \
-        not any(r.rate_rps for r in problem.workload)
+        not problem.has_request_rates()
 
 
 PIPELINE = PlanSpace(

@@ -116,3 +116,52 @@ def test_plan_file_with_a_key_given_twice_is_refused(tmp_path):
     out.write_text(text)
     r = CliRunner().invoke(main, ["evaluate", DEMO, str(out)])
     assert r.exit_code == 3 and "'status' is given twice" in r.output
+
+
+def test_evaluate_says_its_own_verdict_not_the_files(tmp_path):
+    out = tmp_path / "plan.json"
+    run("solve", DEMO, "--solver", "dp", "-o", str(out))
+    r = CliRunner().invoke(main, ["evaluate", DEMO, str(out)])
+    assert r.exit_code == 0 and r.output.startswith("device-edge-cloud: evaluated plan -> meets every limit")
+    assert "the plan file says: solver dp: optimal (converged)" in r.output
+    data = json.loads(out.read_text())
+    data["shards"][0]["layers"], data["shards"][1]["layers"] = [0, 60], [60, 80]  # the edge box cannot hold 60
+    out.write_text(json.dumps(data))
+    r = CliRunner().invoke(main, ["evaluate", DEMO, str(out)])
+    assert r.exit_code == 7, r.output
+    first, *_ = r.output.splitlines()
+    assert first == "device-edge-cloud: evaluated plan -> breaks 1 limit"
+    assert "broken limits:\n  - device edge: needs" in r.output
+    verdict = json.loads(CliRunner().invoke(main, ["evaluate", DEMO, str(out), "--json"]).output)["evaluation"]
+    assert verdict["meets_every_limit"] is False and verdict["violations"][0]["kind"] == "memory"
+
+
+def test_auto_is_the_default_and_says_what_it_picked():
+    r = run("solve", DEMO)
+    assert r.output.startswith("device-edge-cloud: solver auto (picked dp) -> optimal")
+    hybrid = run("solve", str(INSTANCES / "hybrid.yaml"))
+    assert "solver auto (picked ilp), backend highs -> optimal" in hybrid.output
+
+
+@pytest.mark.parametrize("option, expected", [
+    ("restarts=0", "option restarts: must be an integer in [1, 10000], got 0"),
+    ("restarts=many", "option restarts: must be an integer in [1, 10000], got 'many'"),
+    ("restarts=2.5", "option restarts: must be an integer in [1, 10000], got 2.5"),
+    ("speed=fast", "solver 'matching' has no option speed"),
+])
+def test_bad_solver_options_are_usage_errors(option, expected):
+    r = CliRunner().invoke(main, ["solve", DEMO, "--solver", "matching", "-O", option])
+    assert r.exit_code == 2 and expected in r.output, r.output
+
+
+def test_a_closed_pipe_ends_quietly():
+    import os
+    import subprocess
+    import sys
+    read, write = os.pipe()
+    child = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "catalog", "devices", "--json"],
+                             stdout=write, stderr=subprocess.PIPE, cwd=str(INSTANCES.parent))
+    os.close(write)
+    os.close(read)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 141 and err == b""

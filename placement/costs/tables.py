@@ -408,7 +408,7 @@ class CostTable:
             prefill_hop_j=e(pre_b), decode_hop_j=e(dec_b), loop_j=e(loop_b),
             hop_token_s=_per_token(act, topo.bottleneck_bytes_per_s(dec_b)),
             loop_token_s=_per_token(TOKEN_ID_BYTES, topo.bottleneck_bytes_per_s(loop_b)),
-            return_token_s=_per_token(TOKEN_ID_BYTES, topo.bottleneck_bytes_per_s(ret_b))[:, src].copy(),
+            return_token_s=readonly(_per_token(TOKEN_ID_BYTES, topo.bottleneck_bytes_per_s(ret_b))[:, src]),
         )
 
     # -- resources -----------------------------------------------------------------------------

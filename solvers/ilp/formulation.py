@@ -351,7 +351,7 @@ def class_vectors(table: CostTable, models: list, seg, hop, loop, offsets, N: in
                 metric[(r.id, name)] = vec
             # E2E = TTFT + (g - 1) TPOT, as the table's routes combine them.
             metric[(r.id, "e2e")] = metric[(r.id, "ttft")] + bcs[0].steps * metric[(r.id, "tpot")]
-            if r.rate_rps:
+            if table.rates_given([r]):
                 busy = np.zeros(len(ms))
                 for k, bc in bcs.items():
                     sel = fi == k

@@ -1,0 +1,397 @@
+"""The public conformance battery: every check a solver must pass, runnable on any registered solver.
+
+Like scikit-learn's ``check_estimator``: register a solver (yours or ours), then
+
+    >>> from solvers.checks import check_solver
+    >>> report = check_solver("greedy")                   # doctest: +SKIP
+    >>> report.passed, report.failures                     # doctest: +SKIP
+    (True, {})
+
+or run one check at a time, as the project's tests do
+(:func:`solver_checks` yields ``(name, check)`` pairs). The checks run the solver
+over ``instances.zoo`` (small instances whose optima the brute-force oracle finds)
+and a larger instance for time limits:
+
+- ``keeps_limits``: a plan reported ``optimal`` or ``feasible`` keeps every limit,
+  and its objective equals ``evaluate()`` on it (relative 1e-9);
+- ``oracle``: an exact solver finds the oracle's optimum (relative 1e-6) and its
+  verdict; a heuristic never beats it inside the oracle's plan space, never claims
+  ``optimal`` and never reports a bound; an exact solver's bound is on the right
+  side of its objective and equals it when optimal; an ``infeasible`` claim holds;
+- ``determinism``: the same seed twice gives the same shards and routes;
+- ``deadline``: a tight time limit is honoured (within :data:`DEADLINE_SLACK_S`);
+- ``options``: an unknown option, a value of the wrong type and one out of range are
+  refused before solving with :class:`~solvers.options.InvalidOptionError`;
+- ``round_trip``: a plan written to a plan file and read back evaluates the same;
+- ``no_mutation``: solving changes nothing in the problem, its cost table's arrays included.
+
+Each check returns a list of failures (empty when it passes).
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from placement import Plan, Problem, Proof, Status, cost_table, evaluate, load_plan, parse_instance, save_plan
+from solvers.api import SolveParams, solve
+from solvers.options import InvalidOptionError
+from solvers.registry import SolverInfo, solver_info
+
+__all__ = ["check_solver", "solver_checks", "CheckReport", "DEADLINE_SLACK_S", "REL_EVALUATE", "REL_OPTIMUM"]
+
+REL_EVALUATE = 1e-9  # a plan's objective against evaluate() on it
+REL_OPTIMUM = 1e-6  # an exact solver's optimum against the oracle's
+DEADLINE_S, DEADLINE_SLACK_S = 0.5, 1.0  # a tight limit, and what a solver may take past it to stop
+MIN_INSTANCES = 10  # a solver must accept at least this many zoo instances
+_PARAMS = SolveParams(time_limit_s=60, seed=0)
+_NO_PRECHECK = {"precheck": False}  # solvers must find infeasibility themselves
+_DETERMINISM = ("tpot-4dev-6blk-mesh-mixed-slo-ttft+tpot", "throughput-3dev-6blk-star-mixed-2cls-rates",
+                "ttft-3dev-4blk-mesh-tight-2cls-slo-tpot", "two-models-latency-3dev-4blk", "infeasible-load")
+
+
+# -- the zoo and its oracle, built once per process --------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def zoo_problems(seed: int) -> tuple[tuple[str, Problem], ...]:
+    """The zoo of ``instances.zoo`` parsed (instances is a sibling package of generators)."""
+    from instances.zoo import zoo
+    return tuple((name, parse_instance(data, default_name=name)) for name, data in zoo(seed))
+
+
+@functools.lru_cache(maxsize=None)
+def oracle(seed: int, name: str) -> Plan:
+    """The brute-force answer on zoo instance ``name`` (every contiguous pipeline, judged by evaluate)."""
+    problem = dict(zoo_problems(seed))[name]
+    ref = solve(problem, "bruteforce", _PARAMS, options=_NO_PRECHECK)
+    if not (ref.status in (Status.OPTIMAL, Status.INFEASIBLE) or no_pipeline(ref)):
+        raise RuntimeError(f"the oracle failed on {name}: {ref.status} {ref.reasons}")
+    return ref
+
+
+@functools.lru_cache(maxsize=None)
+def _zoo_plan(solver: str, options: tuple, seed: int, name: str) -> Plan:
+    if solver == "bruteforce" and not options:
+        return oracle(seed, name)  # the oracle's own run, made with the same parameters
+    return solve(dict(zoo_problems(seed))[name], solver, _PARAMS, options={**dict(options), **_NO_PRECHECK})
+
+
+def no_pipeline(plan: Plan) -> bool:
+    """The verdict 'no feasible pipeline' (proven for the whole instance or not)."""
+    return plan.status == Status.INFEASIBLE or (plan.status == Status.NO_SOLUTION
+                                                and plan.termination.value == "converged")
+
+
+def _close(a: float, b: float, rel: float) -> bool:
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-12)
+
+
+def _better(problem: Problem, value: float, than: float) -> bool:
+    if problem.objective.sense == "max":
+        return value > than * (1 + REL_OPTIMUM) + 1e-12
+    return value < than * (1 - REL_OPTIMUM) - 1e-12
+
+
+def one_pipeline_per_model(problem: Problem, plan: Plan) -> bool:
+    """Whether ``plan`` lies in the oracle's search space."""
+    shards = {s.id: s for s in plan.shards}
+    for model in problem.models:
+        classes = {r.id for r in problem.requests_for(model.id)}
+        routes = [r for r in plan.routes if r.request in classes]
+        paths = {r.path for r in routes}
+        if len(routes) != len(classes) or len(paths) != 1 or any(r.fraction not in (None, 1.0) for r in routes):
+            return False
+        path = next(iter(paths))
+        devices = [shards[sid].device for sid in path]
+        if len(set(devices)) != len(devices) or {s.id for s in plan.shards if s.model == model.id} != set(path):
+            return False
+    return True
+
+
+# -- the checks ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """A solver under test: its registration and the options that select a variant."""
+
+    info: SolverInfo
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, problem: Problem, params: SolveParams = _PARAMS, precheck: bool = False) -> Plan:
+        return solve(problem, self.info.name, params, options={**self.options, "precheck": precheck})
+
+    def zoo_plan(self, seed: int, name: str) -> Plan:
+        """Its plan on zoo instance ``name``, solved once per process (the checks share it)."""
+        return _zoo_plan(self.info.name, tuple(sorted(self.options.items())), seed, name)
+
+    def accepts(self, problem: Problem) -> bool:
+        return not self.info.unsupported(problem)
+
+
+def _limits_and_agreement(problem: Problem, plan: Plan) -> list[str]:
+    out = []
+    if plan.status in (Status.OPTIMAL, Status.FEASIBLE):
+        m = evaluate(problem, plan)
+        if not m.feasible:
+            out.append(f"{plan.status} plan breaks limits: {'; '.join(map(str, m.violations))}")
+        if plan.objective is None or not _close(plan.objective, m.objective, REL_EVALUATE):
+            out.append(f"objective {plan.objective} != evaluate() {m.objective}")
+    if plan.status == Status.ERROR:
+        out.append(f"status error: {'; '.join(plan.reasons)}")
+    return out
+
+
+def _against_oracle(exact: bool, problem: Problem, plan: Plan, ref: Plan) -> list[str]:
+    out, st = [], plan.status
+    if st == Status.INFEASIBLE:
+        if not plan.reasons:
+            out.append("infeasible without reasons")
+        # The oracle searches pipelines; a claim resting on a proof for every plan may go further.
+        if ref.status != Status.INFEASIBLE and not (plan.proof is Proof.ANY_PLAN and no_pipeline(ref)):
+            out.append(f"claims infeasible, but the oracle says {ref.status} ({ref.objective})")
+    if exact:
+        if ref.status == Status.OPTIMAL and st != Status.OPTIMAL:
+            out.append(f"returned {st} ({plan.termination}) where the optimum is {ref.objective}: "
+                       f"{'; '.join(plan.reasons[:2])}")
+        elif ref.status == Status.OPTIMAL and not _close(plan.objective, ref.objective, REL_OPTIMUM):
+            out.append(f"optimum {plan.objective} != oracle's {ref.objective}")
+        if no_pipeline(ref) and (st != ref.status or not plan.reasons):
+            out.append(f"returned {st} (reasons: {len(plan.reasons)}) where the oracle found no feasible pipeline "
+                       f"and says {ref.status} ({ref.reasons[0]})")
+        if st == Status.OPTIMAL and (plan.bound is None or not _close(plan.bound, plan.objective, REL_OPTIMUM)):
+            out.append(f"optimal with bound {plan.bound} != objective {plan.objective}")
+        if plan.bound is not None and plan.objective is not None and _better(problem, plan.objective, plan.bound):
+            out.append(f"objective {plan.objective} beats its own bound {plan.bound}")
+        return out
+    if plan.bound is not None:
+        out.append(f"heuristic reports a bound ({plan.bound})")
+    if st == Status.OPTIMAL:
+        out.append("heuristic claims optimal")
+    if st == Status.FEASIBLE and one_pipeline_per_model(problem, plan):
+        if no_pipeline(ref):
+            out.append("feasible pipeline where the oracle found none")
+        elif _better(problem, plan.objective, ref.objective):
+            out.append(f"objective {plan.objective} beats the oracle's optimum {ref.objective}")
+    return out
+
+
+def _over_zoo(subject: _Subject, seed: int, judge: Callable[[str, Problem, Plan], list[str]]) -> list[str]:
+    failures, ran = [], 0
+    for name, problem in zoo_problems(seed):
+        if not subject.accepts(problem):
+            continue
+        try:
+            plan = subject.zoo_plan(seed, name)
+        except Exception as exc:  # noqa: BLE001 (any exception is a failure, reported with the instance)
+            failures.append(f"{name}: raised {type(exc).__name__}: {exc}")
+            continue
+        ran += 1
+        failures += [f"{name}: {v}" for v in judge(name, problem, plan)]
+    if ran < MIN_INSTANCES:
+        failures.append(f"accepted only {ran} zoo instances (at least {MIN_INSTANCES} expected)")
+    return failures
+
+
+def check_keeps_limits(subject: _Subject, seed: int = 0) -> list[str]:
+    """Plans that claim a solution keep every limit and report evaluate()'s objective."""
+    return _over_zoo(subject, seed, lambda name, problem, plan: _limits_and_agreement(problem, plan))
+
+
+def check_oracle(subject: _Subject, seed: int = 0) -> list[str]:
+    """Exact solvers match the brute-force oracle; heuristics never beat it nor claim proofs."""
+    exact = subject.info.exact
+
+    def judge(name: str, problem: Problem, plan: Plan) -> list[str]:
+        return _against_oracle(exact, problem, plan, oracle(seed, name))
+    return _over_zoo(subject, seed, judge)
+
+
+def check_determinism(subject: _Subject, seed: int = 0) -> list[str]:
+    """The same seed twice gives the same plan."""
+    by_name = dict(zoo_problems(0))
+    failures, checked = [], 0
+    for name in _DETERMINISM:
+        problem = by_name[name]
+        if not subject.accepts(problem):
+            continue
+        params = SolveParams(time_limit_s=60, seed=7)
+        first, second = (subject.run(problem, params) for _ in range(2))
+        if (first.status, first.shards, first.routes) != (second.status, second.shards, second.routes):
+            failures.append(f"{name}: two runs with seed 7 differ")
+        checked += 1
+    if checked < 2:
+        failures.append(f"accepted only {checked} of the determinism instances")
+    return failures
+
+
+def check_deadline(subject: _Subject, seed: int = 0) -> list[str]:
+    """A tight time limit is honoured, and what comes back under it is sound."""
+    from instances.zoo import stress
+    name, data = stress()
+    problem, limit = parse_instance(data), DEADLINE_S
+    if not subject.accepts(problem):  # its biggest zoo instance, a tighter limit
+        from solvers.bruteforce import count_plans
+        name, problem = max(((n, p) for n, p in zoo_problems(0) if subject.accepts(p)),
+                            key=lambda item: count_plans(item[1]))
+        limit = 0.05
+    started = time.perf_counter()
+    plan = subject.run(problem, SolveParams(time_limit_s=limit), precheck=True)
+    elapsed = time.perf_counter() - started
+    failures = []
+    if elapsed > limit + DEADLINE_SLACK_S:
+        failures.append(f"{name}: {elapsed:.2f} s with a {limit} s limit")
+    if plan.status not in (Status.OPTIMAL, Status.FEASIBLE, Status.NO_SOLUTION):
+        failures.append(f"{name}: {plan.status} under a time limit ({'; '.join(plan.reasons)})")
+    failures += [f"{name}: {v}" for v in _limits_and_agreement(problem, plan)]
+    if plan.bound is not None and not subject.info.exact:
+        failures.append(f"{name}: heuristic reports a bound")
+    return failures
+
+
+def _wrong_values(option) -> list[Any]:
+    wrong: list[Any] = ["many"] if option.kind is not str else [3]
+    if option.minimum is not None:
+        wrong.append(option.minimum - 1)
+    if option.maximum is not None:
+        wrong.append(option.maximum + 1)
+    if option.choices:
+        wrong.append("no-such-choice")
+    return wrong
+
+
+def check_options(subject: _Subject, seed: int = 0) -> list[str]:
+    """Bad options are refused before solving, naming the option."""
+    problem = next(p for _, p in zoo_problems(0) if subject.accepts(p))
+    failures = []
+    trials = [("an unknown option", {"no_such_option": 1})]
+    trials += [(f"{o.name}={v!r}", {o.name: v}) for o in subject.info.options for v in _wrong_values(o)]
+    for what, options in trials:
+        try:
+            solve(problem, subject.info.name, _PARAMS, options={**subject.options, **options})
+        except InvalidOptionError as exc:
+            if not any(name in str(exc) for name in options):
+                failures.append(f"{what}: the error does not name the option ({exc})")
+        except Exception as exc:  # noqa: BLE001
+            failures.append(f"{what}: raised {type(exc).__name__} instead of InvalidOptionError: {exc}")
+        else:
+            failures.append(f"{what}: accepted")
+    return failures
+
+
+def check_round_trip(subject: _Subject, seed: int = 0) -> list[str]:
+    """A plan written to a plan file reads back to the same plan, evaluated the same."""
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, problem in zoo_problems(0)[:12]:
+            if not subject.accepts(problem):
+                continue
+            plan = subject.zoo_plan(0, name)
+            if not plan.shards:
+                continue
+            path = Path(tmp) / f"{name}.json"
+            save_plan(path, plan, problem)
+            again = load_plan(path)
+            if (again.shards, again.routes, again.status, again.proof) != (plan.shards, plan.routes, plan.status,
+                                                                            plan.proof):
+                failures.append(f"{name}: the plan file does not read back to the same plan")
+            elif evaluate(problem, again).objective != evaluate(problem, plan).objective:
+                failures.append(f"{name}: the plan read back evaluates differently")
+    return failures
+
+
+def _snapshot(problem: Problem) -> tuple:
+    """Everything a solver could change: the problem's fields and every compiled table array."""
+    table = cost_table(problem)
+    arrays = {key: _arrays(part) for key, part in table._parts.items()}
+    return (problem.models, problem.topology.nodes, problem.topology.links, problem.workload, problem.objective,
+            problem.constraints), arrays
+
+
+def _arrays(part: Any) -> list:
+    if isinstance(part, np.ndarray):
+        return [part.copy()]
+    if hasattr(part, "__dataclass_fields__"):
+        return [getattr(part, f).copy() for f in part.__dataclass_fields__ if isinstance(getattr(part, f), np.ndarray)]
+    if isinstance(part, dict):
+        return [dict(part)]
+    return [part]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+    return a == b
+
+
+def check_no_mutation(subject: _Subject, seed: int = 0) -> list[str]:
+    """Solving changes nothing in the problem: fields and the contents of every cost-table array."""
+    failures = []
+    for name, problem in zoo_problems(0)[:8]:
+        if not subject.accepts(problem):
+            continue
+        subject.zoo_plan(0, name)  # compiles the table parts it reads
+        fields, arrays = _snapshot(problem)
+        subject.run(problem)
+        fields2, arrays2 = _snapshot(problem)
+        if fields != fields2:
+            failures.append(f"{name}: the problem changed")
+        for key, values in arrays.items():
+            if not all(_same(x, y) for x, y in zip(values, arrays2.get(key, []))):
+                failures.append(f"{name}: cost table part {key} changed")
+    return failures
+
+
+CHECKS: dict[str, Callable[..., list[str]]] = {
+    "keeps_limits": check_keeps_limits, "oracle": check_oracle, "determinism": check_determinism,
+    "deadline": check_deadline, "options": check_options, "round_trip": check_round_trip,
+    "no_mutation": check_no_mutation,
+}
+
+
+def solver_checks(name: str, options: dict[str, Any] | None = None) -> Iterator[tuple[str, Callable[[], list[str]]]]:
+    """``(check name, check)`` pairs for the registered solver ``name`` with ``options`` (e.g. a backend)."""
+    subject = _Subject(solver_info(name), dict(options or {}))
+    for check, run in CHECKS.items():
+        yield check, functools.partial(run, subject)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """Failures of each check (a check that passed has none)."""
+
+    solver: str
+    failures: dict[str, list[str]]
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return not any(self.failures.values())
+
+    def __str__(self) -> str:
+        if self.passed:
+            return f"{self.solver}: every check passed ({self.seconds:.1f} s)"
+        lines = [f"{self.solver}: {sum(map(bool, self.failures.values()))} check(s) failed"]
+        for check, found in self.failures.items():
+            lines += [f"  {check}: {f}" for f in found]
+        return "\n".join(lines)
+
+
+def check_solver(name: str, options: dict[str, Any] | None = None, checks: tuple[str, ...] | None = None) -> CheckReport:
+    """Run the battery (or the named ``checks``) on registered solver ``name``; see the module docstring."""
+    started = time.perf_counter()
+    failures = {}
+    for check, run in solver_checks(name, options):
+        if checks is None or check in checks:
+            failures[check] = [f for f in run() if f]
+    return CheckReport(name + (f" {options}" if options else ""), {k: v for k, v in failures.items() if v},
+                       time.perf_counter() - started)
+
