@@ -71,6 +71,9 @@ _CONFIG_SIZES = {
     "num_experts_per_tok": 100_000, "num_experts_per_token": 100_000, "moe_intermediate_size": 10_000_000,
     "shared_expert_intermediate_size": 10_000_000, "n_shared_experts": 100_000,
     "max_position_embeddings": 100_000_000, "n_positions": 100_000_000, "n_ctx": 100_000_000,
+    "first_k_dense_replace": MAX_BLOCKS, "decoder_sparse_step": MAX_BLOCKS, "kv_lora_rank": 1_000_000,
+    "q_lora_rank": 1_000_000, "qk_rope_head_dim": 100_000, "qk_nope_head_dim": 100_000, "v_head_dim": 100_000,
+    "sliding_window": 100_000_000, "max_window_layers": MAX_BLOCKS,
 }
 # Sizes a config must give (any one name of each group); GPT-style models default the MLP width.
 _CONFIG_MLP = SIZE_FIELDS["intermediate_size"]
@@ -437,7 +440,8 @@ def _config_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         if key not in fields or fields[key][1] is None:
             continue
         where, value = fields[key]
-        low = 0 if ("expert" in key or key in ("max_position_embeddings", "n_positions", "n_ctx")) else 1
+        low = 0 if ("expert" in key or key in ("max_position_embeddings", "n_positions", "n_ctx",
+                                                "first_k_dense_replace", "max_window_layers")) else 1
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or value != int(value):
             out.append((where, f"must be an integer, got {kind_of(value)}{_numeric_hint(value)}"))
