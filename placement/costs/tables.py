@@ -9,7 +9,7 @@ import numpy as np
 
 from models import formats
 from placement.costs.roofline import (
-    ACTIVATION_BYTES, GIB, TOKEN_ID_BYTES, block_weight_bytes, execution_rates, fold_nodes, kv_bytes_per_block_token,
+    ACTIVATION_BYTES, GIB, TOKEN_ID_BYTES, block_weight_bytes, execution_rates, fold_nodes, kv_reservation_bytes,
     node_times, runtime_bytes, workspace_bytes,
 )
 from placement.problem import Problem, RequestClass
@@ -141,7 +141,7 @@ def block_costs(problem: Problem, request: RequestClass | str, weight_format: st
         workspace, head_ws = max(workspace, ws), max(head_ws, hws)
 
     weights, tied = block_weight_bytes(model, fmt)
-    kv = np.full(L, req.batch * ctx * kv_bytes_per_block_token(model))
+    kv = kv_reservation_bytes(model, req.batch, ctx)
     result = BlockCosts(
         model=model.id, request=req.id, weight_format=fmt_id,
         prefill_s=prefill, decode_s=decode, prefill_overhead_s=pre_ovh, decode_overhead_s=dec_ovh,
