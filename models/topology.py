@@ -97,7 +97,8 @@ class Node:
     """A device placed in a topology.
 
     ``count`` identical accelerators form one node (tensor parallel inside it):
-    memory, bandwidth, compute and power scale by ``count``.
+    memory, bandwidth, compute and power scale by ``count``. ``threads`` is how many
+    threads the engine runs on a CPU device (None: one per core, the catalog's peak).
     """
 
     id: str
@@ -106,6 +107,7 @@ class Node:
     engine: str = ""
     count: int = 1
     profiles: tuple[DeviceProfile, ...] = ()
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if not self.tier:

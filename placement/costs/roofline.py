@@ -69,7 +69,8 @@ from placement.problem import ModelSpec, RequestClass
 __all__ = [
     "GIB", "TOKEN_ID_BYTES", "ACTIVATION_BYTES",
     "ExecutionRates", "execution_rates", "NodeTimes", "node_times", "fold_nodes",
-    "workspace_bytes", "kv_bytes_per_block_token", "kv_reservation_bytes", "runtime_bytes",
+    "workspace_bytes", "kv_bytes_per_block_token", "kv_reservation_bytes", "kv_concurrency", "wave_batches",
+    "runtime_bytes",
     "block_weight_bytes", "shard_weight_bytes",
 ]
 
@@ -95,7 +96,9 @@ def execution_rates(node: Node, fmt: NumberFormat) -> ExecutionRates:
 
     The engine chooses the compute unit (``qnn`` runs on a phone's NPU); a node of
     ``count`` accelerators scales by ``count`` times the engine's tensor-parallel
-    efficiency.
+    efficiency. On the cpu unit, ``node.threads`` below the device's ``cpu_cores`` scales
+    compute by their share (:meth:`DeviceSpec.cpu_share`); memory bandwidth is not scaled,
+    for want of a per-core bandwidth figure in the catalog.
     """
     spec: DeviceSpec = node.spec
     eng = engine(node.engine)
@@ -103,15 +106,17 @@ def execution_rates(node: Node, fmt: NumberFormat) -> ExecutionRates:
     profile = eng.profile(spec.device_class, unit, fmt.family)
     precision = profile.compute_precision or fmt.compute_precision
     scale = node.count * (profile.tp_efficiency if node.count > 1 else 1.0)
+    # A CPU engine running fewer threads than cores reaches that share of the cores' peak.
+    compute_scale = scale * (spec.cpu_share(node.threads) if unit == "cpu" else 1.0)
     peak = spec.peak_tflops(precision, unit) * profile.peak_scale(spec.device_class, precision)
     vector = dict(dict(spec.compute).get(unit, ())).get("fp32", 0.0)
     return ExecutionRates(
-        peak_flops=peak * 1e12 * scale,
+        peak_flops=peak * 1e12 * compute_scale,
         bandwidth_bytes_s=spec.memory_bandwidth_gbs * 1e9 * scale,
         profile=profile,
         precision=precision,
         unit=unit,
-        vector_flops=vector * 1e12 * scale,
+        vector_flops=vector * 1e12 * compute_scale,
     )
 
 
@@ -164,6 +169,50 @@ def kv_reservation_bytes(model: ModelSpec, batch: int, context_tokens: int) -> n
     per_value = model.kv_fmt.bytes_per_value
     return np.array([batch * b.attended_tokens(context_tokens) * b.kv_values_per_token * per_value
                      for b in model.graph.blocks])
+
+
+def kv_concurrency(model: ModelSpec, fmt: NumberFormat, node: Node, rates: ExecutionRates,
+                   request: RequestClass, context_tokens: int) -> int:
+    """How many of ``request``'s sequences an engine runs at once with the whole model on ``node``.
+
+    Serving engines size a KV-cache pool when they start (``EngineProfile.kv_memory_fraction``
+    of the memory left after weights, workspace and runtime) and admit a sequence only when the
+    pool has room for it, so a batch whose cache does not fit runs in waves (vLLM's scheduler,
+    TensorRT-LLM's capacity scheduler, TurboMind's block manager). The reservation per sequence
+    is its full context: with equal lengths every running sequence grows to it. At least one
+    sequence runs; whether it fits at all is the memory check's business. Engines without a pool
+    (``kv_memory_fraction`` None, llama.cpp) run the whole batch.
+
+    Examples
+    --------
+    >>> from models import Node, device_spec, load_model, weight_format
+    >>> from placement.problem import ModelSpec, RequestClass
+    >>> m = ModelSpec("llama-2-7b", load_model("llama-2-7b"), "fp16")
+    >>> node = Node("gpu", device_spec("a100-sxm-80gb"), engine="lmdeploy")
+    >>> req = RequestClass("r", "gpu", "llama-2-7b", 2048, 2048, batch=64)
+    >>> kv_concurrency(m, weight_format("fp16"), node, execution_rates(node, weight_format("fp16")), req, 4096)
+    27
+    """
+    fraction = rates.profile.kv_memory_fraction
+    if fraction is None:
+        return request.batch
+    L = model.num_blocks
+    workspace, head = workspace_bytes(model.graph, request, context_tokens, rates.profile.max_tokens_per_step)
+    free = (node.usable_memory_gb * GIB - shard_weight_bytes(model, fmt, 0, L) - workspace - head
+            - runtime_bytes(node, rates))
+    per_sequence = float(kv_reservation_bytes(model, 1, context_tokens).sum())
+    fitting = int(max(free, 0.0) * fraction // per_sequence) if per_sequence > 0 else request.batch
+    return max(1, min(request.batch, fitting))
+
+
+def wave_batches(batch: int, concurrency: int) -> tuple[int, ...]:
+    """The batches a run of ``batch`` sequences takes when ``concurrency`` run at once.
+
+    >>> wave_batches(64, 27)
+    (27, 27, 10)
+    """
+    full, rest = divmod(batch, concurrency)
+    return (concurrency,) * full + ((rest,) if rest else ())
 
 
 def workspace_bytes(graph: LLMGraph, request: RequestClass, context_tokens: int,
@@ -255,7 +304,9 @@ def node_times(graph: LLMGraph, fmt: NumberFormat, kv_fmt: NumberFormat, rates: 
     - a weight-only quantised format multiplied by an expanding kernel (``compute_precision``
       fp16) spends ``NumberFormat.dequant_ops_per_weight`` vector operations per weight per
       :data:`DEQUANT_TILE_TOKENS` tokens of a step: nothing at batch 1, where decode is bound by
-      memory, but a cost fp16 weights do not pay once a large batch makes the step compute-bound.
+      memory, but a cost fp16 weights do not pay once a large batch makes the step compute-bound;
+      on a CPU, ggml's integer dot products pay the unpacking per weight and per token, which
+      is why Q4 formats prefill slower than Q8_0 there.
     """
     prof = rates.profile
     B, p, g = request.batch, request.prompt_tokens, request.output_tokens
@@ -282,10 +333,14 @@ def node_times(graph: LLMGraph, fmt: NumberFormat, kv_fmt: NumberFormat, rates: 
         return max(rates.peak_flops * prof.compute_efficiency(tokens), vector_rate)
 
     def dequant_s(tokens: float, streamed: np.ndarray) -> np.ndarray:
-        ops = fmt.dequant_ops_per_weight
-        if not ops or prof.compute_precision is not None or not vector_rate:
+        ops = fmt.dequant_ops_per_weight * np.where(is_block, streamed, 0.0)
+        if rates.unit == "cpu" and prof.compute_precision == "int8":
+            # ggml's CPU dot products (vec_dot_q4_0_q8_0 and kin) unpack each weight block again
+            # for every activation row they meet, at the integer rate of the dot product itself.
+            return tokens * ops / peak(tokens)
+        if not fmt.dequant_ops_per_weight or prof.compute_precision is not None or not vector_rate:
             return np.zeros(len(graph.nodes))  # native arithmetic in the format, or no vector figure
-        return math.ceil(tokens / DEQUANT_TILE_TOKENS) * np.where(is_block, streamed, 0.0) * ops / vector_rate
+        return math.ceil(tokens / DEQUANT_TILE_TOKENS) * ops / vector_rate
 
     # Prefill.
     n = B * p
