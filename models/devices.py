@@ -31,6 +31,9 @@ UNITS = ("gpu", "cpu", "npu")
 DEVICE_CLASSES = (
     "datacenter_gpu", "workstation_gpu", "consumer_gpu", "jetson", "apple_soc", "phone_soc",
     "laptop_soc", "apu", "desktop_superchip", "sbc_cpu", "mini_pc_cpu", "laptop_cpu", "desktop_cpu",
+    # AMD GPUs run other kernels (ROCm/HIP, Vulkan) than the NVIDIA ones the profiles were fitted
+    # on: no engine profile names these classes, so they get each engine's uncalibrated defaults.
+    "amd_datacenter_gpu", "amd_consumer_gpu",
 )
 PRECISIONS = ("fp32", "fp16", "bf16", "fp8", "int8")
 
