@@ -15,10 +15,13 @@ profiles, the excluded rows and the per-row table). Both are deterministic;
 
 Leave-one-device-out: for each device, every profile it uses is refitted
 without that device's rows (a profile left with no rows falls back to its
-engine's defaults), and the device's rows are predicted with the refit. It
-shows how the model does on hardware it was not fitted to; there is no
-target on it. Every fit starts from the engine's defaults, so nothing of the
-left-out device reaches its prediction through a starting point.
+engine's defaults), and the device's rows are predicted with the refit.
+Leave-one-source-out does the same per publication (``source_key``). Rows of
+``HELD_OUT_SOURCES`` are never fitted at all. The accuracy targets (``TARGETS``)
+apply to measurements the calibration has not seen: the held-out rows plus
+every fitted row's leave-one-source-out error. Every fit starts from the
+engine's defaults, so nothing of a left-out row reaches its prediction through
+a starting point.
 """
 
 from __future__ import annotations
