@@ -31,6 +31,9 @@ UNITS = ("gpu", "cpu", "npu")
 DEVICE_CLASSES = (
     "datacenter_gpu", "workstation_gpu", "consumer_gpu", "jetson", "apple_soc", "phone_soc",
     "laptop_soc", "apu", "desktop_superchip", "sbc_cpu", "mini_pc_cpu", "laptop_cpu", "desktop_cpu",
+    # AMD GPUs run other kernels (ROCm/HIP, Vulkan) than the NVIDIA ones the profiles were fitted
+    # on: no engine profile names these classes, so they get each engine's uncalibrated defaults.
+    "amd_datacenter_gpu", "amd_consumer_gpu",
 )
 PRECISIONS = ("fp32", "fp16", "bf16", "fp8", "int8")
 
@@ -59,6 +62,15 @@ class DeviceSpec:
     sources: tuple[tuple[str, str], ...] = ()
     notes: str = ""
     extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+    cpu_cores: int | None = None  # physical cores the cpu unit's peak counts
+
+    def cpu_share(self, threads: int | None) -> float:
+        """Share of the cpu unit's peak that ``threads`` engine threads reach: one per core up to
+        the cores the catalog peak counts; more threads than cores add nothing (hyper-threads
+        share a core's vector units)."""
+        if threads is None or not self.cpu_cores:
+            return 1.0
+        return min(threads, self.cpu_cores) / self.cpu_cores
 
     @property
     def usable_memory_gb(self) -> float:
@@ -132,7 +144,7 @@ def device_from_fields(fields: Mapping[str, Any], base: DeviceSpec | None = None
 
     Fields: ``name``, ``device_class``, ``tier``, ``memory_gb``,
     ``reserved_memory_gb``, ``memory_bandwidth_gbs``, ``default_unit``,
-    ``compute``, ``power_w: {idle, active}``, ``default_engine``.
+    ``compute``, ``power_w: {idle, active}``, ``default_engine``, ``cpu_cores``.
 
     Raises
     ------
@@ -148,6 +160,7 @@ def device_from_fields(fields: Mapping[str, Any], base: DeviceSpec | None = None
             "compute": {u: dict(t) for u, t in base.compute},
             "power_w": {"idle": base.power_idle_w, "active": base.power_active_w},
             "default_engine": base.default_engine,
+            "cpu_cores": base.cpu_cores,
         }
     for key, value in fields.items():
         if key == "compute" and isinstance(value, Mapping) and isinstance(merged.get("compute"), dict):
@@ -184,6 +197,11 @@ def device_from_fields(fields: Mapping[str, Any], base: DeviceSpec | None = None
     if active < idle:
         raise ConfigError("power_w.active", f"must be >= power_w.idle ({idle:g}), got {active:g}")
     sources = merged.get("sources") or {}
+    cores = merged.get("cpu_cores")
+    if cores is not None and (isinstance(cores, bool) or not isinstance(cores, int) or not 0 < cores <= 4096):
+        raise ConfigError("cpu_cores", f"must be a whole number of cores in 1..4096, got {cores!r}")
+    if cores is not None and "cpu" not in dict(compute):
+        raise ConfigError("cpu_cores", "is given but compute has no cpu unit")
     return DeviceSpec(
         id=dev_id,
         name=str(merged.get("name", dev_id)),
@@ -200,6 +218,7 @@ def device_from_fields(fields: Mapping[str, Any], base: DeviceSpec | None = None
         sources=tuple((str(k), str(v)) for k, v in sources.items()) if isinstance(sources, Mapping)
         else (base.sources if base else ()),
         notes=str(merged.get("notes", base.notes if base else "")),
+        cpu_cores=cores,
     )
 
 

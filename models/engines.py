@@ -69,6 +69,14 @@ class EngineProfile:
     source: str
     accumulate: str = "fp32"
     dequantize_prefill: bool = False
+    # Fused attention that never writes the score matrix to memory (FlashAttention and kin).
+    flash_attention: bool = True
+    # Share of the memory left after weights, workspace and runtime that the engine gives its
+    # KV-cache pool, whose size caps how many sequences run at once (vLLM gpu_memory_utilization,
+    # TensorRT-LLM kv_cache_free_gpu_mem_fraction, LMDeploy cache_max_entry_count). None: the
+    # engine allocates the context it is asked for and runs every sequence of a batch at once
+    # (llama.cpp's n_ctx), or fails.
+    kv_memory_fraction: float | None = None
 
     def peak_scale(self, device_class: str, precision: str) -> float:
         """Factor on the catalog peak of ``precision``: 2 for fp16 products accumulated in fp16
@@ -104,7 +112,7 @@ class Engine:
 _PROFILE_KEYS = {
     "eta_mem", "eta_compute", "compute_half_tokens", "step_overhead_ms", "layer_overhead_ms",
     "runtime_overhead_gb", "max_tokens_per_step", "tp_efficiency", "compute_precision", "unit",
-    "accumulate", "dequantize_prefill", "calibrated_on", "source",
+    "accumulate", "dequantize_prefill", "flash_attention", "kv_memory_fraction", "calibrated_on", "source",
 }
 
 
@@ -138,7 +146,17 @@ def _profile(fields: Mapping[str, Any], defaults: Mapping[str, Any], where: str)
         source=str(fields.get("source", merged.get("source", ""))),
         accumulate=accumulate,
         dequantize_prefill=bool(merged.get("dequantize_prefill", False)),
+        flash_attention=bool(merged.get("flash_attention", True)),
+        kv_memory_fraction=_fraction(merged.get("kv_memory_fraction"), f"{where}.kv_memory_fraction"),
     )
+
+
+def _fraction(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ConfigError(where, f"must be a number in (0, 1] or absent, got {value!r}")
+    return float(value)
 
 
 def _load() -> dict[str, Engine]:

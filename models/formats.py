@@ -20,6 +20,7 @@ __all__ = [
     "weight_format",
     "kv_format",
     "PRECISION_FALLBACK",
+    "DEQUANT_OPS",
 ]
 
 
@@ -53,6 +54,9 @@ class NumberFormat:
     description: str
     source: str
     quality: float = 1.0
+    # Vector operations to expand one stored weight to the compute precision inside a matrix
+    # kernel (0: the arithmetic runs in the stored format). See DEQUANT_OPS.
+    dequant_ops_per_weight: float = 0.0
 
     @property
     def bytes_per_value(self) -> float:
@@ -66,6 +70,15 @@ _GGML_QUANTS = "ggml block layouts: github:ggml-org/llama.cpp ggml/src/ggml-comm
 _LLAMA_CPP_PPL = ("github:ggml-org/llama.cpp perplexity README, LLaMA 3 8b scoreboard (WikiText-2, "
                   "no imatrix): f16 PPL 6.233160")
 _PPL_F16_LLAMA3_8B = 6.233160
+
+# Vector operations per weight a kernel spends to expand a stored weight to fp16 before its
+# matrix product, counted from the arithmetic of ggml's dequantize functions
+# (github:ggml-org/llama.cpp ggml/src/ggml-cuda/dequantize.cuh, convert.cu) and of AWQ/GPTQ
+# unpacking: q8_0 converts and scales (2); q4_0 masks or shifts, subtracts the offset of 8,
+# converts and scales (4); w4a16 unpacks, subtracts the zero point, converts, scales (4);
+# Q4_K adds a per-sub-block scale and minimum (5); Q3_K also assembles the high bit (7).
+# Formats the hardware multiplies natively (fp16, bf16, fp8, int8 W8A8) expand nothing.
+DEQUANT_OPS: dict[str, float] = {"q8_0": 2.0, "q4_0": 4.0, "w4a16": 4.0, "q4_k_m": 5.0, "q3_k_s": 7.0}
 
 WEIGHT_FORMATS: dict[str, NumberFormat] = {
     f.id: f
@@ -88,31 +101,31 @@ WEIGHT_FORMATS: dict[str, NumberFormat] = {
         NumberFormat(
             "q8_0", 8.5, "fp16", "int8", "GGUF Q8_0: blocks of 32 int8 + one fp16 scale",
             _GGML_QUANTS + " (block_q8_0: 34 bytes per 32 weights). Quality: " + _LLAMA_CPP_PPL + ", q8_0 6.234284",
-            quality=_PPL_F16_LLAMA3_8B / 6.234284,
+            quality=_PPL_F16_LLAMA3_8B / 6.234284, dequant_ops_per_weight=DEQUANT_OPS["q8_0"],
         ),
         NumberFormat(
             "q4_k_m", 4.89, "fp16", "int4", "GGUF Q4_K_M mix (Q4_K with Q6_K for some tensors)",
             "llama.cpp Llama-3-8B Q4_K_M file 4.58 GiB for 8.03 B parameters = 4.89 bits/weight "
             "(github:XiongjieDai/GPU-Benchmarks-on-LLM-Inference). Quality: " + _LLAMA_CPP_PPL + ", q4_K_M 6.407115",
-            quality=_PPL_F16_LLAMA3_8B / 6.407115,
+            quality=_PPL_F16_LLAMA3_8B / 6.407115, dequant_ops_per_weight=DEQUANT_OPS["q4_k_m"],
         ),
         NumberFormat(
             "q4_0", 4.5, "fp16", "int4", "GGUF Q4_0: blocks of 32 4-bit + one fp16 scale",
             _GGML_QUANTS + " (block_q4_0: 18 bytes per 32 weights). Quality: " + _LLAMA_CPP_PPL + ", q4_0 6.700147",
-            quality=_PPL_F16_LLAMA3_8B / 6.700147,
+            quality=_PPL_F16_LLAMA3_8B / 6.700147, dequant_ops_per_weight=DEQUANT_OPS["q4_0"],
         ),
         NumberFormat(
             "q3_k_s", 3.5, "fp16", "int4", "GGUF Q3_K_S (Q3_K super-blocks, 3.4375 bpw, plus Q6_K output)",
             _GGML_QUANTS + " (block_q3_K: 110 bytes per 256 weights = 3.4375 bpw). Quality: " + _LLAMA_CPP_PPL
             + ", q3_K_S 7.863786",
-            quality=_PPL_F16_LLAMA3_8B / 7.863786,
+            quality=_PPL_F16_LLAMA3_8B / 7.863786, dequant_ops_per_weight=DEQUANT_OPS["q3_k_s"],
         ),
         NumberFormat(
             "w4a16", 4.25, "fp16", "int4", "4-bit weights, fp16 activations, group-128 fp16 scales (AWQ/GPTQ)",
             "AWQ/GPTQ group size 128: 4 + 16/128 (scale) + 4/128 (zero) = 4.16 bpw, rounded up for "
             "unquantised norms. Quality: AWQ paper (Lin et al., MLSys 2024, arXiv:2306.00978) Table 4, "
             "Llama-2-7B WikiText-2 PPL FP16 5.47 vs AWQ INT4 g128 5.60",
-            quality=5.47 / 5.60,
+            quality=5.47 / 5.60, dequant_ops_per_weight=DEQUANT_OPS["w4a16"],
         ),
     )
 }

@@ -26,6 +26,7 @@ from typing import Any
 import networkx as nx
 
 from models._catalog import catalog_dir
+from models.config_fields import unsupported_fields
 from models.errors import CatalogError, ConfigError
 from models.formats import NumberFormat
 
@@ -87,10 +88,38 @@ class LLMArchitecture:
     learned_positions: int  # rows of a learned position table (0 for RoPE)
     max_position_embeddings: int
     torch_dtype: str
+    # Which blocks have routed experts (the others a dense MLP of intermediate_size): empty = all
+    # when the model has experts.
+    moe_layers: tuple[bool, ...] = ()
+    shared_expert_gate: bool = False  # Qwen2-MoE gates its shared expert with a (hidden -> 1) linear
+    # Multi-head latent attention (DeepSeek-V2/V3): K and V are rebuilt from a cached latent of
+    # kv_lora_rank values plus one shared RoPE key of qk_rope_head_dim.
+    kv_lora_rank: int = 0  # 0: ordinary multi-head / grouped-query attention
+    q_lora_rank: int = 0  # 0: queries projected directly from the hidden state
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    # Tokens each block attends back over (a sliding window), 0 for full attention: empty = all full.
+    attention_windows: tuple[int, ...] = ()
+    final_norm: bool = True
 
     @property
     def is_moe(self) -> bool:
         return self.num_experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    def block_is_moe(self, index: int) -> bool:
+        """Whether block ``index`` has routed experts."""
+        if not self.is_moe:
+            return False
+        return self.moe_layers[index] if self.moe_layers else True
+
+    def attention_window(self, index: int) -> int:
+        """Sliding-window length of block ``index`` in tokens (0: it attends to the whole context)."""
+        return self.attention_windows[index] if self.attention_windows else 0
 
 
 @dataclass(frozen=True)
@@ -114,6 +143,32 @@ class LayerNode:
     attn_flops_per_context_token: float
     kv_values_per_token: int
     activation_values_per_token: int
+    # Tokens the block attends back over (sliding window); 0 = the whole context. It caps both
+    # the KV cache the block keeps and its attention FLOPs.
+    attn_window_tokens: int = 0
+    # Attention FLOPs per (query, context token) of one decode step, when it differs from
+    # prefill's: latent attention multiplies the cached latent directly (weight absorption).
+    decode_attn_flops_per_context_token: float | None = None
+    attn_params: int = 0  # weights of the attention sublayer (for the sublayer graph)
+
+    def attended_tokens(self, context_tokens: float) -> float:
+        """Context tokens one query attends to (and the block keeps KV for) at ``context_tokens``."""
+        return min(context_tokens, self.attn_window_tokens) if self.attn_window_tokens else context_tokens
+
+    def causal_pairs(self, prompt_tokens: int) -> float:
+        """(query, key) pairs of causal attention over a prompt: ``p (p + 1) / 2``, or with a
+        window ``w < p``: ``w (w + 1) / 2 + (p - w) w``."""
+        p, w = prompt_tokens, self.attn_window_tokens
+        if not w or p <= w:
+            return p * (p + 1) / 2.0
+        return w * (w + 1) / 2.0 + (p - w) * w
+
+    @property
+    def decode_attn_flops(self) -> float:
+        """Attention FLOPs per context token of one decode step."""
+        if self.decode_attn_flops_per_context_token is None:
+            return self.attn_flops_per_context_token
+        return self.decode_attn_flops_per_context_token
 
     def weight_bytes(self, fmt: NumberFormat) -> float:
         """Bytes the node's weights occupy in format ``fmt``."""
@@ -154,20 +209,123 @@ def _positive_int(cfg: Mapping[str, Any], names: tuple[str, ...], default: Any =
     return int(value)
 
 
+def _nonnegative_int(cfg: Mapping[str, Any], name: str, default: int = 0) -> int:
+    value = cfg.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
+        raise ConfigError(name, f"must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def _moe_layers(cfg: Mapping[str, Any], layers: int, experts: int) -> tuple[bool, ...]:
+    """Which blocks have routed experts.
+
+    DeepSeek: block ``i`` does when ``i >= first_k_dense_replace`` and ``i % moe_layer_freq == 0``
+    (``modeling_deepseek.py``); Qwen2-/Qwen3-MoE: when ``(i + 1) % decoder_sparse_step == 0`` and
+    ``i`` is not in ``mlp_only_layers`` (``modeling_qwen2_moe.py``). The others have a dense MLP.
+    """
+    if not experts:
+        return ()
+    first_dense = _nonnegative_int(cfg, "first_k_dense_replace")
+    freq = cfg.get("moe_layer_freq", 1)
+    if isinstance(freq, bool) or not isinstance(freq, int) or freq < 1:
+        raise ConfigError("moe_layer_freq", f"must be a positive integer (every n-th block has experts), got {freq!r}")
+    step = _positive_int(cfg, ("decoder_sparse_step",), default=1)
+    only_mlp = cfg.get("mlp_only_layers") or []
+    if not isinstance(only_mlp, list) or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < layers
+                                            for i in only_mlp):
+        raise ConfigError("mlp_only_layers", f"must list block indices in 0..{layers - 1}, got {only_mlp!r}")
+    flags = tuple(i >= first_dense and i % freq == 0 and (i + 1) % step == 0 and i not in only_mlp
+                  for i in range(layers))
+    if not any(flags):
+        raise ConfigError("first_k_dense_replace", "leaves no block with experts although the model has experts")
+    return flags
+
+
+_WINDOW_KINDS = {"sliding_attention": True, "full_attention": False}
+
+
+def _attention_windows(cfg: Mapping[str, Any], model_type: str, layers: int) -> tuple[int, ...]:
+    """Sliding-window length per block (0 = full attention), as the families' modelling code reads it.
+
+    ``layer_types`` (newer configs) names each block's kind. Otherwise: Gemma 2 alternates,
+    even blocks local (``Gemma2DecoderLayer.is_sliding = not layer_idx % 2``); Gemma 3 makes
+    every ``sliding_window_pattern``-th block global (default 6); Qwen2 applies the window only
+    with ``use_sliding_window`` and from block ``max_window_layers`` on; Mistral and Phi-3 apply
+    ``sliding_window`` to every block.
+    """
+    window = cfg.get("sliding_window")
+    kinds = cfg.get("layer_types")
+    if window is None or window is False:
+        if kinds is not None and any(k == "sliding_attention" for k in kinds if isinstance(k, str)):
+            raise ConfigError("sliding_window", "is required (a positive integer) when layer_types has sliding layers")
+        return ()
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or window != int(window) or window < 1:
+        raise ConfigError("sliding_window", f"must be a positive integer (tokens) or null, got {window!r}")
+    window = int(window)
+    if cfg.get("use_sliding_window") is False:
+        return ()
+    if kinds is not None:
+        if not isinstance(kinds, list) or len(kinds) != layers or any(k not in _WINDOW_KINDS for k in kinds):
+            raise ConfigError("layer_types", f"must list {layers} entries, each one of {', '.join(_WINDOW_KINDS)} "
+                                             f"(other attention kinds are not modelled), got {kinds!r}")
+        return tuple(window if _WINDOW_KINDS[k] else 0 for k in kinds)
+    if model_type == "gemma2":
+        return tuple(window if i % 2 == 0 else 0 for i in range(layers))
+    if model_type.startswith("gemma3"):
+        pattern = _positive_int(cfg, ("sliding_window_pattern",), default=6)
+        return tuple(0 if (i + 1) % pattern == 0 else window for i in range(layers))
+    if cfg.get("use_sliding_window") is True and cfg.get("max_window_layers") is not None:
+        first = _nonnegative_int(cfg, "max_window_layers")
+        return tuple(window if i >= first else 0 for i in range(layers))
+    return (window,) * layers
+
+
+def _latent_attention(cfg: Mapping[str, Any]) -> dict[str, int]:
+    """The multi-head latent attention sizes, or {} for ordinary attention."""
+    if cfg.get("kv_lora_rank") is None:
+        for name in ("qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "q_lora_rank"):
+            if cfg.get(name) is not None:
+                raise ConfigError(name, "is a latent-attention size: kv_lora_rank is required with it")
+        return {}
+    if cfg.get("attention_bias"):
+        raise ConfigError("attention_bias", "biases on latent-attention projections are not modelled")
+    sizes = {name: _positive_int(cfg, (name,)) for name in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim",
+                                                             "v_head_dim")}
+    sizes["q_lora_rank"] = 0 if cfg.get("q_lora_rank") is None else _positive_int(cfg, ("q_lora_rank",))
+    return sizes
+
+
 def parse_config(config: Mapping[str, Any]) -> LLMArchitecture:
     """Normalise a Hugging Face style config dict.
 
     Handles ``text_config`` nesting (multimodal wrappers), GPT-2 aliases
     (``n_layer``, ``n_embd``, ``n_head``, ``n_inner``), OPT's ``ffn_dim``, GQA
     (missing ``num_key_value_heads`` means multi-head attention), an explicit
-    ``head_dim``, and MoE fields (``num_local_experts`` | ``num_experts``,
-    ``num_experts_per_tok``, ``moe_intermediate_size``,
-    ``shared_expert_intermediate_size``).
+    ``head_dim``, MoE fields (``num_local_experts`` | ``num_experts`` |
+    ``n_routed_experts``, ``num_experts_per_tok``, ``moe_intermediate_size``,
+    ``shared_expert_intermediate_size`` | ``n_shared_experts``) and which blocks
+    have experts (``first_k_dense_replace``, ``moe_layer_freq``,
+    ``decoder_sparse_step``, ``mlp_only_layers``), multi-head latent attention
+    (``kv_lora_rank``, ``q_lora_rank``, ``qk_rope_head_dim``, ``qk_nope_head_dim``,
+    ``v_head_dim``) and sliding windows (``sliding_window``, ``use_sliding_window``,
+    ``max_window_layers``, ``layer_types``, Gemma's alternation). Every other field
+    must be one known not to change size or time (:mod:`models.config_fields`).
 
     Raises
     ------
     ConfigError
-        Naming the field when a required size is missing or not a positive integer.
+        Naming the field when a required size is missing or not a positive integer,
+        or when a field would change the model in a way llmplace does not model.
+
+    Examples
+    --------
+    >>> a = parse_config({"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
+    ...                   "intermediate_size": 128, "vocab_size": 100, "model_type": "gemma2",
+    ...                   "sliding_window": 16})
+    >>> a.attention_windows
+    (16, 0, 16, 0)
     """
     if not isinstance(config, Mapping):
         raise ConfigError("config", f"must be a mapping of config fields, got {type(config).__name__}")
@@ -175,6 +333,8 @@ def parse_config(config: Mapping[str, Any]) -> LLMArchitecture:
     if isinstance(cfg.get("text_config"), Mapping):
         # Wrapper configs keep the language model in text_config; its fields win.
         cfg = {**cfg, **cfg["text_config"]}
+    for name, reason in unsupported_fields(cfg):
+        raise ConfigError(name, reason)
     model_type = str(cfg.get("model_type", "llama")).lower()
 
     hidden = _positive_int(cfg, SIZE_FIELDS["hidden_size"])
@@ -187,6 +347,10 @@ def parse_config(config: Mapping[str, Any]) -> LLMArchitecture:
     gpt_style = model_type in _GPT_STYLE
     intermediate = _positive_int(cfg, SIZE_FIELDS["intermediate_size"], default=4 * hidden if gpt_style else None)
     vocab = _positive_int(cfg, SIZE_FIELDS["vocab_size"])
+    projection = cfg.get("word_embed_proj_dim")
+    if projection is not None and projection != hidden:
+        raise ConfigError("word_embed_proj_dim", f"differs from hidden_size ({hidden}), got {projection!r}: OPT's "
+                                                 "project_in / project_out matrices are not modelled")
 
     experts = int(_pick(cfg, "num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
     if experts < 0:
@@ -196,9 +360,10 @@ def parse_config(config: Mapping[str, Any]) -> LLMArchitecture:
         raise ConfigError("num_experts_per_tok", f"must be in 1..{experts}, got {k}")
     moe_inter = int(_pick(cfg, "moe_intermediate_size", default=intermediate) or intermediate) if experts else 0
     shared_inter = int(_pick(cfg, "shared_expert_intermediate_size", default=0) or 0)
+    gated_shared = bool(shared_inter)  # Qwen2-MoE names the width and gates the shared expert
     n_shared = int(_pick(cfg, "n_shared_experts", default=0) or 0)
     if n_shared and not shared_inter:
-        shared_inter = n_shared * moe_inter
+        shared_inter = n_shared * moe_inter  # DeepSeek: n_shared experts fused into one wider MLP
 
     # PretrainedConfig defaults tie_word_embeddings to True; Llama-family files set it explicitly.
     tie = bool(_pick(cfg, "tie_word_embeddings", default=True))
@@ -211,6 +376,7 @@ def parse_config(config: Mapping[str, Any]) -> LLMArchitecture:
     elif model_type in ("gpt2", "gpt_bigcode"):
         learned_positions = max_pos
     dtype = str(_pick(cfg, "torch_dtype", "dtype", default="float16")).replace("torch.", "")
+    latent = _latent_attention(cfg)
 
     return LLMArchitecture(
         model_type=model_type,
@@ -236,6 +402,11 @@ def parse_config(config: Mapping[str, Any]) -> LLMArchitecture:
         learned_positions=learned_positions,
         max_position_embeddings=max_pos,
         torch_dtype=dtype,
+        moe_layers=_moe_layers(cfg, layers, experts),
+        shared_expert_gate=gated_shared,
+        attention_windows=_attention_windows(cfg, model_type, layers),
+        final_norm=not bool(cfg.get("_remove_final_layer_norm", False)),
+        **latent,
     )
 
 
@@ -246,41 +417,79 @@ def _mlp_params(arch: LLMArchitecture, inter: int) -> int:
     return 2 * h * inter + (inter + h if arch.mlp_bias else 0)
 
 
+@dataclass(frozen=True)
+class _Attention:
+    params: int
+    kv_values_per_token: int
+    prefill_flops_per_context_token: float  # per query
+    decode_flops_per_context_token: float
+
+
+def _attention(arch: LLMArchitecture) -> _Attention:
+    """Weights, cached values per token and FLOPs per (query, context token) of one block's attention.
+
+    Grouped-query attention caches K and V of ``n_kv`` heads (``2 n_kv d``) and does
+    ``4 n_h d`` FLOPs per pair (scores and weighted values). Latent attention
+    (DeepSeek-V2, arXiv:2405.04434 section 2.1) caches the ``kv_lora_rank`` latent and
+    one shared RoPE key (``kv_lora_rank + qk_rope_head_dim`` values, 576 for DeepSeek-V2/V3);
+    prefill expands K and V (``2 n_h (d_nope + d_rope) + 2 n_h d_v`` per pair), while decode
+    multiplies the latent directly with the up-projections absorbed into the query and output
+    (``2 n_h (r + d_rope) + 2 n_h r``), as vLLM's MLA backend and FlashMLA do.
+    """
+    h, nh = arch.hidden_size, arch.num_attention_heads
+    if arch.is_mla:
+        r, rope, nope, v = arch.kv_lora_rank, arch.qk_rope_head_dim, arch.qk_nope_head_dim, arch.v_head_dim
+        q_dim = nh * (nope + rope)
+        q = arch.q_lora_rank * (h + 1) + arch.q_lora_rank * q_dim if arch.q_lora_rank else h * q_dim
+        params = q + h * (r + rope) + r + r * nh * (nope + v) + nh * v * h
+        return _Attention(params, r + rope, 2.0 * nh * (nope + rope) + 2.0 * nh * v,
+                          2.0 * nh * (r + rope) + 2.0 * nh * r)
+    nkv, hd = arch.num_kv_heads, arch.head_dim
+    params = h * nh * hd + 2 * h * nkv * hd + nh * hd * h
+    params += (nh * hd + 2 * nkv * hd) if arch.qkv_bias else 0
+    params += h if arch.o_bias else 0
+    params += 2 * hd if arch.qk_norm else 0
+    return _Attention(params, 2 * nkv * hd, 4.0 * nh * hd, 4.0 * nh * hd)
+
+
+def _block_mlp(arch: LLMArchitecture, moe: bool) -> tuple[int, int, int]:
+    """Stored and active parameters of one block's MLP, and the parameters of one routed expert."""
+    if not moe:
+        dense = _mlp_params(arch, arch.intermediate_size)
+        return dense, dense, 0
+    h = arch.hidden_size
+    expert = _mlp_params(arch, arch.moe_intermediate_size)
+    shared = h * arch.num_experts  # router
+    if arch.shared_expert_intermediate_size:
+        shared += _mlp_params(arch, arch.shared_expert_intermediate_size)
+        shared += h if arch.shared_expert_gate else 0
+    return shared + arch.num_experts * expert, shared + arch.experts_per_token * expert, expert
+
+
 def _build_nodes(arch: LLMArchitecture) -> tuple[LayerNode, ...]:
-    h, nh, nkv, hd = arch.hidden_size, arch.num_attention_heads, arch.num_kv_heads, arch.head_dim
+    h = arch.hidden_size
     norm_size = 2 * h if arch.layer_norm else h
-    attn = h * nh * hd + 2 * h * nkv * hd + nh * hd * h
-    attn += (nh * hd + 2 * nkv * hd) if arch.qkv_bias else 0
-    attn += h if arch.o_bias else 0
-    attn += 2 * hd if arch.qk_norm else 0
+    attention = _attention(arch)
     norms = arch.norms_per_block * norm_size
-
-    if arch.is_moe:
-        expert = _mlp_params(arch, arch.moe_intermediate_size)
-        shared = arch.hidden_size * arch.num_experts  # router
-        if arch.shared_expert_intermediate_size:
-            shared += _mlp_params(arch, arch.shared_expert_intermediate_size) + h  # + shared-expert gate
-        dense_part = attn + norms + shared
-        block_params = dense_part + arch.num_experts * expert
-        block_active = dense_part + arch.experts_per_token * expert
-    else:
-        expert = 0
-        block_params = block_active = attn + norms + _mlp_params(arch, arch.intermediate_size)
-
-    kv_values = 2 * nkv * hd
-    attn_coeff = 4.0 * nh * hd
     embed_params = arch.vocab_size * h + arch.learned_positions * h
-    head_params = (0 if arch.tie_word_embeddings else arch.vocab_size * h) + norm_size
+    final_norm = norm_size if arch.final_norm else 0
+    head_params = (0 if arch.tie_word_embeddings else arch.vocab_size * h) + final_norm
 
     nodes = [
         LayerNode("embed", "embed", -1, embed_params, embed_params, 0, 0, 0, 0.0, 0.0, 0, h),
     ]
     for i in range(arch.num_layers):
+        moe = arch.block_is_moe(i)
+        mlp, mlp_active, expert = _block_mlp(arch, moe)
+        dense_part = attention.params + norms
         nodes.append(
             LayerNode(
-                f"block.{i}", "block", i, block_params, block_active, expert,
-                arch.num_experts, arch.experts_per_token,
-                2.0 * block_active, attn_coeff, kv_values, h,
+                f"block.{i}", "block", i, dense_part + mlp, dense_part + mlp_active, expert,
+                arch.num_experts if moe else 0, arch.experts_per_token if moe else 0,
+                2.0 * (dense_part + mlp_active), attention.prefill_flops_per_context_token,
+                attention.kv_values_per_token, h, attn_window_tokens=arch.attention_window(i),
+                decode_attn_flops_per_context_token=attention.decode_flops_per_context_token,
+                attn_params=attention.params,
             )
         )
     # A tied head multiplies by the embedding matrix: it has the FLOPs and streams the
@@ -288,7 +497,7 @@ def _build_nodes(arch: LLMArchitecture) -> tuple[LayerNode, ...]:
     head_matmul = arch.vocab_size * h
     nodes.append(
         LayerNode(
-            "head", "head", arch.num_layers, head_params, head_matmul + norm_size, 0, 0, 0,
+            "head", "head", arch.num_layers, head_params, head_matmul + final_norm, 0, 0, 0,
             2.0 * head_matmul, 0.0, 0, h,
         )
     )
@@ -318,6 +527,8 @@ class LLMGraph:
     source: str = ""
     published_params_b: float | None = None
     published_active_params_b: float | None = None
+    # Parts the publisher's active count leaves out (see params_active_counted).
+    published_active_excludes: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], model_id: str = "custom", name: str | None = None,
@@ -333,6 +544,7 @@ class LLMGraph:
             source=source or meta.get("config_source", ""),
             published_params_b=meta.get("published_params_b"),
             published_active_params_b=meta.get("published_active_params_b"),
+            published_active_excludes=tuple(meta.get("published_active_excludes", ())),
         )
 
     @property
@@ -367,13 +579,54 @@ class LLMGraph:
             total -= self.arch.vocab_size * self.arch.hidden_size
         return total
 
+    def params_active_counted(self, excludes: tuple[str, ...] = ()) -> int:
+        """:attr:`params_active` under a publisher's convention: ``"input_embedding"`` in
+        ``excludes`` leaves out the embedding table, which is gathered rather than multiplied
+        (DeepSeek's "activated parameters" do; Mixtral's and Qwen3's count it).
+
+        Examples
+        --------
+        >>> from models import load_model
+        >>> g = load_model("deepseek-v2-lite")
+        >>> round(g.params_active_counted(("input_embedding",)) / 1e9, 2)
+        2.45
+        """
+        unknown = set(excludes) - {"input_embedding"}
+        if unknown:
+            raise ValueError(f"unknown part(s) to exclude: {', '.join(sorted(unknown))} (known: input_embedding)")
+        total = self.params_active
+        if "input_embedding" in excludes and not self.arch.tie_word_embeddings:
+            total -= self.embed.params
+        return total
+
     def weight_bytes(self, fmt: NumberFormat) -> float:
         """Bytes of all weights in ``fmt``."""
         return self.params_total * fmt.bits_per_weight / 8.0
 
     def kv_bytes_per_token(self, kv_fmt: NumberFormat) -> float:
-        """KV-cache bytes one token adds across all blocks."""
-        return self.num_blocks * self.blocks[0].kv_values_per_token * kv_fmt.bytes_per_value
+        """KV-cache bytes one token adds across all blocks, before any sliding window drops it.
+
+        Examples
+        --------
+        >>> from models import load_model, kv_format
+        >>> load_model("deepseek-v2-lite").kv_bytes_per_token(kv_format("fp16")) / 27   # 576 values, 2 bytes
+        1152.0
+        """
+        return sum(b.kv_values_per_token for b in self.blocks) * kv_fmt.bytes_per_value
+
+    def kv_bytes(self, kv_fmt: NumberFormat, context_tokens: int) -> float:
+        """KV-cache bytes of one sequence of ``context_tokens`` across all blocks: a block with a
+        sliding window keeps at most the window's tokens.
+
+        Examples
+        --------
+        >>> from models import load_model, kv_format
+        >>> m = load_model("mistral-7b")
+        >>> m.kv_bytes(kv_format("fp16"), 32768) == m.kv_bytes(kv_format("fp16"), 4096)
+        True
+        """
+        return sum(b.attended_tokens(context_tokens) * b.kv_values_per_token for b in self.blocks) \
+            * kv_fmt.bytes_per_value
 
     def to_networkx(self, granularity: str = "block") -> nx.DiGraph:
         """The layer chain as a :class:`networkx.DiGraph`.
@@ -403,6 +656,7 @@ class LLMGraph:
                 "flops_per_token": node.linear_flops_per_token,
                 "attn_flops_per_context_token": node.attn_flops_per_context_token,
                 "kv_values_per_token": node.kv_values_per_token,
+                "attn_window_tokens": node.attn_window_tokens,
                 "activation_values_per_token": node.activation_values_per_token,
             }
             if granularity == "sublayer" and node.kind == "block":
@@ -421,9 +675,7 @@ class LLMGraph:
         return g
 
     def _sublayer_split(self, node: LayerNode) -> list[tuple[str, dict[str, Any]]]:
-        a = self.arch
-        h, nh, nkv, hd = a.hidden_size, a.num_attention_heads, a.num_kv_heads, a.head_dim
-        attn = h * nh * hd * 2 + 2 * h * nkv * hd
+        attn = node.attn_params
         mlp_total = node.params - attn
         mlp_active = node.active_params - attn
         return [
@@ -486,5 +738,5 @@ def load_model(spec: str | Path | Mapping[str, Any], model_id: str | None = None
     graph = _cache[key]
     if model_id and model_id != graph.id:
         return LLMGraph(model_id, graph.name, graph.arch, graph.nodes, graph.source,
-                        graph.published_params_b, graph.published_active_params_b)
+                        graph.published_params_b, graph.published_active_params_b, graph.published_active_excludes)
     return graph

@@ -103,10 +103,11 @@ class Node:
     """A device placed in a topology.
 
     ``count`` identical accelerators form one node (tensor parallel inside it):
-    memory, bandwidth, compute and power scale by ``count``. ``nic_mbps``, when
-    given, is the device's network interface: every link at the device runs at
-    most at that rate, and all the traffic it sends (or receives, full duplex)
-    shares it, including what it relays for others.
+    memory, bandwidth, compute and power scale by ``count``. ``threads`` is how many
+    threads the engine runs on a CPU device (None: one per core, the catalog's peak).
+    ``nic_mbps``, when given, is the device's network interface: every link at the
+    device runs at most at that rate, and all the traffic it sends (or receives,
+    full duplex) shares it, including what it relays for others.
     """
 
     id: str
@@ -115,6 +116,7 @@ class Node:
     engine: str = ""
     count: int = 1
     profiles: tuple[DeviceProfile, ...] = ()
+    threads: int | None = None
     nic_mbps: float | None = None
 
     def __post_init__(self) -> None:

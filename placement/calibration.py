@@ -48,15 +48,16 @@ import numpy as np
 
 from models import EngineProfile, Node, device_spec, engine, kv_format, load_model, weight_format
 from models._catalog import catalog_dir, read_yaml
-from placement.costs.roofline import execution_rates, node_times
+from placement.costs.roofline import execution_rates, kv_concurrency, node_times, wave_batches
 from placement.predict import predict
-from placement.problem import RequestClass
+from placement.problem import ModelSpec, RequestClass
 
 __all__ = [
-    "TARGET_METRICS", "LATENCY_METRICS", "FIT_METRICS", "EXCLUSION_RULES", "FIT_BOUNDS",
+    "TARGET_METRICS", "LATENCY_METRICS", "FIT_METRICS", "EXCLUSION_RULES", "FIT_BOUNDS", "HELD_OUT_SOURCES",
+    "source_key", "held_out",
     "Measurement", "ValidationRow", "Summary",
     "load_measurements", "exclusion_reason", "profile_name", "validate", "summarize",
-    "rows_to_csv", "row_times", "model_value", "profile_rows", "catalog_profiles", "fit_profile", "fit_catalog",
+    "rows_to_csv", "row_waves", "row_times", "model_value", "profile_rows", "catalog_profiles", "fit_profile", "fit_catalog",
     "refit_value",
 ]
 
@@ -75,11 +76,35 @@ EXCLUSION_RULES: tuple[tuple[str, str], ...] = (
     ("original mode (15W", "measured in the original 15 W mode (68 GB/s); the catalog device is the "
                            "Super 25 W configuration (102 GB/s)"),
     ("24-core GPU 32GB variant", "measured on the 24-core-GPU M1 Max; the catalog device is the 32-core part"),
-    ("CPU backend, 2 threads", "run restricted to 2 threads; the catalog peaks count all 6 cores"),
+    ("Framework 12 laptop", "a Framework Laptop 12 has one SO-DIMM: half the dual-channel bandwidth of the "
+                            "catalog's i3-1315U laptop"),
     ("not an independent measurement", "scaled from another row by the publisher, not measured"),
     ("not the AWS A10G variant", "measured on an NVIDIA A10, not the catalog's A10G, in a report of "
                                  "slower-than-expected speed"),
 )
+
+# Sources whose rows are never fitted: the standing held-out split, reported apart. They are
+# independent users' runs (one person's hardware and build each), so their errors say how the
+# model does on measurements the calibration has not seen.
+HELD_OUT_SOURCES: tuple[str, ...] = (
+    "github:dambergn/ollama-benchmarks",
+    "github:brand-o/normiebench",
+    "https://ai.wmx.dev/benchmarks",
+    "github:jason-easyazz/zoe-ai-assistant",
+    "github:geerlingguy/ai-benchmarks issue #43",
+)
+
+
+def source_key(source: str) -> str:
+    """The publication a row comes from (its repository or site), for leave-one-source-out:
+    ``github:owner/repo ...`` -> ``github:owner/repo``."""
+    return source.split(";")[0].split(" ")[0].strip()
+
+
+def held_out(source: str) -> bool:
+    """Whether rows of ``source`` belong to the held-out split (:data:`HELD_OUT_SOURCES`)."""
+    return any(source.startswith(h) for h in HELD_OUT_SOURCES)
+
 
 # Physically plausible ranges the fit may use.
 FIT_BOUNDS: dict[str, tuple[float, float]] = {
@@ -107,6 +132,7 @@ class Measurement:
     value: float
     source: str
     notes: str
+    threads: int | None = None  # CPU threads of the run, when the source gives fewer than the cores
 
     @property
     def kv_format(self) -> str:
@@ -130,7 +156,7 @@ def load_measurements(path: str | None = None) -> list[Measurement]:
                 row=i, device=r["device"], model=r["model"], weight_format=r["weight_format"],
                 engine=r["engine"], batch=int(r["batch"]), prompt_tokens=int(r["prompt_tokens"]),
                 gen_tokens=int(r["gen_tokens"]), metric=r["metric"], value=float(r["value"]),
-                source=r["source"], notes=r["notes"],
+                source=r["source"], notes=r["notes"], threads=int(r["threads"]) if r.get("threads") else None,
             )
             for i, r in enumerate(csv.DictReader(fh))
         ]
@@ -159,7 +185,7 @@ def profile_name(m: Measurement) -> tuple[str, bool]:
     """Name of the engine profile ``m`` runs under (``engine/name`` or ``engine/default``) and
     whether it is calibrated."""
     spec = device_spec(m.device)
-    rates = execution_rates(Node(spec.id, spec, engine=m.engine), weight_format(m.weight_format))
+    rates = execution_rates(Node(spec.id, spec, engine=m.engine, threads=m.threads), weight_format(m.weight_format))
     eng = engine(m.engine)
     raw = next(e for e in read_yaml("engines.yaml") if e["id"] == m.engine).get("profiles", [])
     for i, (_, prof) in enumerate(eng.profiles):
@@ -210,7 +236,7 @@ def _predicted(m: Measurement) -> tuple[float, float]:
     """The cost model's value for ``m`` and the GiB of weights + KV cache the run holds."""
     p = predict(model=m.model, device=m.device, weight_format=m.weight_format, engine=m.engine,
                 batch=m.batch, prompt_tokens=m.prompt_tokens, output_tokens=m.gen_tokens,
-                kv_format=m.kv_format)
+                kv_format=m.kv_format, threads=m.threads)
     basis = _basis(m)
     if basis == "prefill":
         value = p.prefill_tok_s
@@ -295,44 +321,62 @@ def rows_to_csv(rows: Sequence[ValidationRow]) -> str:
 # -- fitting --------------------------------------------------------------------------------
 
 
-def row_times(m: Measurement, profile: EngineProfile | None = None) -> tuple[float, float]:
-    """Prefill seconds and TPOT seconds of ``m`` on its device, under ``profile``
-    (default: the catalog profile), from the cost model's per-node formulas.
-
-    Only the numeric efficiencies of ``profile`` are used; the compute precision
-    and unit stay those of the catalog profile.
-    """
+def _node(m: Measurement) -> Node:
     spec = device_spec(m.device)
+    return Node(spec.id, spec, engine=m.engine, threads=m.threads)
+
+
+def row_waves(m: Measurement, profile: EngineProfile | None = None) -> tuple[int, list[tuple[int, float, float]]]:
+    """How many of ``m``'s sequences run at once, and per wave of them (batch, prefill seconds,
+    TPOT seconds) on its device under ``profile`` (default: the catalog profile), from the cost
+    model's per-node formulas (:func:`placement.costs.roofline.node_times`, ``kv_concurrency``).
+
+    Only the numeric efficiencies of ``profile`` are used; the compute precision and unit stay
+    those of the catalog profile.
+    """
+    node = _node(m)
     fmt = weight_format(m.weight_format)
-    rates = execution_rates(Node(spec.id, spec, engine=m.engine), fmt)
+    rates = execution_rates(node, fmt)
     prof = profile or rates.profile
     rates = replace(rates, profile=prof)
-    req = RequestClass("fit", spec.id, m.model, m.prompt_tokens, m.gen_tokens, None, m.batch)
-    t = node_times(load_model(m.model), fmt, kv_format(m.kv_format), rates, req)
-    prefill = float(t.prefill_s.sum()) + t.prefill_steps * prof.step_overhead_ms * 1e-3
-    tpot = float(t.decode_s.sum()) + prof.step_overhead_ms * 1e-3
-    return prefill, tpot
+    graph = load_model(m.model)
+    req = RequestClass("fit", node.id, m.model, m.prompt_tokens, m.gen_tokens, None, m.batch)
+    model = ModelSpec(m.model, graph, m.weight_format, m.kv_format)
+    concurrency = kv_concurrency(model, fmt, node, rates, req, m.prompt_tokens + m.gen_tokens)
+    out = []
+    for size in wave_batches(m.batch, concurrency):
+        t = node_times(graph, fmt, kv_format(m.kv_format), rates, replace(req, batch=size))
+        prefill = float(t.prefill_s.sum()) + t.prefill_steps * prof.step_overhead_ms * 1e-3
+        out.append((size, prefill, float(t.decode_s.sum()) + prof.step_overhead_ms * 1e-3))
+    return concurrency, out
+
+
+def row_times(m: Measurement, profile: EngineProfile | None = None) -> tuple[float, float]:
+    """Prefill seconds and TPOT seconds of ``m``'s first wave (see :func:`row_waves`)."""
+    _, waves = row_waves(m, profile)
+    return waves[0][1], waves[0][2]
 
 
 def model_value(m: Measurement, profile: EngineProfile | None = None) -> float:
-    """The cost model's value of ``m``'s metric on its own basis (see :func:`row_times`);
+    """The cost model's value of ``m``'s metric on its own basis (see :func:`row_waves`);
     equal to what :func:`validate` gets from :func:`placement.predict`."""
-    prefill, tpot = row_times(m, profile)
+    concurrency, waves = row_waves(m, profile)
     basis = _basis(m)
     if basis == "prefill":
-        return m.batch * m.prompt_tokens / prefill
+        return m.batch * m.prompt_tokens / sum(w[1] for w in waves)
     if basis == "decode":
-        return m.batch / tpot
+        return concurrency / waves[0][2]
     if basis == "whole_run":
-        return m.batch * m.gen_tokens / (prefill + max(m.gen_tokens - 1, 0) * tpot)
-    return 1e3 * (prefill if basis == "ttft_ms" else tpot)
+        return m.batch * m.gen_tokens / sum(w[1] + max(m.gen_tokens - 1, 0) * w[2] for w in waves)
+    return 1e3 * (waves[0][1] if basis == "ttft_ms" else waves[0][2])
 
 
 def profile_rows(measurements: Iterable[Measurement] | None = None) -> dict[str, list[Measurement]]:
-    """Included timing rows (:data:`FIT_METRICS`), grouped by the name of the profile they run under."""
+    """Included timing rows (:data:`FIT_METRICS`) outside the held-out split, grouped by the name
+    of the profile they run under: the rows the calibration fits."""
     out: dict[str, list[Measurement]] = {}
     for m in measurements if measurements is not None else load_measurements():
-        if m.metric not in FIT_METRICS:
+        if m.metric not in FIT_METRICS or held_out(m.source):
             continue
         if exclusion_reason(m, _predicted(m)[1]):
             continue
@@ -381,9 +425,11 @@ def fit_profile(rows: Sequence[Measurement], base: EngineProfile, params: Sequen
 
 
 def fit_catalog(groups: dict[str, list[Measurement]] | None = None,
-                leave_out_device: str | None = None) -> dict[str, tuple[EngineProfile, int]]:
+                leave_out_device: str | None = None,
+                leave_out_source: str | None = None) -> dict[str, tuple[EngineProfile, int]]:
     """Refit every catalog profile on ``groups`` (default :func:`profile_rows`), optionally
-    without one device's rows. Returns the profile and its row count per name.
+    without one device's rows or one source's (:func:`source_key`). Returns the profile and its
+    row count per name.
 
     Each fit starts from the engine's uncalibrated defaults, not from the catalog's fitted
     values, so a parameter the remaining rows do not constrain keeps the default, and a
@@ -392,7 +438,8 @@ def fit_catalog(groups: dict[str, list[Measurement]] | None = None,
     groups = profile_rows() if groups is None else groups
     out = {}
     for name, (prof, params, default) in catalog_profiles().items():
-        rows = [m for m in groups.get(name, []) if m.device != leave_out_device]
+        rows = [m for m in groups.get(name, [])
+                if m.device != leave_out_device and source_key(m.source) != leave_out_source]
         start = replace(prof, **{p: getattr(default, p) for p in params})
         out[name] = (fit_profile(rows, start, params), len(rows))
     return out

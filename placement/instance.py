@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from models import (
-    KV_FORMATS, WEIGHT_FORMATS, CatalogError, ConfigError, DeviceProfile, Link, LLMGraph, Node, Topology,
-    device_from_fields, device_spec, engine_ids, load_model, model_ids, workload_profile,
+    KV_FORMATS, WEIGHT_FORMATS, CatalogError, ConfigError, DeviceProfile, DeviceSpec, Link, LLMGraph, Node, Topology,
+    device_from_fields, device_spec, engine, engine_ids, load_model, model_ids, workload_profile,
 )
 from models.devices import DEVICE_CLASSES, PRECISIONS, TIERS, UNITS
 from models.llm import SIZE_FIELDS, mlp_width_defaults
@@ -36,8 +36,8 @@ SCHEMA_VERSION = 1
 _TOP = {"schema_version", "name", "description", "models", "devices", "links", "workload", "objective", "constraints"}
 _MODEL = {"id", "name", "weight_format", "kv_format", "config", "config_file", "allowed_formats"}
 _DEVICE_SPEC = {"name", "device_class", "memory_gb", "reserved_memory_gb", "memory_bandwidth_gbs", "default_unit",
-                "compute", "power_w", "default_engine", "notes", "sources"}
-_DEVICE = {"id", "type", "tier", "engine", "count", "profile", "profiles", "nic_mbps"} | _DEVICE_SPEC
+                "compute", "power_w", "default_engine", "notes", "sources", "cpu_cores"}
+_DEVICE = {"id", "type", "tier", "engine", "count", "threads", "profile", "profiles", "nic_mbps"} | _DEVICE_SPEC
 _PROFILE = {"model", "max_layers", "throughput_tokens_per_s", "prefill_ms_per_layer", "decode_ms_per_layer"}
 _LINK = {"a", "b", "bandwidth_mbps", "latency_ms", "energy_nj_per_bit", "channel_mhz", "snr_db", "rate_samples_mbps"}
 _REQUEST = {"id", "source", "model", "prompt_tokens", "output_tokens", "rate_rps", "batch", "slo", "profile"}
@@ -49,6 +49,7 @@ _LIMITS = {
     "memory_gb": 1e6, "reserved_memory_gb": 1e6, "memory_bandwidth_gbs": 1e7, "bandwidth_mbps": 1e9,
     "latency_ms": 1e7, "energy_nj_per_bit": 1e6, "channel_mhz": 1e6, "snr_db": 200, "prompt_tokens": 10_000_000,
     "output_tokens": 10_000_000, "batch": 100_000, "rate_rps": 1e9, "count": 1024, "max_context_tokens": 10_000_000,
+    "threads": 4096, "cpu_cores": 4096,
     "ttft_ms": 1e12, "tpot_ms": 1e12, "e2e_ms": 1e12, "max_layers": 100_000, "tflops": 1e7, "power_w": 1e6,
     "prefill_ms_per_layer": 1e9, "decode_ms_per_layer": 1e9, "tokens_per_s": 1e12,
 }
@@ -71,6 +72,9 @@ _CONFIG_SIZES = {
     "num_experts_per_tok": 100_000, "num_experts_per_token": 100_000, "moe_intermediate_size": 10_000_000,
     "shared_expert_intermediate_size": 10_000_000, "n_shared_experts": 100_000,
     "max_position_embeddings": 100_000_000, "n_positions": 100_000_000, "n_ctx": 100_000_000,
+    "first_k_dense_replace": MAX_BLOCKS, "decoder_sparse_step": MAX_BLOCKS, "kv_lora_rank": 1_000_000,
+    "q_lora_rank": 1_000_000, "qk_rope_head_dim": 100_000, "qk_nope_head_dim": 100_000, "v_head_dim": 100_000,
+    "sliding_window": 100_000_000, "max_window_layers": MAX_BLOCKS,
 }
 # Sizes a config must give (any one name of each group); GPT-style models default the MLP width.
 _CONFIG_MLP = SIZE_FIELDS["intermediate_size"]
@@ -437,7 +441,8 @@ def _config_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         if key not in fields or fields[key][1] is None:
             continue
         where, value = fields[key]
-        low = 0 if ("expert" in key or key in ("max_position_embeddings", "n_positions", "n_ctx")) else 1
+        low = 0 if ("expert" in key or key in ("max_position_embeddings", "n_positions", "n_ctx",
+                                                "first_k_dense_replace", "max_window_layers")) else 1
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or value != int(value):
             out.append((where, f"must be an integer, got {kind_of(value)}{_numeric_hint(value)}"))
@@ -547,6 +552,9 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
         _device_texts(r, path, d, engines)
         count = r.number(f"{path}.count", d.get("count", 1), integer=True)
         nic = r.number(f"{path}.nic_mbps", d.get("nic_mbps"), required=False, limit="bandwidth_mbps")
+        threads = r.number(f"{path}.threads", d["threads"], integer=True) if "threads" in d else None
+        if "cpu_cores" in d:
+            r.number(f"{path}.cpu_cores", d["cpu_cores"], integer=True)
         profiles = _profiles(r, path, d, model_ids)
         base = None
         if "type" in d:
@@ -573,9 +581,21 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
         except (TypeError, ValueError) as exc:  # a combination the checks above do not cover
             r.add(path, f"cannot be read as a device: {exc}")
             continue
-        nodes.append(Node(did, spec, tier=tier or spec.tier, engine=eng or spec.default_engine, nic_mbps=nic,
-                          count=int(count or 1), profiles=profiles))
+        engine_id = eng or spec.default_engine
+        if threads is not None and _engine_unit(spec, engine_id) != "cpu":
+            r.add(f"{path}.threads", f"applies to devices whose engine runs on the cpu; {engine_id} runs on the "
+                                     f"{_engine_unit(spec, engine_id)} of {spec.id}")
+            continue
+        nodes.append(Node(did, spec, tier=tier or spec.tier, engine=engine_id,
+                          count=int(count or 1), profiles=profiles, threads=int(threads) if threads else None,
+                          nic_mbps=nic))
     return nodes
+
+
+def _engine_unit(spec: DeviceSpec, engine_id: str) -> str:
+    """The compute unit ``engine_id`` runs on on ``spec`` (as the cost model picks it)."""
+    preferred = engine(engine_id).fallback.unit
+    return preferred if preferred in spec.units() else spec.default_unit
 
 
 def _device_texts(r: _Reader, path: str, d: Mapping[str, Any], engines: set[str]) -> None:

@@ -16,8 +16,8 @@ from models import load_model
 from models._catalog import read_yaml
 from placement import predict
 from placement.calibration import (
-    FIT_METRICS, TARGET_METRICS, catalog_profiles, load_measurements, model_value, profile_rows, rows_to_csv,
-    summarize, validate,
+    FIT_METRICS, TARGET_METRICS, catalog_profiles, held_out, load_measurements, model_value, profile_rows,
+    rows_to_csv, summarize, validate,
 )
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -29,11 +29,59 @@ def rows():
 
 
 def test_accuracy_target(rows):
+    # In-sample bounds; the targets on unseen measurements (held-out split and leave-one-source-out)
+    # are reported by benchmarks/validate_costmodel.py, met or not.
     stats = {s.metric: s for s in summarize(rows, keys=(lambda r: "all",))}
     for metric in TARGET_METRICS:
         assert stats[metric].count >= 100, metric
         assert stats[metric].median_abs_error <= 0.25, metric
         assert stats[metric].p90_abs_error <= 0.50, metric
+
+
+def test_held_out_sources_are_never_fitted():
+    fitted = [m for group in profile_rows().values() for m in group]
+    assert fitted and not any(held_out(m.source) for m in fitted)
+    assert any(held_out(m.source) for m in load_measurements())
+
+
+def test_kv_cache_capacity_caps_concurrency():
+    # LMDeploy on an A100 80GB: 64 Llama 2 7B sequences of 4096 tokens need 128 GiB of KV cache;
+    # about 27 fit beside the weights, so the batch runs in waves and the aggregate rate stays near
+    # what 32 sequences reach (measured 755.65 against 733.34 tok/s in a100_fp16.md).
+    big = predict("llama-2-7b", "a100-sxm-80gb", "fp16", engine="lmdeploy", batch=64, prompt_tokens=2048,
+                  output_tokens=2048)
+    half = predict("llama-2-7b", "a100-sxm-80gb", "fp16", engine="lmdeploy", batch=32, prompt_tokens=2048,
+                   output_tokens=2048)
+    assert big.concurrent_sequences < 32 and big.fits
+    run = 64 * 2048 / (big.e2e_ms * 1e-3)
+    assert run < 1.25 * 32 * 2048 / (half.e2e_ms * 1e-3)
+    # llama.cpp has no pool: it runs the whole batch or does not fit.
+    assert predict("llama-2-7b", "a100-sxm-80gb", "fp16", engine="llama.cpp", batch=64, prompt_tokens=2048,
+                   output_tokens=2048).concurrent_sequences == 64
+
+
+def test_long_prompts_without_flash_attention_pay_for_the_scores():
+    # llama.cpp without -fa writes the fp32 score matrix: prefill tokens/s falls with prompt length.
+    short, long = (predict("llama-3-8b", "rtx-4090", "fp16", prompt_tokens=p, output_tokens=0).prefill_tok_s
+                   for p in (512, 8192))
+    assert long < 0.85 * short
+
+
+def test_threads_scale_cpu_compute():
+    full = predict("llama-3.2-3b", "raspberry-pi-5-8gb", "q4_0", prompt_tokens=256, output_tokens=0)
+    two = predict("llama-3.2-3b", "raspberry-pi-5-8gb", "q4_0", prompt_tokens=256, output_tokens=0, threads=2)
+    eight = predict("llama-3.2-3b", "raspberry-pi-5-8gb", "q4_0", prompt_tokens=256, output_tokens=0, threads=8)
+    assert two.prefill_tok_s == pytest.approx(full.prefill_tok_s / 2, rel=0.1)  # compute-bound prefill
+    assert eight.prefill_tok_s == pytest.approx(full.prefill_tok_s)  # 4 cores: hyper-threads add nothing
+
+
+def test_quantised_weights_cost_compute_at_large_batch():
+    # At batch 1 decode is memory-bound and q8_0 streams half the bytes of fp16; on a CPU, whose
+    # batched steps are compute-bound, the unpacking makes q8_0 no faster than its bytes suggest.
+    def tpot(fmt, batch, device="intel-i9-13900k"):
+        return predict("llama-3.2-1b", device, fmt, batch=batch, prompt_tokens=0, output_tokens=64).tpot_ms
+    assert tpot("q8_0", 1) < 0.7 * tpot("fp32", 1)
+    assert tpot("q4_0", 32) > tpot("q8_0", 32)
 
 
 def test_committed_table_is_current(rows):
@@ -86,8 +134,9 @@ def _prefill_tok_s(prompt: int, device="rtx-4090", fmt="fp16", engine="llama.cpp
 def test_prefill_efficiency_rises_with_prompt_length(device, fmt, engine):
     rates = [_prefill_tok_s(p, device, fmt, engine) for p in (1, 16, 64, 256, 512)]
     assert rates == sorted(rates)
-    # A 16-token prompt reaches a small fraction of the compute a long one does.
-    assert rates[1] < 0.25 * rates[-1]
+    # A 16-token prompt reaches a small fraction of the compute a long one does (quantised weights
+    # on a GPU multiply such prompts with matrix-vector kernels at the vector rate: about a third).
+    assert rates[1] < 0.35 * rates[-1]
 
 
 def test_short_prompt_far_below_peak():

@@ -14,7 +14,7 @@ import pytest
 
 from instances import zoo as zoo_module
 from instances.zoo import stress
-from placement import Plan, Route, Shard, Status, Termination, block_costs, cost_table, evaluate, parse_instance
+from placement import Plan, Route, Shard, Status, Termination, cost_table, evaluate, parse_instance
 from placement.evaluate import route_resource_seconds as _route_use
 from solvers import SolveParams, UnsupportedProblemError, solve
 from solvers.bruteforce import candidate_pipelines, count_plans

@@ -20,7 +20,7 @@ from instances.zoo import zoo
 from models import weight_format
 from placement import block_costs, evaluate, parse_instance
 from placement.costs.roofline import (
-    GIB, block_weight_bytes, execution_rates, kv_bytes_per_block_token, runtime_bytes, workspace_bytes,
+    GIB, block_weight_bytes, execution_rates, kv_reservation_bytes, runtime_bytes, workspace_bytes,
 )
 from placement.feasibility import infeasibility_reasons
 from solvers import SolveParams, solve
@@ -33,7 +33,7 @@ def _needs_gb(problem, model_id: str, fmt: str | None = None, requests=None) -> 
     fmt = fmt or model.weight_format
     weights, tied = block_weight_bytes(model, weight_format(fmt))
     reqs = requests if requests is not None else problem.requests_for(model_id)
-    kv = sum(r.batch * problem.context_tokens(r) for r in reqs) * kv_bytes_per_block_token(model) * model.num_blocks
+    kv = sum(float(kv_reservation_bytes(model, r.batch, problem.context_tokens(r)).sum()) for r in reqs)
     sources = {r.source for r in reqs}
     reach = [n for n in problem.topology.nodes if any(s in problem.topology.reachable(n.id) for s in sources)]
     workspace = min(

@@ -69,7 +69,8 @@ from placement.problem import ModelSpec, RequestClass
 __all__ = [
     "GIB", "TOKEN_ID_BYTES", "ACTIVATION_BYTES",
     "ExecutionRates", "execution_rates", "NodeTimes", "node_times", "fold_nodes",
-    "workspace_bytes", "kv_bytes_per_block_token", "runtime_bytes",
+    "workspace_bytes", "kv_bytes_per_block_token", "kv_reservation_bytes", "kv_concurrency", "wave_batches",
+    "runtime_bytes",
     "block_weight_bytes", "shard_weight_bytes",
 ]
 
@@ -95,7 +96,9 @@ def execution_rates(node: Node, fmt: NumberFormat) -> ExecutionRates:
 
     The engine chooses the compute unit (``qnn`` runs on a phone's NPU); a node of
     ``count`` accelerators scales by ``count`` times the engine's tensor-parallel
-    efficiency.
+    efficiency. On the cpu unit, ``node.threads`` below the device's ``cpu_cores`` scales
+    compute by their share (:meth:`DeviceSpec.cpu_share`); memory bandwidth is not scaled,
+    for want of a per-core bandwidth figure in the catalog.
     """
     spec: DeviceSpec = node.spec
     eng = engine(node.engine)
@@ -103,15 +106,17 @@ def execution_rates(node: Node, fmt: NumberFormat) -> ExecutionRates:
     profile = eng.profile(spec.device_class, unit, fmt.family)
     precision = profile.compute_precision or fmt.compute_precision
     scale = node.count * (profile.tp_efficiency if node.count > 1 else 1.0)
+    # A CPU engine running fewer threads than cores reaches that share of the cores' peak.
+    compute_scale = scale * (spec.cpu_share(node.threads) if unit == "cpu" else 1.0)
     peak = spec.peak_tflops(precision, unit) * profile.peak_scale(spec.device_class, precision)
     vector = dict(dict(spec.compute).get(unit, ())).get("fp32", 0.0)
     return ExecutionRates(
-        peak_flops=peak * 1e12 * scale,
+        peak_flops=peak * 1e12 * compute_scale,
         bandwidth_bytes_s=spec.memory_bandwidth_gbs * 1e9 * scale,
         profile=profile,
         precision=precision,
         unit=unit,
-        vector_flops=vector * 1e12 * scale,
+        vector_flops=vector * 1e12 * compute_scale,
     )
 
 
@@ -138,8 +143,76 @@ def shard_weight_bytes(model: ModelSpec, fmt: NumberFormat, a: int, b: int) -> f
 
 
 def kv_bytes_per_block_token(model: ModelSpec) -> float:
-    """KV-cache bytes one token adds to one block."""
-    return model.graph.blocks[0].kv_values_per_token * model.kv_fmt.bytes_per_value
+    """KV-cache bytes one token adds to a block, averaged over the blocks, before any sliding
+    window drops it (an upper bound per token; :func:`kv_reservation_bytes` applies windows)."""
+    blocks = model.graph.blocks
+    return sum(b.kv_values_per_token for b in blocks) / len(blocks) * model.kv_fmt.bytes_per_value
+
+
+def kv_reservation_bytes(model: ModelSpec, batch: int, context_tokens: int) -> np.ndarray:
+    """KV cache each block ``[L]`` keeps for ``batch`` sequences of ``context_tokens`` tokens.
+
+    A block with a sliding window keeps at most the window's tokens (Mistral 7B: 4096;
+    Gemma 2: every other block), as engines with a windowed cache do (vLLM's sliding-window
+    block tables, llama.cpp's SWA cache, TensorRT-LLM's cyclic KV cache). Latent attention
+    keeps its latent (576 values per token for DeepSeek-V2/V3).
+
+    Examples
+    --------
+    >>> from models import load_model
+    >>> from placement.problem import ModelSpec
+    >>> m = ModelSpec("gemma-2-9b", load_model("gemma-2-9b"), "q4_k_m")
+    >>> kv = kv_reservation_bytes(m, batch=1, context_tokens=8192)
+    >>> int(kv[0]), int(kv[1])   # a local block holds 4096 tokens, a global one all 8192
+    (33554432, 67108864)
+    """
+    per_value = model.kv_fmt.bytes_per_value
+    return np.array([batch * b.attended_tokens(context_tokens) * b.kv_values_per_token * per_value
+                     for b in model.graph.blocks])
+
+
+def kv_concurrency(model: ModelSpec, fmt: NumberFormat, node: Node, rates: ExecutionRates,
+                   request: RequestClass, context_tokens: int) -> int:
+    """How many of ``request``'s sequences an engine runs at once with the whole model on ``node``.
+
+    Serving engines size a KV-cache pool when they start (``EngineProfile.kv_memory_fraction``
+    of the memory left after weights, workspace and runtime) and admit a sequence only when the
+    pool has room for it, so a batch whose cache does not fit runs in waves (vLLM's scheduler,
+    TensorRT-LLM's capacity scheduler, TurboMind's block manager). The reservation per sequence
+    is its full context: with equal lengths every running sequence grows to it. At least one
+    sequence runs; whether it fits at all is the memory check's business. Engines without a pool
+    (``kv_memory_fraction`` None, llama.cpp) run the whole batch.
+
+    Examples
+    --------
+    >>> from models import Node, device_spec, load_model, weight_format
+    >>> from placement.problem import ModelSpec, RequestClass
+    >>> m = ModelSpec("llama-2-7b", load_model("llama-2-7b"), "fp16")
+    >>> node = Node("gpu", device_spec("a100-sxm-80gb"), engine="lmdeploy")
+    >>> req = RequestClass("r", "gpu", "llama-2-7b", 2048, 2048, batch=64)
+    >>> kv_concurrency(m, weight_format("fp16"), node, execution_rates(node, weight_format("fp16")), req, 4096)
+    27
+    """
+    fraction = rates.profile.kv_memory_fraction
+    if fraction is None:
+        return request.batch
+    L = model.num_blocks
+    workspace, head = workspace_bytes(model.graph, request, context_tokens, rates.profile.max_tokens_per_step)
+    free = (node.usable_memory_gb * GIB - shard_weight_bytes(model, fmt, 0, L) - workspace - head
+            - runtime_bytes(node, rates))
+    per_sequence = float(kv_reservation_bytes(model, 1, context_tokens).sum())
+    fitting = int(max(free, 0.0) * fraction // per_sequence) if per_sequence > 0 else request.batch
+    return max(1, min(request.batch, fitting))
+
+
+def wave_batches(batch: int, concurrency: int) -> tuple[int, ...]:
+    """The batches a run of ``batch`` sequences takes when ``concurrency`` run at once.
+
+    >>> wave_batches(64, 27)
+    (27, 27, 10)
+    """
+    full, rest = divmod(batch, concurrency)
+    return (concurrency,) * full + ((rest,) if rest else ())
 
 
 def workspace_bytes(graph: LLMGraph, request: RequestClass, context_tokens: int,
@@ -160,11 +233,29 @@ def workspace_bytes(graph: LLMGraph, request: RequestClass, context_tokens: int,
     return tokens * per_token, logits
 
 
-def _node_arrays(graph: LLMGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _node_arrays(graph: LLMGraph) -> tuple[np.ndarray, np.ndarray]:
     lin = np.array([n.linear_flops_per_token for n in graph.nodes])
-    attn = np.array([n.attn_flops_per_context_token for n in graph.nodes])
     kv = np.array([n.kv_values_per_token for n in graph.nodes], dtype=float)
-    return lin, attn, kv
+    return lin, kv
+
+
+# Bytes an engine without flash attention moves per attention score: it writes the fp32 scores
+# (ggml_mul_mat of K and Q), reads and writes them in the softmax, and reads them again to
+# multiply by V (llama.cpp's build_attn without -fa: ggml/src/ggml-cuda softmax.cu, mmq.cu).
+SCORE_BYTES = 16
+# Tokens a dequantising matrix kernel multiplies per weight tile it expands: ggml's mmq and
+# Marlin-style kernels expand a tile once for a block of up to 128 activation rows.
+DEQUANT_TILE_TOKENS = 128
+
+
+def _attention_terms(graph: LLMGraph, prompt_tokens: int, context_tokens: float) -> tuple[np.ndarray, ...]:
+    """Per node: prefill attention FLOPs per sequence (causal, windowed), decode attention FLOPs per
+    sequence at ``context_tokens``, the context a decode step attends to, and the heads."""
+    pre = np.array([n.attn_flops_per_context_token * n.causal_pairs(prompt_tokens) for n in graph.nodes])
+    attended = np.array([n.attended_tokens(context_tokens) if n.kind == "block" else 0.0 for n in graph.nodes])
+    dec = np.array([n.decode_attn_flops for n in graph.nodes]) * attended
+    pairs = np.array([n.causal_pairs(prompt_tokens) if n.kind == "block" else 0.0 for n in graph.nodes])
+    return pre, dec, attended, pairs
 
 
 def _streamed(graph: LLMGraph, tokens: int) -> np.ndarray:
@@ -199,56 +290,91 @@ class NodeTimes:
 
 
 def node_times(graph: LLMGraph, fmt: NumberFormat, kv_fmt: NumberFormat, rates: ExecutionRates,
-                request: RequestClass) -> NodeTimes:
+               request: RequestClass) -> NodeTimes:
+    """Seconds each node takes to prefill ``request``'s batch and to run one decode step.
+
+    See the module docstring for the roofline. Beyond it:
+
+    - attention is causal and stops at a block's sliding window (``LayerNode.causal_pairs``);
+      decode attends to ``min(context, window)`` tokens and reads that much KV cache;
+    - an engine without flash attention (``EngineProfile.flash_attention`` false, llama.cpp
+      before ``-fa``) materialises the fp32 attention scores: :data:`SCORE_BYTES` per score,
+      moved by kernels of their own, so it adds to the block's time rather than overlapping
+      (this is what makes 4096+-token prompts slow on such engines);
+    - a weight-only quantised format multiplied by an expanding kernel (``compute_precision``
+      fp16) spends ``NumberFormat.dequant_ops_per_weight`` vector operations per weight per
+      :data:`DEQUANT_TILE_TOKENS` tokens of a step: nothing at batch 1, where decode is bound by
+      memory, but a cost fp16 weights do not pay once a large batch makes the step compute-bound;
+      on a CPU, ggml's integer dot products pay the unpacking per weight and per token, which
+      is why Q4 formats prefill slower than Q8_0 there.
+    """
     prof = rates.profile
     B, p, g = request.batch, request.prompt_tokens, request.output_tokens
-    lin, attn, kv = _node_arrays(graph)
+    lin, kv = _node_arrays(graph)
     is_block = np.array([n.kind == "block" for n in graph.nodes])
     is_head = np.array([n.kind == "head" for n in graph.nodes])
+    heads = np.where(is_block, graph.arch.num_attention_heads, 0)
     bpw = fmt.bytes_per_value
     kvb = kv_fmt.bytes_per_value
     bw = rates.bandwidth_bytes_s * prof.eta_mem
     layer_ovh = prof.layer_overhead_ms * 1e-3
+    ctx = p + max(g, 1) / 2.0  # decode runs at the mean context of the generation
+    attn_pre, attn_dec, attended, pairs = _attention_terms(graph, p, ctx)
+    score_bytes = 0.0 if prof.flash_attention else SCORE_BYTES
 
     # Routed experts run their own, smaller matrix products (see _tokens_per_expert).
     expert = _expert_flops(graph)
     dense = lin - expert
+    vector_rate = rates.vector_flops * prof.eta_compute
 
     def peak(tokens: float) -> float:
         # Few tokens per step waste most of a matrix unit's tiles (compute_efficiency); an
         # engine then runs matrix-vector kernels on the vector units instead, at their rate.
-        return max(rates.peak_flops * prof.compute_efficiency(tokens), rates.vector_flops * prof.eta_compute)
+        return max(rates.peak_flops * prof.compute_efficiency(tokens), vector_rate)
+
+    def dequant_s(tokens: float, streamed: np.ndarray) -> np.ndarray:
+        ops = fmt.dequant_ops_per_weight * np.where(is_block, streamed, 0.0)
+        if rates.unit == "cpu" and prof.compute_precision == "int8":
+            # ggml's CPU dot products (vec_dot_q4_0_q8_0 and kin) unpack each weight block again
+            # for every activation row they meet, at the integer rate of the dot product itself.
+            return tokens * ops / peak(tokens)
+        if not fmt.dequant_ops_per_weight or prof.compute_precision is not None or not vector_rate:
+            return np.zeros(len(graph.nodes))  # native arithmetic in the format, or no vector figure
+        return math.ceil(tokens / DEQUANT_TILE_TOKENS) * ops / vector_rate
 
     # Prefill.
     n = B * p
     chunk = min(n, prof.max_tokens_per_step)
     steps = math.ceil(n / chunk) if n else 0
     if steps:
-        flops = n * dense + B * attn * (p * (p + 1) / 2.0)
+        flops = n * dense + B * attn_pre
         streamed = _streamed(graph, chunk)
         mem = steps * streamed * bpw + n * kv * kvb
         mem = np.where(is_head, streamed * bpw, mem)
         t_compute = flops / peak(chunk) + n * expert / peak(_tokens_per_expert(graph, chunk))
         t_compute = np.where(is_head, B * lin / peak(B), t_compute)
-        prefill = np.maximum(t_compute, mem / bw)
+        prefill = np.maximum(t_compute + steps * dequant_s(chunk, streamed), mem / bw)
         if prof.dequantize_prefill and bpw < 2.0:
             # The engine may instead expand the quantised block weights to fp16 (read bpw, write
             # 2 bytes per weight) and run the matrix unit on them (read 2 bytes); it takes
             # whichever is faster, as llama.cpp switches to it above a few dozen tokens.
             expand_s = steps * streamed * (bpw + 2.0) / bw
             expanded = np.maximum(t_compute, (mem + steps * streamed * (2.0 - bpw)) / bw) + expand_s
-            vector_s = (flops + n * expert) / (rates.vector_flops * prof.eta_compute) if rates.vector_flops else np.inf
+            vector_s = (flops + n * expert) / vector_rate if vector_rate else np.inf
             direct = np.maximum(vector_s, mem / bw)
             prefill = np.where(is_block, np.minimum(direct, expanded), prefill)
+        prefill = prefill + B * heads * pairs * score_bytes / bw
         prefill = prefill + np.where(is_block, steps * layer_ovh, 0.0)
     else:
         prefill = np.zeros(len(graph.nodes))
 
-    # Decode, at the mean context of the generation.
-    ctx = p + max(g, 1) / 2.0
-    t_compute = (B * dense + B * attn * ctx) / peak(B) + B * expert / peak(_tokens_per_expert(graph, B))
-    mem = _streamed(graph, B) * bpw + B * ctx * kv * kvb
-    decode = np.maximum(t_compute, mem / bw) + np.where(is_block, layer_ovh, 0.0)
+    # Decode of one token per sequence.
+    t_compute = (B * dense + B * attn_dec) / peak(B) + B * expert / peak(_tokens_per_expert(graph, B))
+    streamed = _streamed(graph, B)
+    mem = streamed * bpw + B * attended * kv * kvb
+    decode = np.maximum(t_compute + dequant_s(B, streamed), mem / bw)
+    decode = decode + B * heads * attended * score_bytes / bw
+    decode = decode + np.where(is_block, layer_ovh, 0.0)
     return NodeTimes(prefill, decode, steps)
 
 

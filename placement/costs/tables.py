@@ -45,7 +45,7 @@ import numpy as np
 
 from models import formats
 from placement.costs.roofline import (
-    ACTIVATION_BYTES, GIB, TOKEN_ID_BYTES, block_weight_bytes, execution_rates, fold_nodes, kv_bytes_per_block_token,
+    ACTIVATION_BYTES, GIB, TOKEN_ID_BYTES, block_weight_bytes, execution_rates, fold_nodes, kv_reservation_bytes,
     node_times, runtime_bytes, workspace_bytes,
 )
 from placement.problem import ModelSpec, Problem, RequestClass
@@ -316,8 +316,7 @@ class CostTable:
 
         def build():
             ctx = self.problem.context_tokens(req)
-            L = spec.num_blocks
-            kv = readonly(np.full(L, req.batch * ctx * kv_bytes_per_block_token(spec)))
+            kv = readonly(kv_reservation_bytes(spec, req.batch, ctx))
             ws = head = 0.0
             for node in self.topology.nodes:
                 for fmt_id in spec.formats:
