@@ -59,7 +59,7 @@ def infeasibility_reasons(problem: Problem) -> list[str]:
     Examples
     --------
     >>> from placement import load_instance
-    >>> infeasibility_reasons(load_instance("instances/device-edge-cloud.yaml"))  # doctest: +SKIP
+    >>> infeasibility_reasons(load_instance("instances/device-edge-cloud.yaml"))
     []
     """
     reasons: list[str] = []

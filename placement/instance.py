@@ -250,8 +250,8 @@ def load_instance(path: str | Path) -> Problem:
     Examples
     --------
     >>> from placement import load_instance
-    >>> problem = load_instance("instances/device-edge-cloud.yaml")  # doctest: +SKIP
-    >>> [n.id for n in problem.topology.nodes]                       # doctest: +SKIP
+    >>> problem = load_instance("instances/device-edge-cloud.yaml")
+    >>> [n.id for n in problem.topology.nodes]
     ['phone', 'edge', 'cloud']
     """
     p = Path(path)

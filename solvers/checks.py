@@ -3,8 +3,8 @@
 Like scikit-learn's ``check_estimator``: register a solver (yours or ours), then
 
     >>> from solvers.checks import check_solver
-    >>> report = check_solver("greedy")                   # doctest: +SKIP
-    >>> report.passed, report.failures                     # doctest: +SKIP
+    >>> report = check_solver("greedy", checks=("options", "round_trip"))
+    >>> report.passed, report.failures
     (True, {})
 
 or run one check at a time, as the project's tests do

@@ -85,9 +85,10 @@ def compare(problem: Problem, solvers: list[tuple[str, str | None]] | None = Non
 
     Examples
     --------
-    >>> rows = compare(problem, [("greedy", None), ("cloud", None)])   # doctest: +SKIP
-    >>> [r.status for r in rows]                                        # doctest: +SKIP
-    ['no_solution', 'feasible']
+    >>> from placement import load_instance
+    >>> rows = compare(load_instance("instances/device-edge-cloud.yaml"), [("greedy", None), ("cloud", None)])
+    >>> [(r.solver, r.status) for r in rows]   # the cloud L4 alone cannot hold the 70B model
+    [('greedy', 'feasible'), ('cloud', 'no_solution')]
     """
     params = params or SolveParams()
     plans = []
