@@ -57,8 +57,11 @@ def _solver_name(plan: Plan) -> str:
 
 def _status_line(problem: Problem, plan: Plan) -> str:
     how = f"{plan.status.value} ({plan.termination.value})"
+    space = plan.stats.get("plan_space") if isinstance(plan.stats, dict) else None
     if plan.status is Status.INFEASIBLE and plan.proof.value == "any_plan":
-        how += ", proven for every plan"
+        how = f"{plan.status.value} ({plan.termination.value}, proven for every plan)"
+    elif plan.status is Status.OPTIMAL and space:
+        how = f"{plan.status.value} ({plan.termination.value}, over the {space} plan space)"
     return f"{problem.name}: solver {_solver_name(plan)} -> {how} in {plan.solve_time_s:.3g} s"
 
 
