@@ -309,6 +309,9 @@ class LLMGraph:
         ``embed``, ``block.0`` ... ``block.{L-1}``, ``head``.
     source : str
         Where the config came from.
+    hf_repo : str
+        The Hugging Face repository the catalog's config was taken from (``""`` for
+        a config given inline or in a file).
     """
 
     id: str
@@ -318,6 +321,7 @@ class LLMGraph:
     source: str = ""
     published_params_b: float | None = None
     published_active_params_b: float | None = None
+    hf_repo: str = ""
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], model_id: str = "custom", name: str | None = None,
@@ -333,6 +337,7 @@ class LLMGraph:
             source=source or meta.get("config_source", ""),
             published_params_b=meta.get("published_params_b"),
             published_active_params_b=meta.get("published_active_params_b"),
+            hf_repo=str(meta.get("hf_repo") or ""),
         )
 
     @property
@@ -486,5 +491,5 @@ def load_model(spec: str | Path | Mapping[str, Any], model_id: str | None = None
     graph = _cache[key]
     if model_id and model_id != graph.id:
         return LLMGraph(model_id, graph.name, graph.arch, graph.nodes, graph.source,
-                        graph.published_params_b, graph.published_active_params_b)
+                        graph.published_params_b, graph.published_active_params_b, graph.hf_repo)
     return graph

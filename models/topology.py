@@ -97,7 +97,10 @@ class Node:
     """A device placed in a topology.
 
     ``count`` identical accelerators form one node (tensor parallel inside it):
-    memory, bandwidth, compute and power scale by ``count``.
+    memory, bandwidth, compute and power scale by ``count``. ``address`` and
+    ``port`` say where the node is reached when a plan is exported to a serving
+    engine (``None``: not given; exports then use a placeholder or the engine's
+    default port); they play no part in the cost model.
     """
 
     id: str
@@ -106,6 +109,8 @@ class Node:
     engine: str = ""
     count: int = 1
     profiles: tuple[DeviceProfile, ...] = ()
+    address: str | None = None
+    port: int | None = None
 
     def __post_init__(self) -> None:
         if not self.tier:

@@ -26,6 +26,7 @@ from models import (
 from models.devices import DEVICE_CLASSES, PRECISIONS, TIERS, UNITS
 from models.llm import SIZE_FIELDS, mlp_width_defaults
 from placement.errors import InvalidInstanceError, Issue
+from placement.netaddr import MAX_PORT, hf_repo_problem, host_problem
 from placement.problem import METRICS, SLO, Constraints, ModelSpec, Objective, Problem, RequestClass
 from placement.textfiles import join_path, kind_of, number_text, read_mapping_file
 
@@ -34,10 +35,10 @@ __all__ = ["load_instance", "parse_instance", "read_instance_file", "SCHEMA_VERS
 SCHEMA_VERSION = 1
 
 _TOP = {"schema_version", "name", "description", "models", "devices", "links", "workload", "objective", "constraints"}
-_MODEL = {"id", "name", "weight_format", "kv_format", "config", "config_file", "allowed_formats"}
+_MODEL = {"id", "name", "weight_format", "kv_format", "config", "config_file", "allowed_formats", "gguf", "hf_repo"}
 _DEVICE_SPEC = {"name", "device_class", "memory_gb", "reserved_memory_gb", "memory_bandwidth_gbs", "default_unit",
                 "compute", "power_w", "default_engine", "notes", "sources"}
-_DEVICE = {"id", "type", "tier", "engine", "count", "profile", "profiles"} | _DEVICE_SPEC
+_DEVICE = {"id", "type", "tier", "engine", "count", "profile", "profiles", "address", "port"} | _DEVICE_SPEC
 _PROFILE = {"model", "max_layers", "throughput_tokens_per_s", "prefill_ms_per_layer", "decode_ms_per_layer"}
 _LINK = {"a", "b", "bandwidth_mbps", "latency_ms", "energy_nj_per_bit", "channel_mhz", "snr_db", "rate_samples_mbps"}
 _REQUEST = {"id", "source", "model", "prompt_tokens", "output_tokens", "rate_rps", "batch", "slo", "profile"}
@@ -50,7 +51,7 @@ _LIMITS = {
     "latency_ms": 1e7, "energy_nj_per_bit": 1e6, "channel_mhz": 1e6, "snr_db": 200, "prompt_tokens": 10_000_000,
     "output_tokens": 10_000_000, "batch": 100_000, "rate_rps": 1e9, "count": 1024, "max_context_tokens": 10_000_000,
     "ttft_ms": 1e12, "tpot_ms": 1e12, "e2e_ms": 1e12, "max_layers": 100_000, "tflops": 1e7, "power_w": 1e6,
-    "prefill_ms_per_layer": 1e9, "decode_ms_per_layer": 1e9, "tokens_per_s": 1e12,
+    "prefill_ms_per_layer": 1e9, "decode_ms_per_layer": 1e9, "tokens_per_s": 1e12, "port": MAX_PORT,
 }
 
 # Size limits: beyond them the cost tables (devices x devices and devices x blocks) would not
@@ -348,10 +349,22 @@ def _models(r: _Reader, raw: Any, base: Path) -> list[ModelSpec]:
                 r.add(f"{path}.allowed_formats", f"unknown format(s) {', '.join(map(repr, bad))} "
                                                  f"(expected from {', '.join(WEIGHT_FORMATS)})")
             allowed = tuple(dict.fromkeys([fmt, *fmts])) if fmt else tuple(fmts)
+        gguf, hf_repo = _weights_names(r, path, m)
         if fmt is None or kv is None:
             continue
-        out.append(ModelSpec(mid, graph, fmt, kv, allowed))
+        out.append(ModelSpec(mid, graph, fmt, kv, allowed, gguf=gguf, hf_repo=hf_repo))
     return out
+
+
+def _weights_names(r: _Reader, path: str, m: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The model's ``gguf`` path and ``hf_repo`` id, which exports to serving engines name."""
+    gguf = r.string(f"{path}.gguf", m["gguf"]) if "gguf" in m else None
+    hf_repo = r.string(f"{path}.hf_repo", m["hf_repo"]) if "hf_repo" in m else None
+    problem = hf_repo_problem(hf_repo) if hf_repo is not None else None
+    if problem:
+        r.add(f"{path}.hf_repo", problem)
+        hf_repo = None
+    return gguf, hf_repo
 
 
 def _model_graph(r: _Reader, path: str, m: Mapping[str, Any], mid: str, base: Path) -> LLMGraph | None:
@@ -546,6 +559,7 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
         eng = r.choice(f"{path}.engine", d["engine"], sorted(engines), "engine") if "engine" in d else None
         _device_texts(r, path, d, engines)
         count = r.number(f"{path}.count", d.get("count", 1), integer=True)
+        address, port = _endpoint(r, path, d)
         profiles = _profiles(r, path, d, model_ids)
         base = None
         if "type" in d:
@@ -573,8 +587,19 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
             r.add(path, f"cannot be read as a device: {exc}")
             continue
         nodes.append(Node(did, spec, tier=tier or spec.tier, engine=eng or spec.default_engine,
-                          count=int(count or 1), profiles=profiles))
+                          count=int(count or 1), profiles=profiles, address=address, port=port))
     return nodes
+
+
+def _endpoint(r: _Reader, path: str, d: Mapping[str, Any]) -> tuple[str | None, int | None]:
+    """The device's ``address`` (host name or IP) and ``port``, which exports to serving engines use."""
+    address = r.string(f"{path}.address", d["address"]) if "address" in d else None
+    problem = host_problem(address) if address is not None else None
+    if problem:
+        r.add(f"{path}.address", problem)
+        address = None
+    port = r.number(f"{path}.port", d["port"], integer=True) if "port" in d else None
+    return address, None if port is None else int(port)
 
 
 def _device_texts(r: _Reader, path: str, d: Mapping[str, Any], engines: set[str]) -> None:
