@@ -1,0 +1,61 @@
+"""Small pieces several exporters share: script headers, listening endpoints, GPU classes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from placement.export.artefacts import Artefacts
+from placement.export.base import ExportInput, ExportRefused
+from placement.export.stages import Stage
+
+__all__ = ["header", "stage_header", "distinct_endpoints", "CUDA_CLASSES", "require_cuda", "require_single_accelerator",
+           "GGUF_FORMATS"]
+
+# Device classes whose accelerator is an NVIDIA GPU (CUDA): what vLLM and SGLang run on here.
+CUDA_CLASSES = frozenset({"datacenter_gpu", "workstation_gpu", "consumer_gpu", "jetson", "desktop_superchip"})
+
+# GGUF tensor types of the catalog's formats, as llama.cpp names them (ggml-org/llama.cpp ggml/include/ggml.h).
+GGUF_FORMATS = {"fp32": "F32", "fp16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q4_k_m": "Q4_K_M",
+                "q4_0": "Q4_0", "q3_k_s": "Q3_K_S"}
+
+
+def header(inp: ExportInput, title: str) -> list[str]:
+    """The first comment lines of every script: what plan, instance and model it deploys."""
+    plan = inp.plan
+    solver = plan.solver + (f":{plan.backend}" if plan.backend else "") if plan.solver else "a plan file"
+    return [f"llmplace export to {title}: instance {inp.problem.name}, plan by {solver} ({plan.status}), "
+            f"model {inp.model.id} ({inp.model.num_blocks} blocks)"]
+
+
+def stage_header(inp: ExportInput, title: str, stage: Stage, index: int, count: int) -> list[str]:
+    return [*header(inp, title),
+            f"stage {index + 1} of {count}: blocks [{stage.start}, {stage.end}) on device {stage.device}"]
+
+
+def distinct_endpoints(engine: str, art: Artefacts, stages: Sequence[Stage], default_port: int) -> None:
+    """Refuse two servers that would listen at one host and port (known hosts only)."""
+    seen: dict[tuple[str, int], str] = {}
+    for st in stages:
+        host = art.known_host(st.device)
+        if host is None:
+            continue
+        key = (host, art.port(st.device, default_port))
+        if key in seen and seen[key] != st.device:
+            raise ExportRefused(engine, f"devices {seen[key]} and {st.device} would both listen at "
+                                        f"{key[0]}:{key[1]}; give them distinct ports (--address DEVICE=HOST:PORT)")
+        seen[key] = st.device
+
+
+def require_cuda(engine: str, stages: Sequence[Stage]) -> None:
+    """Refuse stages on devices without an NVIDIA GPU."""
+    bad = [f"{st.device} ({st.node.spec.device_class})" for st in stages if st.node.spec.device_class not in CUDA_CLASSES]
+    if bad:
+        raise ExportRefused(engine, f"its pipeline stages run on NVIDIA GPUs (CUDA); {', '.join(bad)} "
+                                    f"{'is' if len(bad) == 1 else 'are'} not one")
+
+
+def require_single_accelerator(engine: str, stages: Sequence[Stage], why: str) -> None:
+    """Refuse nodes of several accelerators, which the engine cannot spread a stage over."""
+    multi = [f"{st.device} ({st.node.count} accelerators)" for st in stages if st.node.count > 1]
+    if multi:
+        raise ExportRefused(engine, f"{why}; the plan spreads stages over {', '.join(multi)}")
