@@ -9,7 +9,7 @@ from placement.export.base import ExportInput, ExportRefused
 from placement.export.stages import Stage
 
 __all__ = ["header", "stage_header", "distinct_endpoints", "CUDA_CLASSES", "require_cuda", "require_single_accelerator",
-           "GGUF_FORMATS"]
+           "GGUF_FORMATS", "GGML_KV_FLAGS", "FLOAT_KV"]
 
 # Device classes whose accelerator is an NVIDIA GPU (CUDA): what vLLM and SGLang run on here.
 CUDA_CLASSES = frozenset({"datacenter_gpu", "workstation_gpu", "consumer_gpu", "jetson", "desktop_superchip"})
@@ -17,6 +17,12 @@ CUDA_CLASSES = frozenset({"datacenter_gpu", "workstation_gpu", "consumer_gpu", "
 # GGUF tensor types of the catalog's formats, as llama.cpp names them (ggml-org/llama.cpp ggml/include/ggml.h).
 GGUF_FORMATS = {"fp32": "F32", "fp16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q4_k_m": "Q4_K_M",
                 "q4_0": "Q4_0", "q3_k_s": "Q3_K_S"}
+
+# KV cache types llama.cpp (and prima.cpp) take with -ctk/-ctv (common/arg.cpp); f16 is the default.
+GGML_KV_FLAGS = {"fp16": (), **{kv: ("-ctk", t, "-ctv", t) for kv, t in
+                                (("fp32", "f32"), ("bf16", "bf16"), ("q8_0", "q8_0"), ("q4_0", "q4_0"))}}
+# Engines whose KV cache is the weights' 16-bit float type: a plan's 16- or 32-bit cache fits in it.
+FLOAT_KV = {"fp16": (), "bf16": (), "fp32": ()}
 
 
 def header(inp: ExportInput, title: str) -> list[str]:

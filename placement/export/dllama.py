@@ -22,6 +22,7 @@ each device's ``1/n`` of every block is the memory the plan gave it.
 
 from __future__ import annotations
 
+from models import kv_format
 from placement.export.base import Export, ExportFile, ExportInput, Exporter, ExportRefused, safe_file_name
 from placement.export.common import header, require_single_accelerator, stage_header
 from placement.export.formats import EngineFormat, one_format
@@ -64,6 +65,14 @@ def node_count_problem(n: int, arch) -> str | None:
     return None
 
 
+def _f32_cache_gb(inp: ExportInput, nodes: int) -> float:
+    """How much more one node's f32 KV cache (``--max-seq-len`` tokens, a 1/n slice) holds than the plan's."""
+    values = sum(n.kv_values_per_token for n in inp.model.graph.nodes if n.kind == "block")
+    tokens = context_tokens(inp.problem, inp.model)
+    planned = kv_format(inp.model.kv_format).bytes_per_value
+    return tokens * values * (4.0 - planned) / nodes / 2 ** 30
+
+
 def _threads(stage: Stage, stem: str) -> Var:
     return Var(f"{stem}_THREADS", f"the number of CPU cores of {stage.device}")
 
@@ -92,6 +101,10 @@ def build(inp: ExportInput) -> Export:
         warnings.append(f"distributed-llama splits every block over the {len(stages)} devices and synchronises "
                         "them after each block (tensor parallel), where the plan runs one range after another: "
                         "memory per device matches the plan, its predicted latency does not")
+    extra = _f32_cache_gb(inp, len(stages))
+    if extra > 0:
+        warnings.append(f"distributed-llama keeps the KV cache in f32: {extra:.2f} GB more per device than the "
+                        f"plan's {inp.model.kv_format} cache at {context_tokens(inp.problem, inp.model)} tokens")
     art = inp.artefacts
     stems = {st.device: art.stems.get(st.device, st.device.upper()) for st in stages}
     files = []

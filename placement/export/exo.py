@@ -25,8 +25,8 @@ from __future__ import annotations
 import json
 
 from placement.export.base import Export, ExportFile, ExportInput, Exporter
-from placement.export.common import require_single_accelerator
-from placement.export.formats import EngineFormat, one_format
+from placement.export.common import FLOAT_KV, require_single_accelerator
+from placement.export.formats import EngineFormat, kv_flags, one_format
 from placement.export.shell import Var
 
 __all__ = ["EXPORTER", "shard_assignment"]
@@ -64,6 +64,7 @@ def build(inp: ExportInput) -> Export:
     assert pipe is not None
     stages = pipe.stages
     require_single_accelerator(TITLE, stages, "exo runs one runner per node")
+    kv_flags(TITLE, FLOAT_KV, inp.model.kv_format)  # MLX keeps the cache in the weights' float type
     fmt, warnings = one_format(TITLE, FORMATS, stages)
     warnings = [*inp.warnings, *warnings]
     cpu_only = [f"{st.device} ({st.node.spec.device_class})" for st in stages

@@ -16,7 +16,7 @@ from models import weight_format
 from placement.export.base import ExportRefused
 from placement.export.stages import Stage
 
-__all__ = ["EngineFormat", "engine_format", "one_format"]
+__all__ = ["EngineFormat", "engine_format", "one_format", "kv_flags"]
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,17 @@ def one_format(engine: str, table: Mapping[str, EngineFormat], stages: Sequence[
                            f"smallest of the plan's {', '.join(formats)} (no device needs more memory than "
                            f"planned); {', '.join(lowered)} run at a lower precision than planned")
     return ef, warnings
+
+
+def kv_flags(engine: str, table: Mapping[str, tuple[str, ...]], kv_format: str) -> tuple[str, ...]:
+    """The flags that give the engine's KV cache the plan's format (``()``: the engine's default).
+
+    Raises
+    ------
+    ExportRefused
+        If the engine's KV cache has no such format (another would change the memory the plan checked).
+    """
+    if kv_format not in table:
+        raise ExportRefused(engine, f"its KV cache holds no {kv_format} (the model's kv_format); KV formats it "
+                                    f"takes: {', '.join(table)}")
+    return table[kv_format]

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from placement.export.base import ExportInput, ExportRefused
 from placement.export.common import require_cuda
-from placement.export.formats import EngineFormat, one_format
+from placement.export.formats import EngineFormat, kv_flags, one_format
 from placement.export.shell import Word
 from placement.export.stages import Stage
 
-__all__ = ["Checkpoint", "checkpoint", "tensor_parallel_size", "layer_partition"]
+__all__ = ["Checkpoint", "checkpoint", "tensor_parallel_size", "layer_partition", "kv_cache"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +84,9 @@ def tensor_parallel_size(engine: str, stages: Sequence[Stage]) -> int:
 def layer_partition(stages: Sequence[Stage]) -> str:
     """The ``*_PP_LAYER_PARTITION`` value: each stage's block count, in pipeline order."""
     return ",".join(str(st.num_blocks) for st in stages)
+
+
+def kv_cache(engine: str, inp: ExportInput, fp8_name: str) -> tuple[str, ...]:
+    """``--kv-cache-dtype`` for the plan's KV format: the weights' 16-bit type by default, or FP8."""
+    table = {"fp16": (), "bf16": (), "fp8": ("--kv-cache-dtype", fp8_name)}
+    return kv_flags(engine, table, inp.model.kv_format)

@@ -36,8 +36,8 @@ Examples
 from __future__ import annotations
 
 from placement.export.base import Export, ExportFile, ExportInput, Exporter, ExportRefused, safe_file_name
-from placement.export.common import GGUF_FORMATS, distinct_endpoints, header, stage_header
-from placement.export.formats import EngineFormat, one_format
+from placement.export.common import GGML_KV_FLAGS, GGUF_FORMATS, distinct_endpoints, header, stage_header
+from placement.export.formats import EngineFormat, kv_flags, one_format
 from placement.export.shell import Script
 from placement.export.stages import Stage, context_tokens, largest_batch
 
@@ -108,6 +108,7 @@ def _main(inp: ExportInput, stages: tuple[Stage, ...], gguf_name: str) -> Export
         ["-ngl", str(model.num_blocks + 1)],
         ["-c", str(context)],
         ["-np", str(batch)],
+        list(kv_flags(TITLE, GGML_KV_FLAGS, model.kv_format)),
     )
     return ExportFile(script.name, script.render(), first, executable=True)
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from placement.export.artefacts import multiaddr_host
 from placement.export.base import Export, ExportFile, ExportInput, Exporter, ExportRefused, safe_file_name
-from placement.export.common import header
-from placement.export.formats import EngineFormat, engine_format
+from placement.export.common import FLOAT_KV, header
+from placement.export.formats import EngineFormat, engine_format, kv_flags
 from placement.export.shell import Script, Var, Word
 from placement.export.stages import Stage, context_tokens
 
@@ -83,6 +83,7 @@ def build(inp: ExportInput) -> Export:
     family = inp.model.graph.arch.model_type
     if family not in FAMILIES:
         raise ExportRefused(TITLE, f"it serves {', '.join(FAMILIES)} models and {inp.model.id} is {family}")
+    kv_flags(TITLE, FLOAT_KV, inp.model.kv_format)  # its cache is in the blocks' float type
     warnings = list(inp.warnings)
     formats = []
     for shard in inp.shards:

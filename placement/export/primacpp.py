@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from models import weight_format
 from placement.export.base import Export, ExportFile, ExportInput, Exporter, ExportRefused, safe_file_name
-from placement.export.common import GGUF_FORMATS, header, require_single_accelerator
-from placement.export.formats import EngineFormat, one_format
+from placement.export.common import GGML_KV_FLAGS, GGUF_FORMATS, header, require_single_accelerator
+from placement.export.formats import EngineFormat, kv_flags, one_format
 from placement.export.shell import Script
 from placement.export.stages import Stage, context_tokens
 
@@ -70,6 +70,7 @@ def _rank_script(inp: ExportInput, ranks: tuple[Stage, ...], rank: int, gguf_nam
         groups.append(["-ngl", str(stage.num_blocks)])
     if rank == 0:
         groups.append(["-c", str(context_tokens(inp.problem, inp.model))])
+    groups.append(list(kv_flags(TITLE, GGML_KV_FLAGS, inp.model.kv_format)))
     script.command(*groups)
     return ExportFile(script.name, script.render(), stage.device, executable=True)
 

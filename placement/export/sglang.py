@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from placement.export.base import Export, ExportFile, ExportInput, Exporter, safe_file_name
 from placement.export.common import stage_header
-from placement.export.hf import checkpoint, layer_partition, tensor_parallel_size
+from placement.export.hf import checkpoint, kv_cache, layer_partition, tensor_parallel_size
 from placement.export.shell import Script
 from placement.export.stages import Stage, context_tokens, largest_batch
 
@@ -30,7 +30,8 @@ TITLE = "SGLang"
 DIST_INIT_PORT = 20000  # the port SGLang's multi-node docs give --dist-init-addr
 
 
-def _node_script(inp: ExportInput, stage: Stage, rank: int, tp: int, repo, flags: tuple[str, ...]) -> ExportFile:
+def _node_script(inp: ExportInput, stage: Stage, rank: int, tp: int, repo, flags: tuple[str, ...],
+                 kv: tuple[str, ...]) -> ExportFile:
     art = inp.artefacts
     stages = inp.pipeline.stages  # type: ignore[union-attr]
     head = stages[0].device
@@ -43,8 +44,7 @@ def _node_script(inp: ExportInput, stage: Stage, rank: int, tp: int, repo, flags
         script.env("SGLANG_PP_LAYER_PARTITION", layer_partition(stages))
         groups += [["--nnodes", str(len(stages))], ["--node-rank", str(rank)],
                    ["--dist-init-addr", (art.host(head), f":{art.port(head, DIST_INIT_PORT)}")]]
-    if flags:
-        groups.append(list(flags))
+    groups += [list(flags), list(kv)]
     groups += [["--context-length", str(context_tokens(inp.problem, inp.model))],
                ["--max-running-requests", str(largest_batch(inp.problem, inp.model))]]
     script.command(*groups)
@@ -57,7 +57,8 @@ def build(inp: ExportInput) -> Export:
     stages = pipe.stages
     tp = tensor_parallel_size(TITLE, stages)
     ckpt = checkpoint(TITLE, inp, stages)
-    files = [_node_script(inp, st, r, tp, ckpt.repo, ckpt.flags) for r, st in enumerate(stages)]
+    kv = kv_cache(TITLE, inp, "fp8_e4m3")
+    files = [_node_script(inp, st, r, tp, ckpt.repo, ckpt.flags, kv) for r, st in enumerate(stages)]
     notes = list(ckpt.notes)
     if len(stages) > 1:
         notes.insert(0, f"start every sglang-node script on its device (node 0, {stages[0].device}, serves the API); "

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from placement.export.base import Export, ExportFile, ExportInput, Exporter, ExportRefused, safe_file_name
 from placement.export.common import header, stage_header
-from placement.export.hf import checkpoint, layer_partition, tensor_parallel_size
+from placement.export.hf import checkpoint, kv_cache, layer_partition, tensor_parallel_size
 from placement.export.shell import Script
 from placement.export.stages import Stage, context_tokens, largest_batch
 from placement.netaddr import is_ip_address
@@ -99,6 +99,7 @@ def build(inp: ExportInput) -> Export:
         groups.append(["--distributed-executor-backend", "ray"])
     if ckpt.flags:
         groups.append(list(ckpt.flags))
+    groups.append(list(kv_cache(TITLE, inp, "fp8")))
     groups += [["--max-model-len", str(context_tokens(inp.problem, inp.model))],
                ["--max-num-seqs", str(largest_batch(inp.problem, inp.model))]]
     script.command(*groups)
