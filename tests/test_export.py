@@ -293,8 +293,8 @@ def test_petals_round_trip_keeps_replicas_and_formats():
 
 def test_prima_round_trip_rank_zero_holds_the_last_blocks():
     problem = load_instance(PEER)
-    plan = pipeline_plan(problem, ["jetson", "desktop", "mac", "laptop"], [10, 40, 18, 12])
-    addresses = {d: f"192.168.1.{i}" for i, d in enumerate(["jetson", "desktop", "mac", "laptop"], start=10)}
+    plan = pipeline_plan(problem, ["mac", "desktop", "laptop", "jetson"], [10, 40, 18, 12])
+    addresses = {d: f"192.168.1.{i}" for i, d in enumerate(["mac", "desktop", "laptop", "jetson"], start=10)}
     out = export_plan(problem, plan, "prima.cpp", addresses=addresses)
     hosts = {v: k for k, v in addresses.items()}
     by_rank, windows = {}, None
@@ -311,7 +311,7 @@ def test_prima_round_trip_rank_zero_holds_the_last_blocks():
     for r, (device, argv) in by_rank.items():  # the ring: each rank's --next is the following rank's address
         assert hosts[flag(argv, "--next")] == by_rank[(r + 1) % world][0]
         assert hosts[flag(argv, "--master")] == by_rank[0][0]
-    assert any("embedding" in w and "moves from jetson" in w for w in out.warnings)
+    assert any("embedding" in w and "moves from mac" in w for w in out.warnings)
 
 
 def test_exo_round_trip_from_the_shard_assignment():
@@ -411,6 +411,15 @@ def test_llamacpp_refusals():
     two = cluster(GPUS4[:2])
     assert "would both listen at 10.0.0.9:50052" in refusal(
         two, pipeline_plan(two, ["a", "b"], [16, 16]), "llama.cpp", addresses={"a": "10.0.0.9", "b": "10.0.0.9"})
+
+
+def test_prima_refuses_an_embedding_its_rank_zero_has_no_room_for():
+    """prima.cpp's rank 0 holds the last blocks and the token embedding; on peer-edge's full Mac that is too much."""
+    problem = load_instance(PEER)
+    plan = pipeline_plan(problem, ["jetson", "desktop", "mac"], [18, 44, 18])
+    assert "mac would need" in refusal(problem, plan, "prima.cpp")
+    roomy = pipeline_plan(problem, ["mac", "desktop", "jetson"], [18, 44, 18])  # the Jetson has room for it
+    assert any("moves from mac" in w for w in export_plan(problem, roomy, "prima.cpp").warnings)
 
 
 def test_prima_petals_exo_refusals():
@@ -614,4 +623,4 @@ def test_kv_cache_format_is_carried_or_refused():
     assert "KV cache holds no q8_0" in refusal(problem, plan, "vllm")
     four = pis(4)
     out = export_plan(four, pipeline_plan(four, ["p0", "p1", "p2", "p3"], [8] * 4), "distributed-llama")
-    assert any("keeps the KV cache in f32" in w for w in out.warnings)
+    assert any("the KV cache in f32: memory beyond the plan's" in w for w in out.warnings)

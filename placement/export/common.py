@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from placement.evaluate import evaluate
 from placement.export.artefacts import Artefacts
 from placement.export.base import ExportInput, ExportRefused
 from placement.export.stages import Stage
 
 __all__ = ["header", "stage_header", "distinct_endpoints", "CUDA_CLASSES", "require_cuda", "require_single_accelerator",
-           "GGUF_FORMATS", "GGML_KV_FLAGS", "FLOAT_KV"]
+           "GGUF_FORMATS", "GGML_KV_FLAGS", "FLOAT_KV", "DISCRETE_GPU_CLASSES", "shares_host_memory", "check_room"]
+
+# Device classes with memory of their own (VRAM), apart from the host's RAM; every other class shares one memory.
+DISCRETE_GPU_CLASSES = frozenset({"datacenter_gpu", "workstation_gpu", "consumer_gpu"})
 
 # Device classes whose accelerator is an NVIDIA GPU (CUDA): what vLLM and SGLang run on here.
 CUDA_CLASSES = frozenset({"datacenter_gpu", "workstation_gpu", "consumer_gpu", "jetson", "desktop_superchip"})
@@ -65,3 +69,26 @@ def require_single_accelerator(engine: str, stages: Sequence[Stage], why: str) -
     multi = [f"{st.device} ({st.node.count} accelerators)" for st in stages if st.node.count > 1]
     if multi:
         raise ExportRefused(engine, f"{why}; the plan spreads stages over {', '.join(multi)}")
+
+
+def shares_host_memory(stage: Stage) -> bool:
+    """Whether what an engine keeps in host RAM counts against the memory the plan gave the device."""
+    return stage.node.spec.device_class not in DISCRETE_GPU_CLASSES
+
+
+def check_room(engine: str, inp: ExportInput, extra_gb: Mapping[str, float], what: str) -> None:
+    """Refuse when the engine puts more on a device than the memory the cost model leaves it.
+
+    ``extra_gb`` is what the engine holds on each device beyond the plan (GB = GiB, as
+    the cost model reports memory); the room is each device's usable memory minus what
+    :func:`~placement.evaluate` says the plan uses there.
+    """
+    devices = evaluate(inp.problem, inp.plan).devices
+    over = []
+    for device, gb in extra_gb.items():
+        dm = devices.get(device)
+        if gb > 0 and dm is not None and dm.memory_gb + gb > dm.memory_capacity_gb:
+            over.append(f"{device} would need {dm.memory_gb:.2f} + {gb:.2f} GB of its usable "
+                        f"{dm.memory_capacity_gb:.2f} GB")
+    if over:
+        raise ExportRefused(engine, f"{what}: {'; '.join(over)}")

@@ -22,9 +22,9 @@ each device's ``1/n`` of every block is the memory the plan gave it.
 
 from __future__ import annotations
 
-from models import kv_format
+from models import kv_format, weight_format
 from placement.export.base import Export, ExportFile, ExportInput, Exporter, ExportRefused, safe_file_name
-from placement.export.common import header, require_single_accelerator, stage_header
+from placement.export.common import check_room, header, require_single_accelerator, stage_header
 from placement.export.formats import EngineFormat, one_format
 from placement.export.shell import Script, Var
 from placement.export.stages import Stage, context_tokens
@@ -65,12 +65,28 @@ def node_count_problem(n: int, arch) -> str | None:
     return None
 
 
-def _f32_cache_gb(inp: ExportInput, nodes: int) -> float:
-    """How much more one node's f32 KV cache (``--max-seq-len`` tokens, a 1/n slice) holds than the plan's."""
-    values = sum(n.kv_values_per_token for n in inp.model.graph.nodes if n.kind == "block")
-    tokens = context_tokens(inp.problem, inp.model)
-    planned = kv_format(inp.model.kv_format).bytes_per_value
-    return tokens * values * (4.0 - planned) / nodes / 2 ** 30
+def _extra_memory_gb(inp: ExportInput, stages: tuple[Stage, ...], fmt: str) -> dict[str, float]:
+    """What each node holds beyond the plan (GB): the root's f32 token embedding, a slice of the LM head
+    on every node (the plan puts it whole on the last), and an f32 KV cache (src/llm.cpp)."""
+    graph, n = inp.model.graph, len(stages)
+    planned = weight_format(fmt)
+    embed = graph.embed.params * (4.0 - planned.bytes_per_value) / 2 ** 30
+    head = graph.head.weight_bytes(planned) / 2 ** 30
+    values = sum(node.kv_values_per_token for node in graph.nodes if node.kind == "block")
+    kv = context_tokens(inp.problem, inp.model) * values * (4.0 - kv_format(inp.model.kv_format).bytes_per_value)
+    extra = {st.device: kv / n / 2 ** 30 + head / n for st in stages}
+    extra[stages[0].device] += embed
+    extra[stages[-1].device] -= head
+    return extra
+
+
+def _memory_differs(inp: ExportInput, stages: tuple[Stage, ...], fmt: str) -> str:
+    extra = _extra_memory_gb(inp, stages, fmt)
+    check_room(TITLE, inp, extra, "distributed-llama holds the token embedding in f32 on the root, a slice of "
+                                  "the LM head on every node and the KV cache in f32")
+    each = ", ".join(f"{d} {gb:+.2f}" for d, gb in extra.items())
+    return (f"distributed-llama holds the token embedding in f32 on the root, a slice of the LM head on every "
+            f"node and the KV cache in f32: memory beyond the plan's, in GB: {each} (each within its usable memory)")
 
 
 def _threads(stage: Stage, stem: str) -> Var:
@@ -100,11 +116,9 @@ def build(inp: ExportInput) -> Export:
     if len(stages) > 1:
         warnings.append(f"distributed-llama splits every block over the {len(stages)} devices and synchronises "
                         "them after each block (tensor parallel), where the plan runs one range after another: "
-                        "memory per device matches the plan, its predicted latency does not")
-    extra = _f32_cache_gb(inp, len(stages))
-    if extra > 0:
-        warnings.append(f"distributed-llama keeps the KV cache in f32: {extra:.2f} GB more per device than the "
-                        f"plan's {inp.model.kv_format} cache at {context_tokens(inp.problem, inp.model)} tokens")
+                        "each device holds as many blocks' weights as the plan gives it, but the plan's predicted "
+                        "latency does not apply")
+    warnings.append(_memory_differs(inp, stages, fmt.plan_format))
     art = inp.artefacts
     stems = {st.device: art.stems.get(st.device, st.device.upper()) for st in stages}
     files = []

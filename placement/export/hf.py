@@ -64,7 +64,10 @@ def checkpoint(engine: str, inp: ExportInput, stages: Sequence[Stage]) -> Checkp
             else f"the Hugging Face repository of {model.id}")
     repo, note = inp.artefacts.repo_word(what, catalog_fits=spec.prequantised is None)
     notes = [note] if note else []
-    if spec.prequantised:
+    if spec.prequantised and isinstance(repo, str):
+        notes.append(f"{engine} reads the quantisation ({fmt.name}) from the checkpoint's config: {repo} must be "
+                     f"{spec.prequantised} of {model.id}")
+    elif spec.prequantised:
         notes.append(f"{engine} reads the quantisation ({fmt.name}) from the checkpoint's config: give "
                      f"{spec.prequantised} of {model.id} with --hf-repo or models[].hf_repo")
     return Checkpoint(repo, spec.flags, tuple(warnings), tuple(notes))

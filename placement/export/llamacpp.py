@@ -144,7 +144,8 @@ def build(inp: ExportInput) -> Export:
     files = [_rpc_server(inp, st, i, len(stages)) for i, st in enumerate(stages)]
     files.append(_main(inp, stages, fmt.name))
     names = ", ".join(f.name for f in files[:-1])
-    notes = [f"start {names} on their devices, then llama-server.sh on {stages[0].device}",
+    where = "its device" if len(stages) == 1 else "their devices"
+    notes = [f"start {names} on {where}, then llama-server.sh on {stages[0].device}",
              "each rpc-server must expose exactly its node's accelerators (restrict it with --device or "
              "CUDA_VISIBLE_DEVICES), since llama-server numbers the RPC devices RPC0, RPC1, ... in that order",
              f"llama.cpp keeps the token embeddings in the main host's RAM ({stages[0].device}, which the plan "

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from models import weight_format
 from placement.export.base import Export, ExportFile, ExportInput, Exporter, ExportRefused, safe_file_name
-from placement.export.common import GGML_KV_FLAGS, GGUF_FORMATS, header, require_single_accelerator
+from placement.export.common import (
+    GGML_KV_FLAGS, GGUF_FORMATS, check_room, header, require_single_accelerator, shares_host_memory,
+)
 from placement.export.formats import EngineFormat, kv_flags, one_format
 from placement.export.shell import Script
 from placement.export.stages import Stage, context_tokens
@@ -75,6 +77,20 @@ def _rank_script(inp: ExportInput, ranks: tuple[Stage, ...], rank: int, gguf_nam
     return ExportFile(script.name, script.render(), stage.device, executable=True)
 
 
+def _embedding_moves(inp: ExportInput, ranks: tuple[Stage, ...], fmt: str) -> str:
+    """Rank 0 embeds the tokens: refuse when that does not fit its device, else say what moves where."""
+    head, first = ranks[0], ranks[1]
+    embed_gb = inp.model.graph.embed.weight_bytes(weight_format(fmt)) / 2 ** 30
+    where = "its memory" if shares_host_memory(head) else "its host's RAM (rank 0 keeps it on the CPU)"
+    if shares_host_memory(head):
+        check_room(TITLE, inp, {head.device: embed_gb},
+                   f"prima.cpp's rank 0 ({head.device}, which holds the last blocks) also holds the token embedding "
+                   f"({embed_gb:.2f} GB in {fmt})")
+    return (f"prima.cpp's rank 0 computes the token embedding as well as the last blocks and the LM head, so the "
+            f"embedding ({embed_gb:.2f} GB in {fmt}) moves from {first.device}, where the plan puts it, to "
+            f"{where} on {head.device}, and each token goes {head.device} -> {first.device} first")
+
+
 def build(inp: ExportInput) -> Export:
     pipe = inp.pipeline
     assert pipe is not None
@@ -86,11 +102,7 @@ def build(inp: ExportInput) -> Export:
     warnings = [*inp.warnings, *warnings]
     ranks = rank_order(stages)
     if len(stages) > 1:
-        embed_gb = inp.model.graph.embed.weight_bytes(weight_format(fmt.plan_format)) / 2 ** 30
-        warnings.append(f"prima.cpp's rank 0 computes the token embedding as well as the last blocks and the LM "
-                        f"head, so the embedding ({embed_gb:.2f} GB in {fmt.plan_format}) moves from "
-                        f"{stages[0].device}, where the plan puts it, to {ranks[0].device}, and each token goes "
-                        f"{ranks[0].device} -> {stages[0].device} first")
+        warnings.append(_embedding_moves(inp, ranks, fmt.plan_format))
     if any(inp.artefacts.has_port(st.device) for st in stages):
         warnings.append("prima.cpp uses one --data-port and --signal-port for every rank; the devices' ports are "
                         "not used")

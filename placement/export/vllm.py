@@ -108,7 +108,8 @@ def build(inp: ExportInput) -> Export:
     notes = list(ckpt.notes)
     if len(stages) > 1:
         workers = ", ".join(f.name for f in files[1:-1])
-        notes.insert(0, f"start {files[0].name} on {first}, then {workers} on their devices, then vllm-serve.sh "
+        where = "its device" if len(files) == 3 else "their devices"
+        notes.insert(0, f"start {files[0].name} on {first}, then {workers} on {where}, then vllm-serve.sh "
                         f"on {first}; every node reads the checkpoint itself (download it to the same path or "
                         "share the Hugging Face cache)")
     return Export(TITLE, tuple(files), tuple(warnings), tuple(notes))
