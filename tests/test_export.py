@@ -226,6 +226,14 @@ def test_llamacpp_proportions_reproduce_any_split(n_layer, data):
     assert owner[n_layer] == k - 1
 
 
+def test_llamacpp_float32_split_points_separate_every_layer():
+    """Why whole-block proportions are exact for every model of up to 4,096 blocks: llama.cpp compares
+    fl(i / S) with split points fl(c / S) (S = blocks + 1); consecutive numerators never round together."""
+    for S in range(2, 4098):
+        points = np.arange(S + 1, dtype=np.float32) / np.float32(S)
+        assert np.all(np.diff(points) > 0), S
+
+
 def test_llamacpp_node_of_two_accelerators_keeps_its_range():
     problem = cluster([("a", "rtx-3090", 1), ("rack", "l4", 2), ("c", "rtx-4090", 1)])
     plan = pipeline_plan(problem, ["a", "rack", "c"], [10, 13, 9])
