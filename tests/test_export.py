@@ -632,3 +632,20 @@ def test_kv_cache_format_is_carried_or_refused():
     four = pis(4)
     out = export_plan(four, pipeline_plan(four, ["p0", "p1", "p2", "p3"], [8] * 4), "distributed-llama")
     assert any("the KV cache in f32: memory beyond the plan's" in w for w in out.warnings)
+
+
+def test_adjacent_shards_on_one_device_are_one_stage_and_a_revisit_is_refused():
+    problem = cluster(GPUS4[:2])
+    merged = Plan(shards=(Shard("s0", "m", "a", (0, 10)), Shard("s1", "m", "a", (10, 20)),
+                          Shard("s2", "m", "b", (20, 32))), routes=(Route("chat", ("s0", "s1", "s2")),))
+    blocks, _ = parse_llamacpp(export_plan(problem, merged, "llama.cpp"), problem)
+    assert blocks == {"a": (0, 20), "b": (20, 32)}
+    revisit = Plan(shards=(Shard("s0", "m", "a", (0, 10)), Shard("s1", "m", "b", (10, 20)),
+                           Shard("s2", "m", "a", (20, 32))), routes=(Route("chat", ("s0", "s1", "s2")),))
+    assert "visits device a twice" in refusal(problem, revisit, "vllm")
+
+
+def test_device_ids_that_clean_to_one_name_keep_their_own_files():
+    problem = cluster([("a/b", "rtx-3090", 1), ("a:b", "rtx-3090", 1)])
+    out = export_plan(problem, pipeline_plan(problem, ["a/b", "a:b"], [16, 16]), "llama.cpp")
+    assert len({f.name for f in out.files}) == 3

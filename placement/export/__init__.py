@@ -115,4 +115,8 @@ def export_plan(problem: Problem, plan: Plan, engine: str, *, model: str | None 
         pipe, warnings = choose_pipeline(problem, plan, spec, chosen.title, pipeline)
     elif pipeline is not None:
         raise ExportArgumentError(f"--pipeline: {chosen.title} takes every shard of the plan, not one pipeline")
-    return chosen.build(ExportInput(problem, plan, spec, pipe, shards, art, tuple(warnings)))
+    result = chosen.build(ExportInput(problem, plan, spec, pipe, shards, art, tuple(warnings)))
+    names = [f.name for f in result.files]
+    if len(set(names)) != len(names):  # file names carry digests of odd ids; a clash would lose a script
+        raise ExportError(f"two exported files would share a name ({', '.join(sorted(names))})")
+    return result

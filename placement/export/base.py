@@ -8,6 +8,7 @@ wrong whatever the engine (an unknown engine, device or model) raise
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -146,9 +147,16 @@ _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 def safe_file_name(*parts: str) -> str:
     """A file name from ``parts`` (device ids may hold any text): letters, digits, ``.``, ``_``, ``-``.
 
-    >>> safe_file_name("rpc-server", "edge/1", "../x"), safe_file_name("run", "é")
-    ('rpc-server-edge-1-..-x', 'run-_')
+    A part that had to be changed gets a short digest of its original text, so two
+    ids that differ only in such characters (``a/b``, ``a:b``) never share a file.
+
+    >>> safe_file_name("rpc-server", "edge-1"), safe_file_name("rpc-server", "edge/1")
+    ('rpc-server-edge-1', 'rpc-server-edge-1-699803')
     """
-    cleaned = [_UNSAFE_FILE_CHARS.sub("-", p).strip("-") or "_" for p in parts]
-    name = "-".join(cleaned)
-    return name if name not in (".", "..") else "_"
+    cleaned = []
+    for p in parts:
+        c = _UNSAFE_FILE_CHARS.sub("-", p).strip("-.") or "_"
+        if c != p:
+            c = f"{c}-{hashlib.sha256(p.encode('utf-8', 'surrogatepass')).hexdigest()[:6]}"
+        cleaned.append(c)
+    return "-".join(cleaned)
