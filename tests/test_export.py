@@ -530,7 +530,7 @@ def test_placeholders_stop_the_script_and_values_cannot_inject(tmp_path):
     script = tmp_path / "deploy" / "llama-server.sh"
     assert all(os.access(p, os.X_OK) for p in written)
     missing = subprocess.run(["sh", str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert missing.returncode != 0 and "set EDGE_TOUCH_PWNED_TOUCH_PWNED_HOST to the address of device" \
+    assert missing.returncode != 0 and "set EDGE_TOUCH_PWNED_TOUCH_PWNED_HOST to the IPv4 address of device" \
         in missing.stderr
     done = subprocess.run(["sh", str(script)], capture_output=True, text=True, cwd=tmp_path,
                           env={**env, "EDGE_TOUCH_PWNED_TOUCH_PWNED_HOST": "10.0.0.1"})
@@ -649,3 +649,14 @@ def test_device_ids_that_clean_to_one_name_keep_their_own_files():
     problem = cluster([("a/b", "rtx-3090", 1), ("a:b", "rtx-3090", 1)])
     out = export_plan(problem, pipeline_plan(problem, ["a/b", "a:b"], [16, 16]), "llama.cpp")
     assert len({f.name for f in out.files}) == 3
+
+
+def test_llamacpp_rpc_is_ipv4():
+    problem = cluster(GPUS4[:2], addresses=False)
+    plan = pipeline_plan(problem, ["a", "b"], [16, 16])
+    assert "IPv4 only" in refusal(problem, plan, "llama.cpp", addresses={"a": "fe80::1", "b": "10.0.0.2"})
+    out = export_plan(problem, plan, "llama.cpp", addresses={"a": "gpu-a.local", "b": "10.0.0.2"})
+    _, argv = the_command(out.file("rpc-server-a.sh").text)
+    assert flag(argv, "-H") == "0.0.0.0" and any("listens on all its interfaces" in w for w in out.warnings)
+    _, main_argv = the_command(out.file("llama-server.sh").text)
+    assert flag(main_argv, "--rpc") == "gpu-a.local:50052,10.0.0.2:50052"

@@ -37,10 +37,10 @@ class Artefacts:
     def known_host(self, device: str) -> str | None:
         return self.hosts.get(device)
 
-    def host(self, device: str) -> Word:
-        """The device's address, or a variable asking for it."""
+    def host(self, device: str, what: str = "address") -> Word:
+        """The device's address, or a variable asking for it (``what``: e.g. "IPv4 address")."""
         known = self.hosts.get(device)
-        return known if known is not None else Var(f"{self._stem(device)}_HOST", f"the address of device {device}")
+        return known if known is not None else Var(f"{self._stem(device)}_HOST", f"the {what} of device {device}")
 
     def port(self, device: str, default: int) -> int:
         """The device's port, or the engine's ``default`` when none is given."""

@@ -8,9 +8,10 @@ from placement.evaluate import evaluate
 from placement.export.artefacts import Artefacts
 from placement.export.base import ExportInput, ExportRefused
 from placement.export.stages import Stage
+from placement.netaddr import is_ip_address
 
 __all__ = ["header", "stage_header", "distinct_endpoints", "CUDA_CLASSES", "require_cuda", "require_single_accelerator",
-           "GGUF_FORMATS", "GGML_KV_FLAGS", "FLOAT_KV", "DISCRETE_GPU_CLASSES", "shares_host_memory", "check_room"]
+           "GGUF_FORMATS", "GGML_KV_FLAGS", "FLOAT_KV", "DISCRETE_GPU_CLASSES", "shares_host_memory", "check_room", "require_ipv4"]
 
 # Device classes with memory of their own (VRAM), apart from the host's RAM; every other class shares one memory.
 DISCRETE_GPU_CLASSES = frozenset({"datacenter_gpu", "workstation_gpu", "consumer_gpu"})
@@ -92,3 +93,11 @@ def check_room(engine: str, inp: ExportInput, extra_gb: Mapping[str, float], wha
                         f"{dm.memory_capacity_gb:.2f} GB")
     if over:
         raise ExportRefused(engine, f"{what}: {'; '.join(over)}")
+
+
+def require_ipv4(engine: str, art: Artefacts, stages: Sequence[Stage], why: str) -> None:
+    """Refuse IPv6 addresses for an engine whose sockets are IPv4 only (``why`` says where that shows)."""
+    for st in stages:
+        host = art.known_host(st.device)
+        if host is not None and is_ip_address(host) and ":" in host:
+            raise ExportRefused(engine, f"it speaks IPv4 only ({why}); {st.device} has {host}")

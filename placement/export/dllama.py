@@ -6,6 +6,8 @@ Checked in distributed-llama's source (github.com/b4rtaz/distributed-llama):
   KV heads; only ``q40`` weights with ``--buffer-float-type q80`` and ``f32`` with
   ``f32``; the root loads the model and is a worker too; ``dllama worker``,
   ``dllama inference``, ``dllama chat``.
+- ``src/nn/nn-network.cpp``: IPv4 only (workers bind with ``inet_addr``, the root
+  resolves them with ``AF_INET``).
 - ``src/app.cpp``: ``--workers HOST:PORT ...`` (each its own argument; nodes =
   workers + 1), ``--port`` (default 9990), ``--nthreads`` (default 1), ``--model``,
   ``--tokenizer``, ``--buffer-float-type``, ``--max-seq-len``; it refuses more nodes
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from models import kv_format, weight_format
 from placement.export.base import Export, ExportFile, ExportInput, Exporter, ExportRefused, safe_file_name
-from placement.export.common import check_room, header, require_single_accelerator, stage_header
+from placement.export.common import check_room, header, require_ipv4, require_single_accelerator, stage_header
 from placement.export.formats import EngineFormat, one_format
 from placement.export.shell import Script, Var
 from placement.export.stages import Stage, context_tokens
@@ -111,6 +113,8 @@ def build(inp: ExportInput) -> Export:
                                    f"parallel), so it cannot hold the plan's unequal ranges ({each} blocks); a plan "
                                    "with equal ranges (e.g. from --solver uniform) exports")
     require_single_accelerator(TITLE, stages, "each node runs one process on its CPU or one GPU")
+    require_ipv4(TITLE, inp.artefacts, stages, "workers bind with inet_addr and are reached through AF_INET, "
+                                               "src/nn/nn-network.cpp")
     fmt, warnings = one_format(TITLE, FORMATS, stages)
     warnings = [*inp.warnings, *warnings]
     if len(stages) > 1:

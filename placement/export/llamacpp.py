@@ -3,6 +3,8 @@
 Flags and behaviour, checked in llama.cpp's source (github.com/ggml-org/llama.cpp):
 
 - ``tools/rpc/rpc-server.cpp``: ``rpc-server -H HOST -p PORT`` (default port 50052);
+  ``ggml/src/ggml-rpc/ggml-rpc.cpp`` binds ``-H`` with ``inet_addr`` and resolves
+  ``--rpc`` hosts with ``gethostbyname``, so RPC is IPv4 only and ``-H`` an address;
   it exposes every accelerator of its host (or its CPU when there is none), each
   as one device of the client; ``tools/rpc/README.md`` for the usage and the
   warning never to expose it on an open network.
@@ -36,10 +38,13 @@ Examples
 from __future__ import annotations
 
 from placement.export.base import Export, ExportFile, ExportInput, Exporter, ExportRefused, safe_file_name
-from placement.export.common import GGML_KV_FLAGS, GGUF_FORMATS, distinct_endpoints, header, stage_header
+from placement.export.common import (
+    GGML_KV_FLAGS, GGUF_FORMATS, distinct_endpoints, header, require_ipv4, stage_header,
+)
 from placement.export.formats import EngineFormat, kv_flags, one_format
 from placement.export.shell import Script
 from placement.export.stages import Stage, context_tokens, largest_batch
+from placement.netaddr import is_ip_address
 
 __all__ = ["EXPORTER", "tensor_split", "accelerator_blocks", "RPC_PORT", "MAX_DEVICES"]
 
@@ -68,13 +73,30 @@ def tensor_split(blocks_per_device: list[int]) -> list[int]:
     return [*blocks_per_device[:-1], blocks_per_device[-1] + 1]
 
 
+def _ipv4_only(stages: tuple[Stage, ...], inp: ExportInput) -> list[str]:
+    """llama.cpp's RPC speaks IPv4: refuse IPv6 addresses; a host name cannot be bound, only reached."""
+    require_ipv4(TITLE, inp.artefacts, stages, "rpc-server binds with inet_addr, llama-server resolves with "
+                                                "gethostbyname")
+    warnings = []
+    for st in stages:
+        host = inp.artefacts.known_host(st.device)
+        if host is None:
+            continue
+        if not is_ip_address(host):
+            warnings.append(f"rpc-server binds an IPv4 address, not a host name: the one on {st.device} "
+                            f"({host}) listens on all its interfaces (-H 0.0.0.0)")
+    return warnings
+
+
 def _rpc_server(inp: ExportInput, stage: Stage, index: int, count: int) -> ExportFile:
     art = inp.artefacts
     script = Script(f"{safe_file_name('rpc-server', stage.device)}.sh", run_on=stage.device,
                     header=stage_header(inp, TITLE, stage, index, count))
     script.comment(f"exposes the device's {stage.node.count} accelerator(s) to llama-server; "
                    "never on an open network (rpc-server has no authentication)")
-    script.command(["rpc-server"], ["-H", art.host(stage.device)], ["-p", str(art.port(stage.device, RPC_PORT))])
+    known = art.known_host(stage.device)
+    bind = "0.0.0.0" if known is not None and not is_ip_address(known) else art.host(stage.device, "IPv4 address")
+    script.command(["rpc-server"], ["-H", bind], ["-p", str(art.port(stage.device, RPC_PORT))])
     return ExportFile(script.name, script.render(), stage.device, executable=True)
 
 
@@ -87,8 +109,7 @@ def _main(inp: ExportInput, stages: tuple[Stage, ...], gguf_name: str) -> Export
     for i, st in enumerate(stages):
         if i:
             rpc.append(",")
-        host = art.host(st.device)
-        rpc.extend([host, f":{art.port(st.device, RPC_PORT)}"])
+        rpc.extend([art.host(st.device, "IPv4 address"), f":{art.port(st.device, RPC_PORT)}"])
     devices = ",".join(f"RPC{j}" for j in range(len(blocks)))
     batch = largest_batch(inp.problem, model)
     context = context_tokens(inp.problem, model) * batch
@@ -131,7 +152,7 @@ def build(inp: ExportInput) -> Export:
                                    f"--tensor-split takes at most {MAX_DEVICES}")
     distinct_endpoints(TITLE, inp.artefacts, stages, RPC_PORT)
     fmt, warnings = one_format(TITLE, FORMATS, stages)
-    warnings = [*inp.warnings, *warnings]
+    warnings = [*inp.warnings, *warnings, *_ipv4_only(stages, inp)]
     for st in stages:
         if st.node.count > 1:
             warnings.append(f"{st.device} has {st.node.count} accelerators: llama.cpp splits its blocks "
