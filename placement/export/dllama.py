@@ -1,25 +1,26 @@
 """distributed-llama: ``dllama worker`` on every device but the root, ``dllama chat --workers`` on the root.
 
-Checked in distributed-llama's source (github.com/b4rtaz/distributed-llama):
+Checked in distributed-llama's source and README:
 
-- ``README.md``: it runs on 1, 2, 4, ... 2^n nodes, at most as many as the model has
+- https://github.com/b4rtaz/distributed-llama/blob/main/README.md: it runs on 1, 2, 4, ... 2^n nodes, at most as many as the model has
   KV heads; only ``q40`` weights with ``--buffer-float-type q80`` and ``f32`` with
   ``f32``; the root loads the model and is a worker too; ``dllama worker``,
   ``dllama inference``, ``dllama chat``.
-- ``src/nn/nn-network.cpp``: IPv4 only (workers bind with ``inet_addr``, the root
-  resolves them with ``AF_INET``).
-- ``src/app.cpp``: ``--workers HOST:PORT ...`` (each its own argument; nodes =
+- https://github.com/b4rtaz/distributed-llama/blob/main/src/app.cpp: ``--workers HOST:PORT ...`` (each its own argument; nodes =
   workers + 1), ``--port`` (default 9990), ``--nthreads`` (default 1), ``--model``,
   ``--tokenizer``, ``--buffer-float-type``, ``--max-seq-len``; it refuses more nodes
   than KV heads and q40 weights without q80 buffers.
-- ``src/llm.cpp``, ``src/nn/nn-core.cpp``: it is tensor parallel: every node holds
-  a ``1/n`` slice of every block (rows of q/k/v, w1, w3 and the LM head, columns
-  of wo and w2), asserting that the head count, KV dimension, query dimension,
-  MLP width and vocabulary divide by ``n``.
-- ``converter/convert-hf.py``: the families it converts: llama, mistral, qwen3, qwen3_moe.
+- https://github.com/b4rtaz/distributed-llama/blob/main/src/nn/nn-network.cpp: IPv4 only (workers bind with ``inet_addr``, the root
+  resolves them with ``AF_INET``).
+- https://github.com/b4rtaz/distributed-llama/blob/main/src/llm.cpp and https://github.com/b4rtaz/distributed-llama/blob/main/src/nn/nn-core.cpp: it is tensor parallel: every node holds
+  a ``1/n`` slice of every block (rows of q/k/v, w1, w3 and the LM head, columns of
+  wo and w2) and asserts that the head count, KV dimension, query dimension, MLP
+  width and vocabulary divide by ``n``; the root alone holds the token embedding,
+  in f32, and every node its KV cache slice in f32.
+- https://github.com/b4rtaz/distributed-llama/blob/main/converter/convert-hf.py: the families it converts: llama, mistral, qwen3, qwen3_moe.
 
 A pipeline plan exports only when its stages hold equal block counts, so that
-each device's ``1/n`` of every block is the memory the plan gave it.
+each device's ``1/n`` of every block is as many blocks' weights as the plan gave it.
 """
 
 from __future__ import annotations

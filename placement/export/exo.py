@@ -1,23 +1,24 @@
 """exo: an explicit pipeline shard assignment, each runner's start and end layer, in exo's own fields.
 
-Checked in exo's source (github.com/exo-explore/exo):
+Checked in exo's source and docs:
 
-- ``src/exo/shared/types/worker/shards.py``: ``PipelineShardMetadata`` has ``device_rank``,
+- https://github.com/exo-explore/exo/blob/main/src/exo/shared/types/worker/shards.py: ``PipelineShardMetadata`` has ``device_rank``,
   ``world_size``, ``start_layer``, ``end_layer`` and ``n_layers``; layers are the
-  half-open range ``[start_layer, end_layer)``; models serialise it by alias in
-  camelCase (``src/exo/utils/pydantic_ext.py``), tagged with the class name.
-- ``src/exo/shared/types/worker/runners.py``: ``ShardAssignments`` maps runners to
+  half-open range ``[start_layer, end_layer)``; https://github.com/exo-explore/exo/blob/main/src/exo/utils/pydantic_ext.py
+  serialises models by camelCase alias, tagged with the class name.
+- https://github.com/exo-explore/exo/blob/main/src/exo/shared/types/worker/runners.py: ``ShardAssignments`` maps runners to
   shards (``runnerToShard``) and nodes to runners (``nodeToRunner``).
-- ``src/exo/master/placement_utils.py``: exo places a pipeline itself, layers in
-  proportion to each node's free memory, ranks in ring order; there is no flag
-  for a given split. Its API (``README.md``, "Using the API"; ``docs/api.md``)
-  previews placements (``GET /instance/previews``) and creates an instance from
-  one (``POST /instance``), which is where this assignment's ranges go.
-- ``README.md``, ``PLATFORMS.md``: exo runs MLX on Apple silicon GPUs and, on Linux, on the CPU.
+- https://github.com/exo-explore/exo/blob/main/src/exo/master/placement_utils.py: exo places a pipeline itself, layers in
+  proportion to each node's free memory, ranks in ring order; there is no flag for
+  a given split. Its API (https://github.com/exo-explore/exo/blob/main/docs/api.md; README, "Using the API") previews
+  placements (``GET /instance/previews``) and creates an instance from one
+  (``POST /instance``), which is where this assignment's ranges go.
+- https://github.com/exo-explore/exo/blob/main/PLATFORMS.md, README: exo runs MLX on Apple silicon GPUs and, on Linux, on the CPU.
 
 MLX quantises weights in groups of 64 with a 16-bit scale and bias each
-(ml-explore/mlx, ``mlx.core.quantize``): 8-bit is 8.5 bits per weight, 4-bit
-4.5, 3-bit 3.5, the stand-ins here for the GGUF types of as many bits or more.
+(https://ml-explore.github.io/mlx/build/html/python/_autosummary/mlx.core.quantize.html):
+8-bit is 8.5 bits per weight, 4-bit 4.5, 3-bit 3.5, the stand-ins here for the
+GGUF types of as many bits or more.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """What vLLM and SGLang share: Hugging Face checkpoints, one tensor-parallel size, NVIDIA GPUs.
 
-Both load a checkpoint of the Hugging Face layout and detect a pre-quantised
-one (AWQ, GPTQ, compressed-tensors W8A8) from its config; ``--dtype`` casts an
-unquantised one and ``--quantization fp8`` quantises it to FP8 as it loads
-(vLLM docs ``features/quantization``, SGLang docs ``advanced_features/quantization``).
-Both run one ``--tensor-parallel-size`` for every pipeline stage.
+Both load a checkpoint of the Hugging Face layout and read a pre-quantised one's
+method (AWQ, GPTQ, compressed-tensors W8A8) from its config, so no flag names it;
+``--dtype`` casts an unquantised one and ``--quantization fp8`` quantises it to FP8
+as it loads (https://docs.vllm.ai/en/latest/features/quantization/,
+https://docs.sglang.io/advanced_features/quantization.html). Both run one
+``--tensor-parallel-size`` for every pipeline stage.
 """
 
 from __future__ import annotations

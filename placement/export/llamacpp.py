@@ -1,27 +1,28 @@
 """llama.cpp over RPC: an ``rpc-server`` per device and one ``llama-server`` that splits the layers.
 
-Flags and behaviour, checked in llama.cpp's source (github.com/ggml-org/llama.cpp):
+Flags and behaviour, checked in llama.cpp's source and docs:
 
-- ``tools/rpc/rpc-server.cpp``: ``rpc-server -H HOST -p PORT`` (default port 50052);
-  ``ggml/src/ggml-rpc/ggml-rpc.cpp`` binds ``-H`` with ``inet_addr`` and resolves
-  ``--rpc`` hosts with ``gethostbyname``, so RPC is IPv4 only and ``-H`` an address;
-  it exposes every accelerator of its host (or its CPU when there is none), each
-  as one device of the client; ``tools/rpc/README.md`` for the usage and the
-  warning never to expose it on an open network.
-- ``common/arg.cpp``: ``--rpc HOST:PORT,...`` registers the servers' devices as it
-  is parsed, so it comes before ``--device``, which lists devices to use, in
-  order; ``--tensor-split`` takes proportions and refuses as many entries as
-  ``llama_max_devices()`` (16, ``src/llama.cpp``), so at most 15 devices;
-  ``-ngl``/``--n-gpu-layers``; ``--split-mode layer``; ``-c``; ``-np``/``--parallel``.
-- ``ggml/src/ggml-rpc/ggml-rpc.cpp``: the client names RPC devices ``RPC0``, ``RPC1``, ...
-  in the order the servers are added (the ``--rpc`` list) and, within a server, in
-  its device order (older releases named them ``RPC[host:port]``).
-- ``src/llama-model.cpp`` (``load_tensors``), how proportions become layers: the
-  proportions ``p`` are summed into a running total and divided by the total
-  (float32), giving split points ``c_j / S``; with ``-ngl N >= L + 1`` all ``L``
-  blocks and the output layer (index ``L``) are offloaded, and layer ``i`` goes to
-  the first device ``j`` whose split point exceeds ``i / (L + 1)`` (an
-  ``upper_bound``). The input embedding always stays on the main host's CPU.
+- https://github.com/ggml-org/llama.cpp/blob/master/tools/rpc/rpc-server.cpp and https://github.com/ggml-org/llama.cpp/blob/master/tools/rpc/README.md:
+  ``rpc-server -H HOST -p PORT`` (default port 50052) exposes every accelerator of
+  its host (or its CPU when there is none), each as one device of the client; it
+  must never be exposed on an open network.
+- https://github.com/ggml-org/llama.cpp/blob/master/ggml/src/ggml-rpc/ggml-rpc.cpp: ``-H`` is bound with ``inet_addr`` and ``--rpc``
+  hosts are resolved with ``gethostbyname``, so RPC is IPv4 only and ``-H`` an
+  address; the client names RPC devices ``RPC0``, ``RPC1``, ... in the order the
+  servers are added (the ``--rpc`` list) and, within a server, in its device order
+  (older releases named them ``RPC[host:port]``).
+- https://github.com/ggml-org/llama.cpp/blob/master/common/arg.cpp: ``--rpc HOST:PORT,...`` registers the servers' devices as it is
+  parsed, so it comes before ``--device``, which lists the devices to use, in order;
+  ``--tensor-split`` takes proportions and refuses as many entries as
+  ``llama_max_devices()`` (16, in ``src/llama.cpp``), so at most 15 devices;
+  ``-ngl``/``--n-gpu-layers``, ``--split-mode layer``, ``-c``, ``-np``/``--parallel``,
+  ``-ctk``/``-ctv``.
+- https://github.com/ggml-org/llama.cpp/blob/master/src/llama-model.cpp (``load_tensors``), how proportions become layers: the
+  proportions are summed into a running total and divided by the total (float32),
+  giving split points ``c_j / S``; with ``-ngl N >= L + 1`` all ``L`` blocks and the
+  output layer (index ``L``) are offloaded, and layer ``i`` goes to the first device
+  ``j`` whose split point exceeds ``i / (L + 1)`` (an ``upper_bound``). The input
+  embedding always stays on the main host's CPU.
 
 So whole-number proportions that count each device's blocks (the last device
 one more, for the output layer) reproduce the plan's ranges exactly: layer ``i``

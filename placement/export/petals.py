@@ -1,21 +1,23 @@
 """Petals: one ``run_server`` per shard, replicas included, in a private swarm.
 
-Flags and behaviour, checked in Petals' source (github.com/bigscience-workshop/petals):
+Flags and behaviour, checked in Petals' source and README:
 
-- ``src/petals/cli/run_server.py``: ``python -m petals.cli.run_server MODEL``,
+- https://github.com/bigscience-workshop/petals/blob/main/src/petals/cli/run_server.py: ``python -m petals.cli.run_server MODEL``,
   ``--block_indices START:END``, ``--port``, ``--new_swarm`` (start a private swarm)
   or ``--initial_peers MULTIADDR`` (join one), ``--torch_dtype`` (float16, bfloat16,
-  float32, auto), ``--quant_type`` (none, int8, nf4), ``--inference_max_length``.
-- ``src/petals/server/server.py``: ``--block_indices a:b`` serves ``range(a, b)``, the
+  float32, auto), ``--quant_type`` (none, int8, nf4), ``--inference_max_length``;
+  https://github.com/bigscience-workshop/petals/blob/main/README.md runs servers with ``--port 31330``, this exporter's default.
+- https://github.com/bigscience-workshop/petals/blob/main/src/petals/server/server.py: ``--block_indices a:b`` serves ``range(a, b)``, the
   plan's half-open range.
-- ``src/petals/server/block_utils.py``: a block's memory is 1 byte per weight in
+- https://github.com/bigscience-workshop/petals/blob/main/src/petals/server/block_utils.py: a block's memory is 1 byte per weight in
   int8 (LLM.int8()) and 4.25 bits in nf4 (measured by Petals), the stand-ins here
   for the 8-bit and 4-bit formats.
-- ``src/petals/models/``: the model families it serves: Llama, Falcon, BLOOM, Mixtral.
+- https://github.com/bigscience-workshop/petals/blob/main/src/petals/models: the model families it serves: Llama, Falcon, BLOOM, Mixtral.
 
 Every shard becomes a server with its own format, so replicas and per-shard
 formats carry over; routes do not: Petals clients choose their servers
-themselves, by measured throughput and latency.
+themselves, by measured throughput and latency. Servers hold blocks only; the
+embedding and the LM head stay with the client.
 """
 
 from __future__ import annotations

@@ -1,23 +1,23 @@
 """prima.cpp: one command per rank of its ring, with ``--world``, ``--rank``, ``--master``, ``--next`` and ``-lw``.
 
-Flags and behaviour, checked in prima.cpp's source (github.com/Lizonghang/prima.cpp):
+Flags and behaviour, checked in prima.cpp's source and README:
 
-- ``README.md``: rank 0 is the head that takes requests (``llama-server`` there, ``llama-cli``
-  on the other ranks); ``-lw`` (``--layer-window``) lists the layers each device
-  handles, one value per device in rank order, given to the head; ``-ngl`` on a
-  device says how many of its layers run on its GPU; ``--next`` is the next
+- https://github.com/Lizonghang/prima.cpp/blob/main/README.md: rank 0 is the head that takes requests (``llama-server`` there,
+  ``llama-cli`` on the other ranks); ``-lw`` (``--layer-window``) lists the layers each
+  device handles, one value per device in rank order, given to the head; ``-ngl``
+  on a device says how many of its layers run on its GPU; ``--next`` is the next
   rank's IP address, and the last rank's next is the head.
-- ``common/arg.cpp``: ``-w/--world``, ``-r/--rank``, ``-mip/--master``, ``-nip/--next``,
-  ``-lw`` (at most 32 positive values); ``--data-port`` and ``--signal-port`` are
-  one setting for every rank.
-- ``src/llama.cpp`` (``this_layer_is_mine``, ``map_layer_to_subgf_id`` and the decode
-  loop): layers are dealt out starting at rank 1, then 2, ..., then rank 0; rank
-  0 computes the input embedding first, the last window and the output layer.
-  So the plan's first stage is rank 1 and its last stage (with the LM head) is
-  rank 0, which also does the embedding; ``-lw`` lists the last stage's blocks
-  first. (Windows summing to fewer layers than the model make tokens go round
-  the ring several times; here they sum to the model's layer count: one cycle.)
-- ``src/llama.cpp`` (``llm_load_tensors``): of a device's window, the last ``-ngl``
+- https://github.com/Lizonghang/prima.cpp/blob/main/common/arg.cpp: ``-w/--world``, ``-r/--rank``, ``-mip/--master``, ``-nip/--next``,
+  ``-lw`` (at most 32 positive values), ``-c``, ``-ctk``/``-ctv``; ``--data-port`` and
+  ``--signal-port`` are one setting for every rank.
+- https://github.com/Lizonghang/prima.cpp/blob/main/src/llama.cpp (``this_layer_is_mine``, ``map_layer_to_subgf_id`` and the decode
+  loop): layers are dealt out starting at rank 1, then 2, ..., then rank 0; rank 0
+  computes the input embedding first, the last window and the output layer. So the
+  plan's first stage is rank 1 and its last stage (with the LM head) is rank 0,
+  which also embeds the tokens; ``-lw`` lists the last stage's blocks first.
+  (Windows summing to fewer layers than the model make tokens go round the ring
+  several times; here they sum to the model's layer count: one cycle.)
+- https://github.com/Lizonghang/prima.cpp/blob/main/src/llama.cpp (``llm_load_tensors``): of a device's window, the last ``-ngl``
   layers go on its GPU; the input and output layers stay on rank 0's CPU.
 """
 

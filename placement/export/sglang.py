@@ -1,19 +1,20 @@
 """SGLang: one ``sglang.launch_server`` per device, node rank = pipeline stage, with its layer partition.
 
-Flags and behaviour, checked in SGLang's source and docs (github.com/sgl-project/sglang):
+Flags and behaviour, checked in SGLang's source and docs:
 
-- docs.sglang.io ``references/multi_node_deployment``: ``--dist-init-addr HOST:PORT``
-  (the first node's; the docs use port 20000, which this exporter takes as its
-  default), ``--nnodes``, ``--node-rank``; ``advanced_features/server_arguments``:
-  ``--tp-size``/``--tensor-parallel-size``, ``--pp-size``/``--pipeline-parallel-size``,
-  ``--dtype``, ``--quantization``, ``--context-length``, ``--max-running-requests``.
-- ``python/sglang/srt/distributed/utils.py`` (``get_pp_indices``): each process reads
+- https://docs.sglang.io/references/multi_node_deployment/multi_node.html:
+  ``--dist-init-addr HOST:PORT`` (the first node's; the docs use port 20000, this
+  exporter's default), ``--nnodes``, ``--node-rank``.
+- https://docs.sglang.io/advanced_features/server_arguments.html: ``--tp-size``,
+  ``--pp-size``, ``--dtype``, ``--quantization``, ``--kv-cache-dtype``,
+  ``--context-length``, ``--max-running-requests``.
+- https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/distributed/utils.py (``get_pp_indices``): each process reads
   ``SGLANG_PP_LAYER_PARTITION`` from its own environment (so every node sets it):
   comma-separated layer counts, one per pipeline rank, summing to the model's
   layer count; rank ``r`` holds layers ``[sum(p[:r]), sum(p[:r+1]))``.
-- ``python/sglang/srt/entrypoints/engine.py`` (the scheduler launch): with
+- https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/entrypoints/engine.py (the scheduler launch): with
   ``nnodes == pp_size`` each node runs ``pp_size // nnodes = 1`` pipeline rank,
-  number ``node_rank``, and its ``tp_size`` GPUs; so node ranks are the stage order.
+  number ``node_rank``, on its ``tp_size`` GPUs; so node ranks are the stage order.
 """
 
 from __future__ import annotations

@@ -1,24 +1,25 @@
 """vLLM: a Ray cluster over the plan's devices and one ``vllm serve`` with its layer partition.
 
-Flags and behaviour, checked in vLLM's source and docs (github.com/vllm-project/vllm):
+Flags and behaviour, checked in vLLM's source and docs:
 
-- ``docs/serving/parallelism_scaling.md``: ``--pipeline-parallel-size`` (nodes) and
-  ``--tensor-parallel-size`` (GPUs per node), ``--distributed-executor-backend ray``,
-  a Ray cluster started with ``ray start --head`` and ``ray start --address``
-  (Ray's CLI, docs.ray.io/en/latest/cluster/cli.html: ``--port``, default 6379,
-  and ``--node-ip-address``).
-- ``vllm/distributed/utils.py`` (``get_pp_indices``): ``VLLM_PP_LAYER_PARTITION`` is
-  comma-separated layer counts, one per pipeline rank, which must sum to the
-  model's layer count; rank ``r`` holds layers ``[sum(p[:r]), sum(p[:r+1]))``.
-  ``vllm/ray/ray_env.py`` copies ``VLLM_*`` variables from the driver to the Ray
+- https://github.com/vllm-project/vllm/blob/main/docs/serving/parallelism_scaling.md: ``--pipeline-parallel-size`` (nodes),
+  ``--tensor-parallel-size`` (GPUs per node), ``--distributed-executor-backend ray``
+  over a Ray cluster started with ``ray start --head`` and ``ray start --address``
+  (https://docs.ray.io/en/latest/cluster/cli.html: ``--port``, default 6379, and
+  ``--node-ip-address``).
+- https://github.com/vllm-project/vllm/blob/main/vllm/distributed/utils.py (``get_pp_indices``): ``VLLM_PP_LAYER_PARTITION`` is
+  comma-separated layer counts, one per pipeline rank, summing to the model's layer
+  count; rank ``r`` holds layers ``[sum(p[:r]), sum(p[:r+1]))``.
+  https://github.com/vllm-project/vllm/blob/main/vllm/ray/ray_env.py copies ``VLLM_*`` variables from the driver to the Ray
   workers, so the variable is set where ``vllm serve`` runs.
-- ``vllm/v1/executor/ray_executor.py`` (``sort_by_driver_then_worker_ip``): workers
-  are ranked with the driver's node (where ``vllm serve`` runs) first, then by
-  how many workers a node has, then by IP address compared as text; rank ``r``
-  belongs to pipeline stage ``r // tensor_parallel_size``. That order is not a
-  flag: with equal GPUs per node, stages after the first follow their nodes'
-  IP addresses as text, which this exporter checks.
-- ``--max-model-len``, ``--max-num-seqs``, ``--dtype``, ``--quantization``: ``vllm serve --help``.
+- https://github.com/vllm-project/vllm/blob/main/vllm/v1/executor/ray_executor.py (``sort_by_driver_then_worker_ip``): workers
+  are ranked with the driver's node (where ``vllm serve`` runs) first, then by how
+  many workers a node has, then by IP address compared as text, and every node
+  needs its own IP; rank ``r`` belongs to pipeline stage ``r // tensor_parallel_size``.
+  That order is no flag: with equal GPUs per node, the stages after the first
+  follow their nodes' IP addresses as text, which this exporter checks.
+- ``vllm serve --help``: ``--max-model-len``, ``--max-num-seqs``, ``--dtype``,
+  ``--quantization``, ``--kv-cache-dtype``.
 """
 
 from __future__ import annotations
