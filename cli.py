@@ -1,9 +1,9 @@
 """``llmplace``: the command line. Parse, call the API, print.
 
-Exit codes: 0 plan found (or, for ``evaluate``, the plan meets every limit), 1
-unexpected error, 2 usage error, 3 invalid instance or plan file, 4 proven
-infeasible, 5 no plan within the limits, 6 solver unavailable, 7 the evaluated
-plan breaks a limit.
+Exit codes: 0 plan found (or exported; for ``evaluate``, the plan meets every
+limit), 1 unexpected error, 2 usage error (including an engine that cannot run
+the plan), 3 invalid instance or plan file, 4 proven infeasible, 5 no plan within
+the limits, 6 solver unavailable, 7 the evaluated plan breaks a limit.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import yaml
 import models
 import placement
 import solvers
+from placement.export import ExportError, export_plan, exporters
 from placement.report import format_evaluation, format_plan, format_prediction, table
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID, EXIT_INFEASIBLE, EXIT_NO_PLAN, EXIT_UNAVAILABLE, EXIT_BREAKS = range(8)
@@ -47,7 +48,7 @@ def _guarded(func: Callable) -> Callable:
         except (placement.InvalidInstanceError, placement.InvalidPlanError) as exc:
             _fail(EXIT_INVALID, exc.lines())
         except (solvers.UnknownSolverError, solvers.UnsupportedProblemError, solvers.InvalidOptionError,
-                models.CatalogError) as exc:
+                models.CatalogError, ExportError) as exc:
             _fail(EXIT_USAGE, str(exc))
         except solvers.SolverUnavailableError as exc:
             _fail(EXIT_UNAVAILABLE, str(exc))
@@ -279,6 +280,74 @@ def compare(instance: str, solver_list: str | None, time_limit: float, threads: 
                 click.echo(f"{r.solver}{':' + r.backend if r.backend else ''}: {r.reasons[0]}")
     statuses = {r.status for r in rows}
     sys.exit(EXIT_OK if statuses & {"optimal", "feasible"} else EXIT_INFEASIBLE if "infeasible" in statuses else EXIT_NO_PLAN)
+
+
+def _parse_addresses(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        device, sep, endpoint = pair.partition("=")
+        if not sep or not device or not endpoint:
+            raise click.BadParameter(f"expected DEVICE=HOST[:PORT], got {pair!r}", param_hint="--address")
+        if device in out:
+            raise click.BadParameter(f"gives device {device!r} twice", param_hint="--address")
+        out[device] = endpoint
+    return out
+
+
+def _check_export_folder(output: str, inputs: tuple[str, ...], names: list[str]) -> None:
+    """Refuse a folder that is a file, and files that would overwrite the instance or plan."""
+    folder = Path(output)
+    if folder.exists() and not folder.is_dir():
+        raise click.BadParameter(f"{output} exists and is not a directory", param_hint="--output")
+    protected = {Path(p).resolve() for p in inputs}
+    for name in names:
+        if (folder / name).resolve() in protected:
+            raise click.BadParameter(f"{folder / name} is an input file; it is never overwritten", param_hint="--output")
+
+
+_ENGINES = ", ".join(e.name for e in exporters())
+
+
+@main.command(name="export")
+@click.argument("plan_file", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--instance", "-i", "instance", required=True, type=click.Path(dir_okay=False),
+              help="The instance the plan was solved for.")
+@click.option("--to", "engine", required=True, metavar="ENGINE", help=f"One of: {_ENGINES}.")
+@click.option("--output", "-o", type=click.Path(file_okay=True), metavar="DIR",
+              help="Write one file per artefact into DIR (created if missing); default: print them.")
+@click.option("--address", "address_pairs", multiple=True, metavar="DEVICE=HOST[:PORT]",
+              help="Where a device is reached (repeatable); overrides devices[].address and .port.")
+@click.option("--gguf", metavar="PATH", help="The model's GGUF file (llama.cpp, prima.cpp); overrides models[].gguf.")
+@click.option("--hf-repo", metavar="ID", help="The model's Hugging Face repository; overrides models[].hf_repo.")
+@click.option("--model", "-m", "model_id", metavar="MODEL", help="The model to export, when the plan places several.")
+@click.option("--pipeline", type=click.IntRange(min=1), metavar="N",
+              help="Which of the plan's pipelines to export, when it holds several.")
+@_guarded
+def export(plan_file: str, instance: str, engine: str, output: str | None, address_pairs: tuple[str, ...],
+           gguf: str | None, hf_repo: str | None, model_id: str | None, pipeline: int | None) -> None:
+    """Write the scripts that run PLAN on a serving engine (exit 2 when the engine cannot run it)."""
+    addresses = _parse_addresses(address_pairs)
+    if output:
+        _check_export_folder(output, (instance, plan_file), [])
+    problem = placement.load_instance(instance)
+    plan = placement.load_plan(plan_file)
+    result = export_plan(problem, plan, engine, model=model_id, pipeline=pipeline, addresses=addresses,
+                         gguf=gguf, hf_repo=hf_repo)
+    if output:
+        _check_export_folder(output, (instance, plan_file), [f.name for f in result.files])
+        try:
+            written = result.write(output)
+        except OSError as exc:
+            _fail(EXIT_ERROR, f"cannot write into {output}: {exc.strerror or exc}")
+        click.echo(f"{result.engine}: wrote {len(written)} file(s) to {output}")
+        for f in result.files:
+            click.echo(f"  {f.name}" + (f"  (run on {f.run_on})" if f.run_on else ""))
+    else:
+        click.echo(result.text(), nl=False)
+    for line in result.warnings:
+        click.echo(f"warning: {line}", err=True)
+    for line in result.notes:
+        click.echo(f"note: {line}", err=True)
 
 
 @main.command(name="solvers")

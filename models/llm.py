@@ -518,6 +518,9 @@ class LLMGraph:
         ``embed``, ``block.0`` ... ``block.{L-1}``, ``head``.
     source : str
         Where the config came from.
+    hf_repo : str
+        The Hugging Face repository the catalog's config was taken from (``""`` for
+        a config given inline or in a file).
     """
 
     id: str
@@ -529,6 +532,7 @@ class LLMGraph:
     published_active_params_b: float | None = None
     # Parts the publisher's active count leaves out (see params_active_counted).
     published_active_excludes: tuple[str, ...] = ()
+    hf_repo: str = ""
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], model_id: str = "custom", name: str | None = None,
@@ -545,6 +549,7 @@ class LLMGraph:
             published_params_b=meta.get("published_params_b"),
             published_active_params_b=meta.get("published_active_params_b"),
             published_active_excludes=tuple(meta.get("published_active_excludes", ())),
+            hf_repo=str(meta.get("hf_repo") or ""),
         )
 
     @property
@@ -738,5 +743,6 @@ def load_model(spec: str | Path | Mapping[str, Any], model_id: str | None = None
     graph = _cache[key]
     if model_id and model_id != graph.id:
         return LLMGraph(model_id, graph.name, graph.arch, graph.nodes, graph.source,
-                        graph.published_params_b, graph.published_active_params_b, graph.published_active_excludes)
+                        graph.published_params_b, graph.published_active_params_b, graph.published_active_excludes,
+                        graph.hf_repo)
     return graph

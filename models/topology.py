@@ -108,6 +108,9 @@ class Node:
     ``nic_mbps``, when given, is the device's network interface: every link at the
     device runs at most at that rate, and all the traffic it sends (or receives,
     full duplex) shares it, including what it relays for others.
+    ``address`` and ``port`` say where the node is reached when a plan is exported to a
+    serving engine (``None``: not given; exports then use a placeholder or the engine's
+    default port); they play no part in the cost model.
     """
 
     id: str
@@ -118,6 +121,8 @@ class Node:
     profiles: tuple[DeviceProfile, ...] = ()
     threads: int | None = None
     nic_mbps: float | None = None
+    address: str | None = None
+    port: int | None = None
 
     def __post_init__(self) -> None:
         if not self.tier:

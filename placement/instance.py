@@ -26,6 +26,7 @@ from models import (
 from models.devices import DEVICE_CLASSES, PRECISIONS, TIERS, UNITS
 from models.llm import SIZE_FIELDS, mlp_width_defaults
 from placement.errors import InvalidInstanceError, Issue
+from placement.netaddr import MAX_PORT, hf_repo_problem, host_problem
 from placement.problem import METRICS, SLO, Constraints, ModelSpec, Objective, Problem, RequestClass
 from placement.textfiles import join_path, kind_of, number_text, read_mapping_file
 
@@ -34,10 +35,11 @@ __all__ = ["load_instance", "parse_instance", "read_instance_file", "SCHEMA_VERS
 SCHEMA_VERSION = 1
 
 _TOP = {"schema_version", "name", "description", "models", "devices", "links", "workload", "objective", "constraints"}
-_MODEL = {"id", "name", "weight_format", "kv_format", "config", "config_file", "allowed_formats"}
+_MODEL = {"id", "name", "weight_format", "kv_format", "config", "config_file", "allowed_formats", "gguf", "hf_repo"}
 _DEVICE_SPEC = {"name", "device_class", "memory_gb", "reserved_memory_gb", "memory_bandwidth_gbs", "default_unit",
                 "compute", "power_w", "default_engine", "notes", "sources", "cpu_cores"}
-_DEVICE = {"id", "type", "tier", "engine", "count", "threads", "profile", "profiles", "nic_mbps"} | _DEVICE_SPEC
+_DEVICE = {"id", "type", "tier", "engine", "count", "threads", "profile", "profiles", "nic_mbps", "address",
+           "port"} | _DEVICE_SPEC
 _PROFILE = {"model", "max_layers", "throughput_tokens_per_s", "prefill_ms_per_layer", "decode_ms_per_layer"}
 _LINK = {"a", "b", "bandwidth_mbps", "latency_ms", "energy_nj_per_bit", "channel_mhz", "snr_db", "rate_samples_mbps"}
 _REQUEST = {"id", "source", "model", "prompt_tokens", "output_tokens", "rate_rps", "batch", "slo", "profile"}
@@ -51,7 +53,7 @@ _LIMITS = {
     "output_tokens": 10_000_000, "batch": 100_000, "rate_rps": 1e9, "count": 1024, "max_context_tokens": 10_000_000,
     "threads": 4096, "cpu_cores": 4096,
     "ttft_ms": 1e12, "tpot_ms": 1e12, "e2e_ms": 1e12, "max_layers": 100_000, "tflops": 1e7, "power_w": 1e6,
-    "prefill_ms_per_layer": 1e9, "decode_ms_per_layer": 1e9, "tokens_per_s": 1e12,
+    "prefill_ms_per_layer": 1e9, "decode_ms_per_layer": 1e9, "tokens_per_s": 1e12, "port": MAX_PORT,
 }
 
 # Size limits: beyond them the cost tables (devices x devices and devices x blocks) would not
@@ -352,10 +354,22 @@ def _models(r: _Reader, raw: Any, base: Path) -> list[ModelSpec]:
                 r.add(f"{path}.allowed_formats", f"unknown format(s) {', '.join(map(repr, bad))} "
                                                  f"(expected from {', '.join(WEIGHT_FORMATS)})")
             allowed = tuple(dict.fromkeys([fmt, *fmts])) if fmt else tuple(fmts)
+        gguf, hf_repo = _weights_names(r, path, m)
         if fmt is None or kv is None:
             continue
-        out.append(ModelSpec(mid, graph, fmt, kv, allowed))
+        out.append(ModelSpec(mid, graph, fmt, kv, allowed, gguf=gguf, hf_repo=hf_repo))
     return out
+
+
+def _weights_names(r: _Reader, path: str, m: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The model's ``gguf`` path and ``hf_repo`` id, which exports to serving engines name."""
+    gguf = r.string(f"{path}.gguf", m["gguf"]) if "gguf" in m else None
+    hf_repo = r.string(f"{path}.hf_repo", m["hf_repo"]) if "hf_repo" in m else None
+    problem = hf_repo_problem(hf_repo) if hf_repo is not None else None
+    if problem:
+        r.add(f"{path}.hf_repo", problem)
+        hf_repo = None
+    return gguf, hf_repo
 
 
 def _model_graph(r: _Reader, path: str, m: Mapping[str, Any], mid: str, base: Path) -> LLMGraph | None:
@@ -555,6 +569,7 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
         threads = r.number(f"{path}.threads", d["threads"], integer=True) if "threads" in d else None
         if "cpu_cores" in d:
             r.number(f"{path}.cpu_cores", d["cpu_cores"], integer=True)
+        address, port = _endpoint(r, path, d)
         profiles = _profiles(r, path, d, model_ids)
         base = None
         if "type" in d:
@@ -588,7 +603,7 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
             continue
         nodes.append(Node(did, spec, tier=tier or spec.tier, engine=engine_id,
                           count=int(count or 1), profiles=profiles, threads=int(threads) if threads else None,
-                          nic_mbps=nic))
+                          nic_mbps=nic, address=address, port=port))
     return nodes
 
 
@@ -596,6 +611,17 @@ def _engine_unit(spec: DeviceSpec, engine_id: str) -> str:
     """The compute unit ``engine_id`` runs on on ``spec`` (as the cost model picks it)."""
     preferred = engine(engine_id).fallback.unit
     return preferred if preferred in spec.units() else spec.default_unit
+
+
+def _endpoint(r: _Reader, path: str, d: Mapping[str, Any]) -> tuple[str | None, int | None]:
+    """The device's ``address`` (host name or IP) and ``port``, which exports to serving engines use."""
+    address = r.string(f"{path}.address", d["address"]) if "address" in d else None
+    problem = host_problem(address) if address is not None else None
+    if problem:
+        r.add(f"{path}.address", problem)
+        address = None
+    port = r.number(f"{path}.port", d["port"], integer=True) if "port" in d else None
+    return address, None if port is None else int(port)
 
 
 def _device_texts(r: _Reader, path: str, d: Mapping[str, Any], engines: set[str]) -> None:

@@ -24,13 +24,20 @@ METRICS: dict[str, tuple[str, str, str]] = {
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model to place, in a weight format, with the formats a solver may choose from."""
+    """A model to place, in a weight format, with the formats a solver may choose from.
+
+    ``gguf`` (a GGUF file's path) and ``hf_repo`` (a Hugging Face repository id)
+    name the model's weights for exports to serving engines; ``None`` when the
+    instance does not give them. They play no part in the cost model.
+    """
 
     id: str
     graph: LLMGraph
     weight_format: str
     kv_format: str = "fp16"
     allowed_formats: tuple[str, ...] = ()
+    gguf: str | None = None
+    hf_repo: str | None = None
 
     @property
     def kv_fmt(self) -> NumberFormat:

@@ -80,3 +80,19 @@ def test_instance_file_is_not_modified(tmp_path):
     before = path.read_bytes()
     load_instance(path)
     assert path.read_bytes() == before
+
+
+def test_export_fields_are_read_and_default_to_none():
+    data = tiny_instance()
+    data["models"][0].update(gguf="/models/tinyllama-q4_0.gguf", hf_repo="TinyLlama/TinyLlama-1.1B-Chat-v1.0")
+    data["devices"][1].update(address="10.0.0.2", port=50052)
+    data["devices"][0].update(address="fe80::1")
+    problem = parse_instance(data)
+    model = problem.models[0]
+    assert (model.gguf, model.hf_repo) == ("/models/tinyllama-q4_0.gguf", "TinyLlama/TinyLlama-1.1B-Chat-v1.0")
+    phone, edge = problem.topology.nodes
+    assert (phone.address, phone.port, edge.address, edge.port) == ("fe80::1", None, "10.0.0.2", 50052)
+    plain = parse_instance(tiny_instance())
+    assert (plain.models[0].gguf, plain.models[0].hf_repo, plain.topology.nodes[0].address) == (None, None, None)
+    # The catalog knows the repository each config was taken from.
+    assert plain.models[0].graph.hf_repo == "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
