@@ -20,8 +20,8 @@ from placement.costs import (
 )
 from placement.errors import InvalidPlanError, Issue
 from placement.metrics import DeviceMetrics, Metrics, RequestMetrics
-from placement.plan import Plan, Shard
-from placement.problem import METRICS, Problem
+from placement.plan import Plan, Shard, require_plan
+from placement.problem import METRICS, Problem, require_problem
 from placement.costs.throughput import plan_throughput
 
 __all__ = ["evaluate", "check_plan", "objective_value", "route_quality"]
@@ -140,6 +140,8 @@ def evaluate(problem: Problem, plan: Plan) -> Metrics:
     >>> evaluate(problem, plan).objective == plan.objective            # doctest: +SKIP
     True
     """
+    require_problem(problem)
+    require_plan(plan)
     check_plan(problem, plan)
     topo = problem.topology
     shards = {s.id: s for s in plan.shards}

@@ -163,7 +163,10 @@ def check_output_target(path: str | os.PathLike[str], protected: Iterable[str | 
     for source in protected:
         source_text = os.fspath(source)
         if target == Path(os.path.realpath(source_text)) or mode is not None and _same_file(target, source_text):
-            raise UnsafeFileError(f"{text} is {source_text}, a file the instance reads; it is never overwritten")
+            also = "" if os.path.realpath(text) == os.path.realpath(source_text) == os.path.abspath(text) \
+                else f" ({source_text})"
+            raise UnsafeFileError(f"{text} is a file the instance is read from{also}; the instance is never "
+                                  "overwritten, nor any file it reads")
     if not target.parent.is_dir():
         raise UnsafeFileError(f"folder {target.parent} does not exist")
     return target
