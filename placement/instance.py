@@ -136,12 +136,10 @@ class _Reader:
 
     def identifier(self, path: str, value: Any) -> str | None:
         """An id a model, device or request class declares (see ``placement.values``)."""
-        text = self.string(path, value)
-        problem = id_problem(text) if text is not None else None
-        if problem:
-            self.add(path, f"{problem}; got {text!r}")
+        if isinstance(value, str) and value and id_problem(value):
+            self.add(path, f"{id_problem(value)}; got {value!r}")
             return None
-        return text
+        return self.string(path, value)
 
     def choice(self, path: str, value: Any, known: Any, what: str) -> str | None:
         """A string that must be one of ``known`` (hashable check first, so a list is a type error)."""

@@ -230,10 +230,7 @@ def plan_from_dict(d: Any) -> Plan:
     """
     if not isinstance(d, dict):
         raise InvalidPlanError(Issue("", "a plan file must hold a JSON object"))
-    issues = _unreadable_values(d)
-    if issues:  # the fields below assume finite numbers and printable text
-        raise InvalidPlanError([*_schema_version(d), *issues])
-    issues = _schema_version(d)
+    issues = [*_schema_version(d), *_unreadable_values(d)]
     shards = [_shard(s, f"shards[{i}]", issues) for i, s in enumerate(_get(d, "shards", list, "", issues) or [])]
     routes = [_route(r, f"routes[{i}]", issues) for i, r in enumerate(_get(d, "routes", list, "", issues) or [])]
     instance = _section(d, "instance", issues)
@@ -276,7 +273,8 @@ def plan_from_dict(d: Any) -> Plan:
         except (TypeError, ValueError, AttributeError) as exc:
             issues.append(Issue("predicted", f"cannot be read ({exc}); remove it and `llmplace evaluate` recomputes it"))
     if issues:
-        raise InvalidPlanError(issues)
+        # A NaN rate is both not finite and out of range: say it once, at its field.
+        raise InvalidPlanError(list({issue.path: issue for issue in reversed(issues)}.values())[::-1])
     return Plan(
         shards=tuple(shards), routes=tuple(routes), status=status_v, termination=term_v,  # type: ignore[arg-type]
         objective=obj.get("value"), objective_name=obj.get("name", ""), objective_unit=obj.get("unit", ""),

@@ -294,9 +294,10 @@ class _NodeChecks:
             if seen is None:
                 first[name] = (line, written)
                 continue
+            lines = f"lines {seen[0]} and {line}" if seen[0] != line else f"both on line {line}"
             as_written = f", written {seen[1]} and {written}" if seen[1] != written else ""
             self.duplicates.append(Issue(join_path(path, written),
-                                         f"is given twice (lines {seen[0]} and {line}{as_written}); "
+                                         f"is given twice ({lines}{as_written}); "
                                          "YAML would keep only the last, so remove one"))
         return total
 
