@@ -119,15 +119,15 @@ def read_mapping_file(path: str | Path, error: type[InputError] = InvalidInstanc
     TypeError
         If ``path`` is not a str or path.
     """
-    p = Path(path)
     try:
         raw = read_regular_bytes(path)
     except FileNotFoundError:
-        raise error(Issue("", f"no such file: {p}")) from None
+        raise error(Issue("", f"no such file: {path}")) from None
     except UnsafeFileError as exc:
-        raise error(Issue("", str(exc)), str(p)) from None
+        raise error(Issue("", str(exc)), str(path)) from None
     except OSError as exc:
-        raise error(Issue("", f"cannot read {p}: {exc.strerror or exc}")) from None
+        raise error(Issue("", f"cannot read {path}: {exc.strerror or exc}")) from None
+    p = Path(path)
     text = _utf8(raw, error, str(p))
     as_json = json_only or p.suffix.lower() == ".json"
     try:
