@@ -16,7 +16,7 @@ _UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
 def printable(text: str) -> str:
-    """``text`` with every control, format or line-separator character written as an escape.
+    r"""``text`` with every control, format or line-separator character written as an escape.
 
     Error messages quote what the user wrote; a key holding a line break or a
     terminal escape must not forge an output line or reach the terminal.

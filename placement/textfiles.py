@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,18 @@ class OversizedNumber:
 
 
 def number_text(value: float) -> str:
-    """A number as the user wrote it, short; an integer too long for a float is described."""
+    """A number as the user wrote it, short; an integer too long for a float is described.
+
+    Examples
+    --------
+    >>> number_text(1e-320), number_text(1e306), number_text(0.5), number_text(10**5000)
+    ('1e-320', '1e+306', '0.5', 'an integer of 5,001 digits')
+    """
     if isinstance(value, int) and abs(value) > 1e15:
-        return f"an integer of {len(str(abs(value)))} digits"
+        # Not len(str(value)): Python refuses to convert an integer of more than 4,300 digits.
+        return f"an integer of {math.floor(math.log10(abs(value))) + 1:,} digits"
+    if isinstance(value, float) and 0 < abs(value) < sys.float_info.min:
+        return repr(value)  # a subnormal: %g would print 1e-320 as 9.99989e-321
     return f"{value:g}"
 
 
@@ -171,7 +181,8 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
 _INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 # What YAML 1.1 and 1.2 both read as these numbers (see the module docstring).
 _INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")
-_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+][0-9]+)?\Z|[-+]?\.(?:inf|Inf|INF)\Z|\.(?:nan|NaN|NAN)\Z")
+# (PyYAML reads a signed fraction without a leading digit, -.5, as text: so it stays text.)
+_FLOAT = re.compile(r"(?:[-+]?[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+][0-9]+)?\Z|[-+]?\.(?:inf|Inf|INF)\Z|\.(?:nan|NaN|NAN)\Z")
 # YAML 1.1 types YAML 1.2 does not have, or reads differently: resolved by the rules above, or text.
 _DROPPED_TAGS = {_INT_TAG, _FLOAT_TAG, "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}
 
@@ -225,7 +236,7 @@ class _AliasError(Exception):
 
 
 def parse_yaml_text(text: str) -> tuple[Any, list[Issue]]:
-    """Parse YAML by the rules above; returns the value and the keys given twice.
+    r"""Parse YAML by the rules above; returns the value and the keys given twice.
 
     Raises
     ------

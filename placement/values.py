@@ -118,6 +118,8 @@ def numeric_hint(value: Any) -> str:
         return f" (YAML 1.1 reads {text} as {_sexagesimal(text)} in base 60, YAML 1.2 as text: write the number in decimal)"
     if re.fullmatch(r"0x[0-9a-f_]+|0o[0-7_]+|0b[01_]+|0[0-9_]+", low):
         return f" (YAML readers disagree on {text}: write numbers in decimal, without leading zeros)"
+    if re.fullmatch(r"[-+]\.[0-9]+(e[-+]?[0-9]+)?", text.lower()):
+        return f" (YAML readers disagree on {text}: write a digit before the point, e.g. {text[0]}0{text[1:]})"
     if "_" in low and re.fullmatch(r"[0-9_.]+(e[-+]?[0-9]+)?", low):
         return f" (YAML readers disagree on {text}: write it without underscores)"
     try:
@@ -153,8 +155,8 @@ def id_problem(text: str) -> str | None:
     --------
     >>> id_problem("edge-1") is None
     True
-    >>> id_problem("phone\\u200b")
-    "contains U+200B ZERO WIDTH SPACE, an invisible character; ids are ASCII letters, digits and . _ - : / +"
+    >>> print(id_problem("phone\\u200b"))
+    contains U+200B ZERO WIDTH SPACE, an invisible character; ids are ASCII letters, digits and . _ - : / +
     >>> id_problem(" phone")
     'has a space at its start or end; ids are written without them'
     """
