@@ -27,7 +27,7 @@ from models import (
 )
 from models.devices import DEVICE_CLASSES, PRECISIONS, TIERS, UNITS
 from models.llm import SIZE_FIELDS, mlp_width_defaults
-from placement.errors import InvalidInstanceError, Issue
+from placement.errors import InvalidInstanceError, Issue, printable
 from placement.problem import METRICS, SLO, Constraints, ModelSpec, Objective, Problem, RequestClass
 from placement.safefiles import UnsafeFileError, read_regular_bytes
 from placement.textfiles import join_path, kind_of, number_text, parse_json_text, read_mapping_file
@@ -229,7 +229,7 @@ def load_instance(path: str | Path) -> Problem:
     data, raw, duplicates = read_mapping_file(path)
     p = Path(path)
     try:
-        problem = parse_instance(data, base_dir=p.parent, default_name=p.stem, sha256=hashlib.sha256(raw).hexdigest())
+        problem = parse_instance(data, base_dir=p.parent, default_name=printable(p.stem), sha256=hashlib.sha256(raw).hexdigest())
     except InvalidInstanceError as exc:
         raise InvalidInstanceError([*duplicates, *exc.issues], str(p)) from None
     if duplicates:

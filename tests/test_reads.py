@@ -2,7 +2,8 @@
 
 Every reader (instance, ``config_file``, plan) is given a FIFO, ``/dev/zero``,
 ``/dev/urandom``, a folder and an oversized file. A FIFO that no one writes would
-block an ``open`` forever, so those cases run in a child process with a timeout.
+block an ``open`` forever; the slow suite also runs those cases as commands in a
+child process with a timeout.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def test_instance_config_file_and_plan_readers_refuse_it(kind, tmp_path):
         load_plan(source)
 
 
+@pytest.mark.slow
 def test_a_fifo_as_instance_never_blocks_the_command(tmp_path):
     fifo = _source("fifo", tmp_path)
     direct = _run(["validate", fifo])

@@ -315,6 +315,7 @@ def test_stdout_on_a_full_disk_keeps_the_plan_file(instance, tmp_path):
     _assert_plan_file(plan)
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_pipe_keeps_the_plan_file(instance, tmp_path):
     plan = tmp_path / "plan.json"
     proc = subprocess.Popen([*_llmplace(), "solve", str(instance), "-o", str(plan)], stdout=subprocess.PIPE,
