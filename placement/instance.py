@@ -136,10 +136,15 @@ class _Reader:
 
     def identifier(self, path: str, value: Any) -> str | None:
         """An id a model, device or request class declares (see ``placement.values``)."""
-        if isinstance(value, str) and value and id_problem(value):
-            self.add(path, f"{id_problem(value)}; got {value!r}")
+        # The id rules first: they name the character (a zero-width space) more precisely than text rules.
+        text = value if isinstance(value, str) and value else self.string(path, value)
+        if text is None:
             return None
-        return self.string(path, value)
+        problem = id_problem(text)
+        if problem:
+            self.add(path, f"{problem}; got {text!r}")
+            return None
+        return text
 
     def choice(self, path: str, value: Any, known: Any, what: str) -> str | None:
         """A string that must be one of ``known`` (hashable check first, so a list is a type error)."""

@@ -136,7 +136,7 @@ class Problem:
     sha256: str = ""
     # Files the instance was read from (the instance file, then each config_file), as real paths;
     # a plan file is never written over one of them.
-    input_files: tuple[str, ...] = ()
+    input_files: tuple[str, ...] = field(default=(), compare=False)
     # Cost tables computed from this (immutable) problem, shared by solvers and evaluate().
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
