@@ -125,7 +125,7 @@ def main() -> None:
 @click.option("--backend", default=None, help="Backend of solvers that have several (same as --option backend=...).")
 @click.option("--time-limit", type=float, default=60.0, show_default=True,
               help="Seconds, in (0, 1e7]; the best plan found by then is returned with its gap.")
-@click.option("--threads", type=int, default=1, show_default=True, help="1 to 256.")
+@click.option("--threads", type=int, default=1, show_default=True, help="1 to 64.")
 @click.option("--seed", type=int, default=0, show_default=True, help="0 to 2**31 - 1.")
 @click.option("--rel-gap", type=float, default=1e-6, show_default=True, help="In [0, 1).")
 @click.option("--option", "-O", "option_pairs", multiple=True, metavar="KEY=VALUE", help="Solver-specific setting (repeatable).")
@@ -300,7 +300,7 @@ def catalog(kind: str, as_json: bool) -> None:
               help="Solvers to run (default: every applicable one; ilp runs each backend unless one is named).")
 @click.option("--time-limit", type=float, default=60.0, show_default=True,
               help="Seconds per solver run, in (0, 1e7].")
-@click.option("--threads", type=int, default=1, show_default=True, help="1 to 256.")
+@click.option("--threads", type=int, default=1, show_default=True, help="1 to 64.")
 @click.option("--seed", type=int, default=0, show_default=True, help="0 to 2**31 - 1.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 @_guarded

@@ -38,9 +38,9 @@ class UnsupportedProblemError(ValueError):
     """The solver does not handle a feature of the problem; the message names solvers that do."""
 
 
-# What every backend takes: HiGHS, CP-SAT and SCIP take 32-bit seeds; more threads than this
-# is a typo on any machine llmplace plans for; a limit beyond 115 days is no limit.
-MAX_THREADS = 256
+# What every backend takes: HiGHS, CP-SAT and SCIP take 32-bit seeds, SCIP at most 64 threads;
+# a limit beyond 115 days is no limit.
+MAX_THREADS = 64
 MAX_TIME_LIMIT_S = 1e7
 MAX_SEED = 2**31 - 1
 
@@ -99,7 +99,7 @@ class SolveParams:
     >>> SolveParams(threads=1.5)
     Traceback (most recent call last):
     ...
-    ValueError: threads: must be a whole number from 1 to 256, got 1.5
+    ValueError: threads: must be a whole number from 1 to 64, got 1.5
     """
 
     time_limit_s: float = 60.0

@@ -34,8 +34,8 @@ BAD = [
     ("rel_gap", "--rel-gap", 1.0, "1", "must be a number in [0, 1), got 1.0"),
     ("seed", "--seed", 10**29, "1" + "0" * 29, "must be a whole number from 0 to 2147483647 (backends take 32-bit seeds)"),
     ("seed", "--seed", -1, "-1", "must be a whole number from 0 to 2147483647"),
-    ("threads", "--threads", 100_000, "100000", "must be a whole number from 1 to 256, got 100000"),
-    ("threads", "--threads", 0, "0", "must be a whole number from 1 to 256, got 0"),
+    ("threads", "--threads", 100_000, "100000", "must be a whole number from 1 to 64, got 100000"),
+    ("threads", "--threads", 0, "0", "must be a whole number from 1 to 64, got 0"),
 ]
 
 
@@ -54,7 +54,7 @@ def test_the_api_and_the_command_line_refuse_alike(field, option, value, text, m
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"threads": 1.5}, "threads: must be a whole number from 1 to 256, got 1.5"),
+    ({"threads": 1.5}, "threads: must be a whole number from 1 to 64, got 1.5"),
     ({"threads": True}, "threads: must be a whole number"),
     ({"seed": 2.0}, "seed: must be a whole number"),
     ({"time_limit_s": "60"}, "time_limit_s: must be a number of seconds"),
@@ -69,7 +69,7 @@ def test_wrong_types_are_refused(fields, message):
 
 def test_the_edges_are_accepted_and_numpy_numbers_become_plain():
     p = SolveParams(time_limit_s=MAX_TIME_LIMIT_S, threads=MAX_THREADS, seed=MAX_SEED, rel_gap=0.0)
-    assert (p.time_limit_s, p.threads, p.seed) == (1e7, 256, 2**31 - 1)
+    assert (p.time_limit_s, p.threads, p.seed) == (1e7, 64, 2**31 - 1)
     q = SolveParams(time_limit_s=np.float64(2.5), threads=np.int64(2), seed=np.int32(7))
     assert type(q.threads) is int and type(q.seed) is int and type(q.time_limit_s) is float
 
