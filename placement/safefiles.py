@@ -149,6 +149,8 @@ def check_output_target(path: str | os.PathLike[str], protected: Iterable[str | 
     placement.safefiles.UnsafeFileError: /dev/null is a character device; only a regular file is replaced
     """
     text = _path_text(path)
+    if text.endswith((os.sep, os.altsep or os.sep)):  # realpath would drop the slash and make a file
+        raise UnsafeFileError(f"{text} names a folder (it ends with {text[-1]}); give a file name")
     target = Path(os.path.realpath(text))
     try:
         mode = os.stat(target).st_mode

@@ -144,10 +144,16 @@ def test_save_plan_protects_the_instance_files_in_the_api_too(instance, tmp_path
 
 
 @pytest.mark.parametrize("name, message", [("", "the file name is empty"),
-                                           ("plan\0.json", "contains a NUL byte")])
-def test_bad_names_are_usage_errors(name, message, instance):
+                                           ("plan\0.json", "contains a NUL byte"),
+                                           ("new-folder/", "names a folder (it ends with /); give a file name"),
+                                           (".", ". is a folder"),
+                                           ("no/such/folder/plan.json", "does not exist")])
+def test_bad_names_are_usage_errors(name, message, instance, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = _snapshot(tmp_path)
     r = _solve_to(instance, name)
-    assert r.exit_code == 2 and f"error: --output: " in r.output and message in r.output, r.output
+    assert _snapshot(tmp_path) == before
+    assert r.exit_code == 2 and "error: --output: " in r.output and message in r.output, r.output
 
 
 def test_dev_null_is_refused_by_the_check_without_being_touched(monkeypatch):
