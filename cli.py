@@ -9,12 +9,12 @@ the limits, 6 solver unavailable, 7 the evaluated plan breaks a limit.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import sys
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -23,8 +23,10 @@ import yaml
 import models
 import placement
 import solvers
+from placement.errors import printable
 from placement.export import ExportError, export_plan, exporters
 from placement.report import format_evaluation, format_plan, format_prediction, table
+from placement.safefiles import UnsafeFileError, check_output_target
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID, EXIT_INFEASIBLE, EXIT_NO_PLAN, EXIT_UNAVAILABLE, EXIT_BREAKS = range(8)
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a process stopped by a closed pipe
@@ -32,10 +34,54 @@ _STATUS_EXIT = {"optimal": EXIT_OK, "feasible": EXIT_OK, "infeasible": EXIT_INFE
                 "no_solution": EXIT_NO_PLAN, "error": EXIT_ERROR}
 
 
+# SolveParams names the field first in its errors; the command line says which option that is.
+_PARAM_OPTIONS = {"time_limit_s": "--time-limit", "threads": "--threads", "seed": "--seed", "rel_gap": "--rel-gap",
+                  "verbose": "--verbose"}
+
+
 def _fail(code: int, lines: list[str] | str) -> None:
     for line in [lines] if isinstance(lines, str) else lines:
-        click.echo(f"error: {line}", err=True)
+        for part in printable(line).splitlines() or [""]:
+            click.echo(f"error: {part}", err=True)
     sys.exit(code)
+
+
+def _params(**fields: Any) -> solvers.SolveParams:
+    """The options as SolveParams, which checks them (one place for the command line and the API)."""
+    try:
+        return solvers.SolveParams(**fields)
+    except ValueError as exc:
+        name, _, message = str(exc).partition(": ")
+        _fail(EXIT_USAGE, f"{_PARAM_OPTIONS.get(name, name)}: {message}")
+        raise  # unreachable: _fail exits
+
+
+def _print_or_report(text: str, written_to: str | None) -> bool:
+    """Print ``text``; if stdout fails (a closed pipe, a full disk), say so on stderr and return False.
+
+    The plan file, when asked for, is written before this, so it is never lost to a failed print.
+    """
+    try:
+        click.echo(text)
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        raise  # the reader went away on purpose (`| head`): end quietly (see _guarded)
+    except OSError as exc:
+        _silence_stdout()
+        saved = f"; the plan file {written_to} was written" if written_to else ""
+        click.echo(f"error: cannot print the plan: {exc.strerror or exc}{saved}", err=True)
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's own flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
 
 
 def _guarded(func: Callable) -> Callable:
@@ -48,7 +94,7 @@ def _guarded(func: Callable) -> Callable:
         except (placement.InvalidInstanceError, placement.InvalidPlanError) as exc:
             _fail(EXIT_INVALID, exc.lines())
         except (solvers.UnknownSolverError, solvers.UnsupportedProblemError, solvers.InvalidOptionError,
-                models.CatalogError, ExportError) as exc:
+                models.CatalogError, ExportError, UnsafeFileError) as exc:
             _fail(EXIT_USAGE, str(exc))
         except solvers.SolverUnavailableError as exc:
             _fail(EXIT_UNAVAILABLE, str(exc))
@@ -85,19 +131,19 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("instance", type=click.Path(dir_okay=False))
+@click.argument("instance", type=str)
 @click.option("--solver", "-s", default=solvers.DEFAULT_SOLVER, show_default=True,
               help="A registered solver (see `llmplace solvers`); auto picks the exact solver that handles the instance.")
 @click.option("--backend", default=None, help="Backend of solvers that have several (same as --option backend=...).")
-@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
-              help="Seconds; the best plan found by then is returned with its gap.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--rel-gap", type=click.FloatRange(min=0, max=1, max_open=True), default=1e-6, show_default=True)
+@click.option("--time-limit", type=float, default=60.0, show_default=True,
+              help="Seconds, in (0, 1e7]; the best plan found by then is returned with its gap.")
+@click.option("--threads", type=int, default=1, show_default=True, help="1 to 64.")
+@click.option("--seed", type=int, default=0, show_default=True, help="0 to 2**31 - 1.")
+@click.option("--rel-gap", type=float, default=1e-6, show_default=True, help="In [0, 1).")
 @click.option("--option", "-O", "option_pairs", multiple=True, metavar="KEY=VALUE", help="Solver-specific setting (repeatable).")
 @click.option("--verbose", is_flag=True, help="Show the backend's log.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the plan JSON on stdout.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the plan JSON to this file.")
+@click.option("--output", "-o", type=str, help="Write the plan JSON to this file.")
 @_guarded
 def solve(instance: str, solver: str, backend: str | None, time_limit: float, threads: int, seed: int,
           rel_gap: float, option_pairs: tuple[str, ...], verbose: bool, as_json: bool, output: str | None) -> None:
@@ -105,44 +151,55 @@ def solve(instance: str, solver: str, backend: str | None, time_limit: float, th
     options = _parse_options(option_pairs)
     if backend:
         options["backend"] = backend
-    if output:
-        _check_output(output, instance)
+    params = _params(time_limit_s=time_limit, threads=threads, seed=seed, rel_gap=rel_gap, verbose=verbose)
+    if output is not None:
+        _check_output(output, [instance])
     problem = placement.load_instance(instance)
-    params = solvers.SolveParams(time_limit_s=time_limit, threads=threads, seed=seed, rel_gap=rel_gap, verbose=verbose)
+    if output is not None:
+        _check_output(output, problem.input_files)  # the config files it names are known only now
     plan = solvers.solve(problem, solver=solver, params=params, options=options)
-    # Print before writing, so a plan file that cannot be written does not lose the plan.
-    if as_json:
-        click.echo(json.dumps(placement.plan_to_dict(plan, problem), indent=2))
-    else:
-        click.echo(format_plan(problem, plan))
-    if output:
-        try:
-            placement.save_plan(output, plan, problem)
-        except OSError as exc:
-            _fail(EXIT_ERROR, f"cannot write the plan file {output}: {exc.strerror or exc}")
-        if not as_json:
-            click.echo(f"\nplan written to {output}")
-    sys.exit(_STATUS_EXIT[plan.status.value])
+    # The file first, then the print: a plan is lost neither to a failed write nor to a failed stdout.
+    write_error = _save(output, plan, problem) if output is not None else None
+    text = json.dumps(placement.plan_to_dict(plan, problem), indent=2) if as_json else format_plan(problem, plan)
+    if output is not None and write_error is None and not as_json:
+        text += f"\n\nplan written to {output}"
+    printed = _print_or_report(text, output if output is not None and write_error is None else None)
+    if write_error is not None:
+        _fail(EXIT_ERROR, f"cannot write the plan file {output}: {write_error}")
+    sys.exit(_STATUS_EXIT[plan.status.value] if printed else EXIT_ERROR)
 
 
-def _check_output(output: str, instance: str) -> None:
-    """Refuse, before solving, a plan file that would overwrite the instance or cannot be written."""
-    target, source = Path(output).resolve(), Path(instance).resolve()
-    if target == source:
-        raise click.BadParameter("is the instance file; the instance is never overwritten", param_hint="--output")
-    if not target.parent.is_dir():
-        raise click.BadParameter(f"folder {target.parent} does not exist", param_hint="--output")
+def _check_output(output: str, protected: Any) -> None:
+    """Refuse, before solving, a plan file that is not a regular file, is a file the instance reads,
+    or cannot be written (see placement.safefiles)."""
+    try:
+        check_output_target(output, protected)
+    except UnsafeFileError as exc:
+        _fail(EXIT_USAGE, f"--output: {exc}")
+
+
+def _save(output: str, plan: placement.Plan, problem: placement.Problem) -> str | None:
+    """Write the plan file; the reason it could not be, or None."""
+    try:
+        placement.save_plan(output, plan, problem)
+    except UnsafeFileError as exc:  # the name was changed into something else after the first check
+        return str(exc)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 @main.command()
-@click.argument("instance", type=click.Path(dir_okay=False))
-@click.argument("plan_file", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.argument("instance", type=str)
+@click.argument("plan_file", metavar="PLAN", type=str)
 @click.option("--json", "as_json", is_flag=True, help="Print the recomputed plan JSON.")
+@click.option("--ignore-instance-mismatch", is_flag=True,
+              help="Evaluate a plan made for another version of the instance (its sha256 differs).")
 @_guarded
-def evaluate(instance: str, plan_file: str, as_json: bool) -> None:
+def evaluate(instance: str, plan_file: str, as_json: bool, ignore_instance_mismatch: bool) -> None:
     """Recompute a plan's metrics with the cost model."""
     problem = placement.load_instance(instance)
-    saved = placement.load_plan(plan_file)
+    saved = placement.load_plan(plan_file, problem, ignore_instance_mismatch=ignore_instance_mismatch)
     metrics = placement.evaluate(problem, saved)
     if as_json:
         out = placement.plan_to_dict(saved.with_(predicted=metrics), problem)
@@ -177,7 +234,7 @@ def predict(model: str, device: str, weight_format: str, engine: str | None, bat
 
 
 @main.command()
-@click.argument("instance", type=click.Path(dir_okay=False))
+@click.argument("instance", type=str)
 @_guarded
 def validate(instance: str) -> None:
     """Check INSTANCE and report every problem in it."""
@@ -248,21 +305,21 @@ def catalog(kind: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("instance", type=click.Path(dir_okay=False))
+@click.argument("instance", type=str)
 @click.option("--solvers", "solver_list", default=None, metavar="A,B:BACKEND,...",
               help="Solvers to run (default: every applicable one; ilp runs each backend unless one is named).")
-@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
-              help="Seconds per solver run.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--time-limit", type=float, default=60.0, show_default=True,
+              help="Seconds per solver run, in (0, 1e7].")
+@click.option("--threads", type=int, default=1, show_default=True, help="1 to 64.")
+@click.option("--seed", type=int, default=0, show_default=True, help="0 to 2**31 - 1.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 @_guarded
 def compare(instance: str, solver_list: str | None, time_limit: float, threads: int, seed: int, as_json: bool) -> None:
     """Run several solvers on INSTANCE and compare them side by side."""
     from solvers.compare import compare as run_compare, parse_solver_list
 
+    params = _params(time_limit_s=time_limit, threads=threads, seed=seed)
     problem = placement.load_instance(instance)
-    params = solvers.SolveParams(time_limit_s=time_limit, threads=threads, seed=seed)
     rows = run_compare(problem, parse_solver_list(solver_list) if solver_list else None, params)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in rows], indent=2, default=str))
@@ -294,15 +351,10 @@ def _parse_addresses(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _check_export_folder(output: str, inputs: tuple[str, ...], names: list[str]) -> None:
-    """Refuse a folder that is a file, and files that would overwrite the instance or plan."""
-    folder = Path(output)
-    if folder.exists() and not folder.is_dir():
+def _check_export_folder(output: str) -> None:
+    """Refuse, before any work, an export folder that exists and is not a folder."""
+    if os.path.exists(output) and not os.path.isdir(output):
         raise click.BadParameter(f"{output} exists and is not a directory", param_hint="--output")
-    protected = {Path(p).resolve() for p in inputs}
-    for name in names:
-        if (folder / name).resolve() in protected:
-            raise click.BadParameter(f"{folder / name} is an input file; it is never overwritten", param_hint="--output")
 
 
 _ENGINES = ", ".join(e.name for e in exporters())
@@ -328,15 +380,18 @@ def export(plan_file: str, instance: str, engine: str, output: str | None, addre
     """Write the scripts that run PLAN on a serving engine (exit 2 when the engine cannot run it)."""
     addresses = _parse_addresses(address_pairs)
     if output:
-        _check_export_folder(output, (instance, plan_file), [])
+        _check_export_folder(output)
     problem = placement.load_instance(instance)
-    plan = placement.load_plan(plan_file)
+    plan = placement.load_plan(plan_file, problem)
     result = export_plan(problem, plan, engine, model=model_id, pipeline=pipeline, addresses=addresses,
                          gguf=gguf, hf_repo=hf_repo)
     if output:
-        _check_export_folder(output, (instance, plan_file), [f.name for f in result.files])
+        protected = (*problem.input_files, plan_file)
+        os.makedirs(output, exist_ok=True)
+        for f in result.files:
+            check_output_target(os.path.join(output, f.name), protected)
         try:
-            written = result.write(output)
+            written = result.write(output, protected)
         except OSError as exc:
             _fail(EXIT_ERROR, f"cannot write into {output}: {exc.strerror or exc}")
         click.echo(f"{result.engine}: wrote {len(written)} file(s) to {output}")

@@ -9,7 +9,7 @@ Planners write::
 """
 
 from placement.costs import BlockCosts, CostTable, TransferCosts, block_costs, cost_table, transfer_costs
-from placement.errors import InvalidInstanceError, InvalidPlanError, Issue
+from placement.errors import InstanceMismatchError, InvalidInstanceError, InvalidPlanError, Issue
 from placement.evaluate import check_plan, evaluate
 from placement.instance import load_instance, parse_instance
 from placement.metrics import DeviceMetrics, Metrics, RequestMetrics
@@ -26,5 +26,5 @@ __all__ = [
     "evaluate", "check_plan", "predict", "Prediction", "Violation", "Kind",
     "load_instance", "parse_instance", "load_plan", "save_plan", "plan_to_dict", "plan_from_dict", "write_atomic",
     "cost_table", "CostTable", "block_costs", "transfer_costs", "BlockCosts", "TransferCosts",
-    "InvalidInstanceError", "InvalidPlanError", "Issue",
+    "InvalidInstanceError", "InvalidPlanError", "InstanceMismatchError", "Issue",
 ]

@@ -6,9 +6,30 @@ and what was expected, so the command line can print one line per problem.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Issue", "InputError", "InvalidInstanceError", "InvalidPlanError"]
+__all__ = ["Issue", "InputError", "InvalidInstanceError", "InvalidPlanError", "InstanceMismatchError", "printable"]
+
+# Characters that would act on the terminal or split a line rather than print.
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every control, format or line-separator character written as an escape.
+
+    Error messages quote what the user wrote; a key holding a line break or a
+    terminal escape must not forge an output line or reach the terminal.
+
+    Examples
+    --------
+    >>> printable("devices[0].ph\none")
+    'devices[0].ph\\none'
+    """
+    if all(unicodedata.category(ch) not in _UNPRINTABLE for ch in text):
+        return text
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in _UNPRINTABLE else ch
+                   for ch in text)
 
 
 @dataclass(frozen=True)
@@ -33,7 +54,7 @@ class InputError(ValueError):
     def lines(self) -> list[str]:
         """One line per problem, prefixed with the file name when known."""
         prefix = f"{self.source}: " if self.source else ""
-        return [f"{prefix}{issue}" for issue in self.issues]
+        return [printable(f"{prefix}{issue}") for issue in self.issues]
 
 
 class InvalidInstanceError(InputError):
@@ -42,3 +63,7 @@ class InvalidInstanceError(InputError):
 
 class InvalidPlanError(InputError):
     """A plan that does not fit its instance (unknown device, layers out of range, ...)."""
+
+
+class InstanceMismatchError(InvalidPlanError):
+    """A plan file made for another instance than the one it is evaluated with (its sha256 differs)."""

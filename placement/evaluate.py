@@ -29,8 +29,8 @@ from placement.costs.tables import GIB, CostTable, cost_table
 from placement.costs.throughput import combine_usage, free_throughput, mixed_throughput, rated_loads
 from placement.errors import InvalidPlanError, Issue
 from placement.metrics import DeviceMetrics, Metrics, RequestMetrics
-from placement.plan import Plan, Route, Shard
-from placement.problem import METRICS, Problem, RequestClass
+from placement.plan import Plan, Route, Shard, require_plan
+from placement.problem import METRICS, Problem, RequestClass, require_problem
 from placement.violations import Kind, Violation
 
 __all__ = ["evaluate", "check_plan", "route_shares", "route_resource_seconds", "objective_value"]
@@ -394,6 +394,8 @@ def evaluate(problem: Problem, plan: Plan) -> Metrics:
     >>> evaluate(problem, plan).objective == plan.objective
     True
     """
+    require_problem(problem)
+    require_plan(plan)
     check_plan(problem, plan)
     table = cost_table(problem)
     routed = _price_routes(problem, table, plan)

@@ -11,10 +11,12 @@ Nothing the user gave is converted behind their back.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,12 @@ from models import (
 )
 from models.devices import DEVICE_CLASSES, PRECISIONS, TIERS, UNITS
 from models.llm import SIZE_FIELDS, mlp_width_defaults
-from placement.errors import InvalidInstanceError, Issue
-from placement.netaddr import MAX_PORT, hf_repo_problem, host_problem
+from placement.errors import InvalidInstanceError, Issue, printable
+from placement.netaddr import hf_repo_problem, host_problem
 from placement.problem import METRICS, SLO, Constraints, ModelSpec, Objective, Problem, RequestClass
-from placement.textfiles import join_path, kind_of, number_text, read_mapping_file
+from placement.safefiles import UnsafeFileError, read_regular_bytes
+from placement.textfiles import join_path, kind_of, number_text, parse_json_text, read_mapping_file
+from placement.values import FLOORS, check_number, id_problem, numeric_hint, text_problem
 
 __all__ = ["load_instance", "parse_instance", "read_instance_file", "SCHEMA_VERSION"]
 
@@ -45,16 +49,6 @@ _LINK = {"a", "b", "bandwidth_mbps", "latency_ms", "energy_nj_per_bit", "channel
 _REQUEST = {"id", "source", "model", "prompt_tokens", "output_tokens", "rate_rps", "batch", "slo", "profile"}
 _SLO = {"ttft_ms", "tpot_ms", "e2e_ms"}
 _CONSTRAINTS = {"memory_headroom", "max_context_tokens", "device_order", "quality_floor"}
-
-# Beyond these, a number is a mistake (or would overflow the arithmetic), not a bigger system.
-_LIMITS = {
-    "memory_gb": 1e6, "reserved_memory_gb": 1e6, "memory_bandwidth_gbs": 1e7, "bandwidth_mbps": 1e9,
-    "latency_ms": 1e7, "energy_nj_per_bit": 1e6, "channel_mhz": 1e6, "snr_db": 200, "prompt_tokens": 10_000_000,
-    "output_tokens": 10_000_000, "batch": 100_000, "rate_rps": 1e9, "count": 1024, "max_context_tokens": 10_000_000,
-    "threads": 4096, "cpu_cores": 4096,
-    "ttft_ms": 1e12, "tpot_ms": 1e12, "e2e_ms": 1e12, "max_layers": 100_000, "tflops": 1e7, "power_w": 1e6,
-    "prefill_ms_per_layer": 1e9, "decode_ms_per_layer": 1e9, "tokens_per_s": 1e12, "port": MAX_PORT,
-}
 
 # Size limits: beyond them the cost tables (devices x devices and devices x blocks) would not
 # fit in a workstation's memory, so the file is refused rather than left to run out of it.
@@ -97,6 +91,7 @@ class _Reader:
 
     def __init__(self) -> None:
         self.issues: list[Issue] = []
+        self.files_read: list[str] = []  # config files, resolved: a plan file is never written over them
 
     def add(self, path: str, message: str) -> None:
         self.issues.append(Issue(path, message))
@@ -129,6 +124,7 @@ class _Reader:
         return value
 
     def string(self, path: str, value: Any, required: bool = True) -> str | None:
+        """Text that prints as one plain line (no control or invisible characters)."""
         if value is None:
             if required:
                 self.add(path, "is required (a string)")
@@ -137,7 +133,23 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
             self.add(path, f"must be a non-empty string, got {kind_of(value)}")
             return None
+        problem = text_problem(str(value))
+        if problem:
+            self.add(path, problem)
+            return None
         return str(value)
+
+    def identifier(self, path: str, value: Any) -> str | None:
+        """An id a model, device or request class declares (see ``placement.values``)."""
+        # The id rules first: they name the character (a zero-width space) more precisely than text rules.
+        text = value if isinstance(value, str) and value else self.string(path, value)
+        if text is None:
+            return None
+        problem = id_problem(text)
+        if problem:
+            self.add(path, f"{problem}; got {text!r}")
+            return None
+        return text
 
     def choice(self, path: str, value: Any, known: Any, what: str) -> str | None:
         """A string that must be one of ``known`` (hashable check first, so a list is a type error)."""
@@ -151,48 +163,16 @@ class _Reader:
 
     def number(self, path: str, value: Any, *, low: float = 0.0, low_open: bool = True, integer: bool = False,
                required: bool = True, limit: str | None = None) -> float | None:
+        """A number in the accepted range of its field (``limit``, else the path's last name)."""
         if value is None:
             if required:
                 self.add(path, f"is required ({'an integer' if integer else 'a number'})")
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            what = "an integer" if integer else "a number"
-            self.add(path, f"must be {what}, got {kind_of(value)}{_numeric_hint(value)}")
-            return None
-        if isinstance(value, int) and abs(value) > 1e300:
-            # Python ints have no ceiling; float() of one this large would overflow.
-            self.add(path, f"must be a finite number of sensible size, got {number_text(value)}")
-            return None
-        if math.isnan(value) or math.isinf(value):
-            self.add(path, f"must be a finite number, got {value}")
-            return None
-        if integer and value != int(value):
-            self.add(path, f"must be an integer, got {value}")
-            return None
-        if low_open and value <= low:
-            self.add(path, f"must be > {low:g}, got {value:g}")
-            return None
-        if not low_open and value < low:
-            self.add(path, f"must be >= {low:g}, got {value:g}")
-            return None
-        top = _LIMITS.get(limit or path.rsplit(".", 1)[-1])
-        if top is not None and value > top:
-            self.add(path, f"must be <= {top:g}, got {value:g}")
-            return None
-        return int(value) if integer else float(value)
-
-
-def _numeric_hint(value: Any) -> str:
-    """A hint for a number read as text: quoted, or an exponent YAML 1.1 does not know (``1e3``)."""
-    if not isinstance(value, str):
-        return ""
-    try:
-        float(value.replace("_", ""))
-    except ValueError:
-        return ""
-    if "e" in value.lower() and not value.strip().lower().startswith(("nan", "inf", "-inf", "+inf")):
-        return f" (YAML reads {value} as text: write the exponent with a dot and a sign, e.g. 1.0e+3)"
-    return f" (a number in quotes is text: write {value} without quotes)"
+        number, problem = check_number(value, limit or path.rsplit(".", 1)[-1], low=low, low_open=low_open,
+                                       integer=integer)
+        if problem:
+            self.add(path, problem)
+        return number
 
 
 def _split_unit(key: str) -> tuple[str, str] | None:
@@ -256,15 +236,15 @@ def load_instance(path: str | Path) -> Problem:
     >>> [n.id for n in problem.topology.nodes]
     ['phone', 'edge', 'cloud']
     """
+    data, raw, duplicates = read_mapping_file(path)
     p = Path(path)
-    data, raw, duplicates = read_mapping_file(p)
     try:
-        problem = parse_instance(data, base_dir=p.parent, default_name=p.stem, sha256=hashlib.sha256(raw).hexdigest())
+        problem = parse_instance(data, base_dir=p.parent, default_name=printable(p.stem), sha256=hashlib.sha256(raw).hexdigest())
     except InvalidInstanceError as exc:
         raise InvalidInstanceError([*duplicates, *exc.issues], str(p)) from None
     if duplicates:
         raise InvalidInstanceError(duplicates, str(p))
-    return problem
+    return dataclasses.replace(problem, input_files=(os.path.realpath(p), *problem.input_files))
 
 
 def parse_instance(data: Mapping[str, Any], base_dir: str | Path | None = None, default_name: str = "instance",
@@ -281,10 +261,10 @@ def parse_instance(data: Mapping[str, Any], base_dir: str | Path | None = None, 
     if top is None:
         raise InvalidInstanceError(r.issues)
     version = top.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
-        r.add("schema_version", f"must be {SCHEMA_VERSION}, got {version!r}")
+    if type(version) is not int or version != SCHEMA_VERSION:  # `true` equals 1 in Python, but is no version
+        r.add("schema_version", f"must be the integer {SCHEMA_VERSION}, got {kind_of(version)}")
     name = r.string("name", top.get("name", default_name)) or default_name
-    description = r.string("description", top.get("description"), required=False) or ""
+    description = _description(r, top.get("description"))
     base = Path(base_dir) if base_dir is not None else Path.cwd()
 
     models = _models(r, top.get("models"), base)
@@ -309,8 +289,21 @@ def parse_instance(data: Mapping[str, Any], base_dir: str | Path | None = None, 
     return Problem(
         name=name, description=description, models=tuple(models),
         topology=Topology(tuple(nodes), tuple(links)), workload=tuple(workload),
-        objective=objective, constraints=constraints, sha256=sha256,
+        objective=objective, constraints=constraints, sha256=sha256, input_files=tuple(r.files_read),
     )
+
+
+def _description(r: _Reader, raw: Any) -> str:
+    """Free text that may span lines (a YAML block scalar ends with one); it is never printed."""
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        r.add("description", f"must be a string, got {kind_of(raw)}")
+        return ""
+    problem = text_problem(raw.replace("\n", " ").replace("\t", " "))
+    if problem:
+        r.add("description", problem)
+    return raw
 
 
 def _declared_ids(entries: Any) -> set[str]:
@@ -327,7 +320,7 @@ def _models(r: _Reader, raw: Any, base: Path) -> list[ModelSpec]:
         m = r.mapping(path, entry, _MODEL)
         if m is None:
             continue
-        mid = r.string(f"{path}.id", m.get("id"))
+        mid = r.identifier(f"{path}.id", m.get("id"))
         if mid is None:
             continue
         if mid in seen:
@@ -393,6 +386,7 @@ def _model_graph(r: _Reader, path: str, m: Mapping[str, Any], mid: str, base: Pa
         file = Path(name_of_file)
         file = file if file.is_absolute() else base / file
         cfg = _read_config_file(r, f"{path}.config_file", file)
+        r.files_read.append(os.path.realpath(file))
         if cfg is None:
             return None
         where, source = f"{path}.config_file", str(file)
@@ -417,10 +411,14 @@ def _model_graph(r: _Reader, path: str, m: Mapping[str, Any], mid: str, base: Pa
 
 
 def _read_config_file(r: _Reader, where: str, file: Path) -> Mapping[str, Any] | None:
+    """A ``config.json``, read like every input file: a regular file of at most 16 MiB."""
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data, duplicates = parse_json_text(read_regular_bytes(file).decode("utf-8"))
     except FileNotFoundError:
         r.add(where, f"no such file: {file}")
+        return None
+    except UnsafeFileError as exc:
+        r.add(where, f"{file} {exc}")
         return None
     except (OSError, UnicodeDecodeError) as exc:
         r.add(where, f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}")
@@ -434,7 +432,9 @@ def _read_config_file(r: _Reader, where: str, file: Path) -> Mapping[str, Any] |
     if not isinstance(data, dict):
         r.add(where, f"{file} must hold a JSON object of config fields, got {kind_of(data)}")
         return None
-    return data
+    for issue in duplicates:
+        r.add(where, f"{file.name}: {issue.message}")
+    return None if duplicates else data
 
 
 def _config_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -459,7 +459,7 @@ def _config_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
                                                 "first_k_dense_replace", "max_window_layers")) else 1
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or value != int(value):
-            out.append((where, f"must be an integer, got {kind_of(value)}{_numeric_hint(value)}"))
+            out.append((where, f"must be an integer, got {kind_of(value)}{numeric_hint(value)}"))
         elif value < low:
             out.append((where, f"must be >= {low}, got {number_text(value)}"))
         elif value > limit:
@@ -515,6 +515,9 @@ def _profiles(r: _Reader, path: str, d: Mapping[str, Any], model_ids: set[str]) 
                 if layers <= 0:
                     r.add(kpath, "layer counts must be > 0")
                     continue
+                if layers in {n for n, _ in table}:  # 12 and "12" are two keys to YAML, one layer count
+                    r.add(kpath, f"gives layer count {layers} a second time; which one applies would be a guess")
+                    continue
                 if max_layers is not None and layers > max_layers:
                     r.add(kpath, f"layer count {layers} exceeds max_layers {max_layers}")
                 value = r.number(kpath, v, limit="tokens_per_s")
@@ -536,7 +539,7 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
         d = r.mapping(path, entry, _DEVICE)
         if d is None:
             continue
-        did = r.string(f"{path}.id", d.get("id"))
+        did = r.identifier(f"{path}.id", d.get("id"))
         if did is not None and did in seen:
             r.add(f"{path}.id", f"duplicate device id {did!r}")
             did = None
@@ -681,7 +684,13 @@ def _links(r: _Reader, raw: Any, node_ids: set[str]) -> list[Link]:
         enj = r.number(f"{path}.energy_nj_per_bit", m.get("energy_nj_per_bit", 0.0), low_open=False)
         if len(r.issues) > n_issues:
             continue
-        links.append(Link(a, b, bw, lat or 0.0, enj or 0.0, ch, snr, samples))  # type: ignore[arg-type]
+        link = Link(a, b, bw, lat or 0.0, enj or 0.0, ch, snr, samples)  # type: ignore[arg-type]
+        # A wireless channel's Shannon rate can be tiny although each field is in range.
+        if ch is not None and link.rate_mbps < FLOORS["bandwidth_mbps"]:
+            r.add(path, f"the Shannon rate of channel_mhz {ch:g} at snr_db {snr:g} is {link.rate_mbps:.3g} Mbit/s; "
+                        f"a link's rate must be >= {FLOORS['bandwidth_mbps']:g} Mbit/s, like bandwidth_mbps")
+            continue
+        links.append(link)
     return links
 
 
@@ -695,7 +704,7 @@ def _workload(r: _Reader, raw: Any, models: dict[str, ModelSpec], model_ids: set
         if m is None:
             continue
         n_issues = len(r.issues)
-        rid = r.string(f"{path}.id", m.get("id", f"request-{i}"))
+        rid = r.identifier(f"{path}.id", m.get("id", f"request-{i}"))
         if rid is not None and rid in seen:
             r.add(f"{path}.id", f"duplicate request id {rid!r}")
         seen.add(rid or "")
@@ -758,7 +767,7 @@ def _objective(r: _Reader, raw: Any) -> Objective:
         if key not in METRICS:
             r.add(f"objective.{key}", f"unknown metric (expected one of {names})")
             continue
-        w = r.number(f"objective.{key}", weight)
+        w = r.number(f"objective.{key}", weight, limit="objective_weight")
         if w is not None:
             terms[key] = w
     if "throughput" in terms and len(m) > 1:

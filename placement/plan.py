@@ -146,3 +146,27 @@ class Plan:
     def with_(self, **changes: Any) -> Plan:
         """A copy with fields changed (plans are immutable)."""
         return replace(self, **changes)
+
+
+def require_plan(plan: object, name: str = "plan") -> None:
+    """Raise a TypeError naming the argument (and the shard or route) unless ``plan`` is a well-typed :class:`Plan`.
+
+    Examples
+    --------
+    >>> require_plan(Plan(shards=({"id": "s0"},)))
+    Traceback (most recent call last):
+    ...
+    TypeError: plan.shards[0] must be a placement.Shard, got dict (a plan file's dict is read with placement.plan_from_dict)
+    """
+    if not isinstance(plan, Plan):
+        hint = " (a plan file's dict is read with placement.plan_from_dict)" if isinstance(plan, dict) else ""
+        raise TypeError(f"{name} must be a placement.Plan, got {type(plan).__name__}{hint}")
+    for field_name, kind in (("shards", Shard), ("routes", Route)):
+        items = getattr(plan, field_name)
+        if not isinstance(items, (tuple, list)):
+            raise TypeError(f"{name}.{field_name} must be a tuple of placement.{kind.__name__}, got {type(items).__name__}")
+        for i, item in enumerate(items):
+            if not isinstance(item, kind):
+                hint = " (a plan file's dict is read with placement.plan_from_dict)" if isinstance(item, dict) else ""
+                raise TypeError(f"{name}.{field_name}[{i}] must be a placement.{kind.__name__}, "
+                                f"got {type(item).__name__}{hint}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from models import LLMGraph, NumberFormat, Topology, kv_format
 
-__all__ = ["ModelSpec", "SLO", "RequestClass", "Objective", "Constraints", "Problem", "METRICS"]
+__all__ = ["ModelSpec", "SLO", "RequestClass", "Objective", "Constraints", "Problem", "METRICS", "require_problem"]
 
 # Objective metrics: name -> (sense, unit, description).
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -141,6 +141,9 @@ class Problem:
     constraints: Constraints = field(default_factory=Constraints)
     description: str = ""
     sha256: str = ""
+    # Files the instance was read from (the instance file, then each config_file), as real paths;
+    # a plan file is never written over one of them.
+    input_files: tuple[str, ...] = field(default=(), compare=False)
     # Cost tables computed from this (immutable) problem, shared by solvers and evaluate().
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
@@ -174,3 +177,18 @@ class Problem:
     def context_tokens(self, request: RequestClass) -> int:
         """Tokens of KV cache reserved per sequence of ``request``."""
         return self.constraints.max_context_tokens or request.prompt_tokens + request.output_tokens
+
+
+def require_problem(problem: object, name: str = "problem") -> None:
+    """Raise a TypeError naming ``name`` unless ``problem`` is a :class:`Problem`.
+
+    Examples
+    --------
+    >>> require_problem(None)
+    Traceback (most recent call last):
+    ...
+    TypeError: problem must be a placement.Problem (from load_instance or parse_instance), got NoneType
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"{name} must be a placement.Problem (from load_instance or parse_instance), "
+                        f"got {type(problem).__name__}")

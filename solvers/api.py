@@ -12,18 +12,22 @@ conformance battery checks that it equals ``evaluate()``.
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from placement import Plan, Problem, Proof, Status, Termination, evaluate
+from placement.problem import require_problem
 from placement.feasibility import infeasibility_reasons
 from solvers.deadline import Deadline
 from solvers.options import InvalidOptionError, validate_options
 from solvers.registry import SolverInfo, registered, solver_info
 from solvers.status import settle
 
-__all__ = ["SolveParams", "solve", "SolverUnavailableError", "UnsupportedProblemError", "InvalidOptionError",
-           "applicable_solvers", "DEFAULT_SOLVER"]
+__all__ = ["SolveParams", "solve", "MAX_THREADS", "MAX_TIME_LIMIT_S", "MAX_SEED", "SolverUnavailableError",
+           "UnsupportedProblemError", "InvalidOptionError", "applicable_solvers", "DEFAULT_SOLVER"]
 
 DEFAULT_SOLVER = "auto"
 
@@ -36,24 +40,68 @@ class UnsupportedProblemError(ValueError):
     """The solver does not handle a feature of the problem; the message names solvers that do."""
 
 
+# What every backend takes: HiGHS, CP-SAT and SCIP take 32-bit seeds, SCIP at most 64 threads;
+# a limit beyond 115 days is no limit.
+MAX_THREADS = 64
+MAX_TIME_LIMIT_S = 1e7
+MAX_SEED = 2**31 - 1
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 30 else f"{text[:12]}... ({len(text)} characters)"
+
+
+def _real(name: str, value: Any, low: float, high: float, low_open: bool, high_open: bool, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or value < low or value == low and low_open or value > high or value == high and high_open:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name}: must be {what} in {interval}, got {_shown(value)}")
+    return float(value)
+
+
+def _whole(name: str, value: Any, low: int, high: int, why: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise ValueError(f"{name}: must be a whole number from {low} to {high}{why}, got {_shown(value)}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class SolveParams:
-    """Settings every solver honours.
+    """Settings every solver honours, checked when made (the command line's options are these).
 
     Parameters
     ----------
     time_limit_s : float
-        Wall-clock limit for the whole call; a solver stopped by it returns its
-        best plan (status ``feasible``, termination ``time_limit``) with its gap,
+        Wall-clock limit for the whole call, in (0, ``MAX_TIME_LIMIT_S``]; a solver stopped
+        by it returns its best plan (status ``feasible``, termination ``time_limit``) with its gap,
         or ``no_solution``.
     threads : int
-        Worker threads for backends that use them.
+        Worker threads for backends that use them, 1 to ``MAX_THREADS``.
     seed : int
-        Seed for randomised solvers and backends; a fixed seed gives the same plan.
+        Seed for randomised solvers and backends, 0 to ``MAX_SEED`` (2**31 - 1); a
+        fixed seed gives the same plan.
     rel_gap : float
-        Relative optimality gap at which exact solvers may stop.
+        Relative optimality gap at which exact solvers may stop, in [0, 1).
     verbose : bool
         Let the backend print its log.
+
+    Raises
+    ------
+    ValueError
+        Naming the field first (``threads: must be ...``) when a value is out of range
+        or of the wrong type (``threads=1.5``, ``time_limit_s=nan``, ``seed=2**40``).
+
+    Examples
+    --------
+    >>> SolveParams(time_limit_s=float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: time_limit_s: must be a number of seconds in (0, 1e+07], got nan
+    >>> SolveParams(threads=1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: threads: must be a whole number from 1 to 64, got 1.5
     """
 
     time_limit_s: float = 60.0
@@ -63,12 +111,17 @@ class SolveParams:
     verbose: bool = False
 
     def __post_init__(self) -> None:
-        if not self.time_limit_s > 0:
-            raise ValueError(f"time_limit_s must be > 0, got {self.time_limit_s}")
-        if self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
-        if not 0 <= self.rel_gap < 1:
-            raise ValueError(f"rel_gap must be in [0, 1), got {self.rel_gap}")
+        checked = {
+            "time_limit_s": _real("time_limit_s", self.time_limit_s, 0, MAX_TIME_LIMIT_S, True, False,
+                                  "a number of seconds"),
+            "threads": _whole("threads", self.threads, 1, MAX_THREADS),
+            "seed": _whole("seed", self.seed, 0, MAX_SEED, " (backends take 32-bit seeds)"),
+            "rel_gap": _real("rel_gap", self.rel_gap, 0, 1, False, True, "a number"),
+        }
+        if not isinstance(self.verbose, bool):
+            raise ValueError(f"verbose: must be true or false, got {_shown(self.verbose)}")
+        for name, value in checked.items():  # numpy numbers become plain ones, exactly
+            object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,13 +172,16 @@ def solve(problem: Problem, solver: str = DEFAULT_SOLVER, params: SolveParams | 
     >>> plan.status.value, plan.gap
     ('optimal', 0.0)
     """
-    if not isinstance(problem, Problem):
-        raise TypeError(f"solve() needs a Problem (see placement.load_instance), got {type(problem).__name__}")
+    require_problem(problem)
+    if not isinstance(solver, str):
+        raise TypeError(f"solver must be a solver name (a str), got {type(solver).__name__}")
+    if params is not None and not isinstance(params, SolveParams):
+        raise TypeError(f"params must be a solvers.SolveParams, got {type(params).__name__}")
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError(f"options must be a mapping of option names to values, got {type(options).__name__}")
     info = solver_info(solver)
     _check(info, problem)
     params = params if params is not None else SolveParams()
-    if not isinstance(params, SolveParams):
-        raise TypeError(f"params must be a SolveParams, got {type(params).__name__}")
     given = dict(options or {})
     settings = validate_options(info.name, info.options, given)
     precheck = settings.pop("precheck")

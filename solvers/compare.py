@@ -14,7 +14,7 @@ from typing import Any
 
 from placement import Plan, Problem
 from solvers.api import SolveParams, SolverUnavailableError, UnsupportedProblemError, applicable_solvers, solve
-from solvers.registry import solver_info
+from solvers.registry import UnknownSolverError, solver_info
 
 __all__ = ["ComparisonRow", "compare", "parse_solver_list"]
 
@@ -100,7 +100,12 @@ def compare(problem: Problem, solvers: list[tuple[str, str | None]] | None = Non
         except (UnsupportedProblemError, SolverUnavailableError) as exc:
             # A solver named on purpose that cannot take the problem is a row, not the end of the comparison.
             kind = "unavailable" if isinstance(exc, SolverUnavailableError) else "unsupported"
-            refused[len(plans) + len(refused)] = (kind, str(exc))
+            refused[len(plans)] = (kind, str(exc))
+            plans.append((name, backend, None))
+        except UnknownSolverError:
+            raise
+        except Exception as exc:  # one failing solver is its row's error; the others are still compared
+            refused[len(plans)] = ("error", f"{type(exc).__name__}: {exc}")
             plans.append((name, backend, None))
     maximise = problem.objective.sense == "max"
     proven = [p.bound for _, _, p in plans if p is not None and p.bound is not None and math.isfinite(p.bound)]

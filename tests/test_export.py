@@ -7,6 +7,8 @@ source, cited in each exporter's docstring), independently of the exporters' own
 
 from __future__ import annotations
 
+import dataclasses
+
 import doctest
 import json
 import os
@@ -24,6 +26,7 @@ from hypothesis import strategies as st
 import placement.netaddr
 from cli import main
 from conftest import INSTANCES
+from models import Topology
 from placement import InvalidPlanError, load_instance, parse_instance
 from placement.export import (
     ExportArgumentError, ExportRefused, artefacts, base, common, dllama, exo, export_plan, exporter, exporters,
@@ -514,11 +517,16 @@ def test_arguments_are_checked():
 def test_placeholders_stop_the_script_and_values_cannot_inject(tmp_path):
     """A device id holding shell syntax stays text; a missing address stops the script with what to set."""
     odd = 'edge";$(touch PWNED)\n`touch PWNED`'
-    problem = parse_instance({"name": "odd", "models": [{"id": "m", "config": small_config(8), "weight_format": "q4_0"}],
-                              "devices": [{"id": odd, "type": "rtx-3090"}, {"id": "b", "type": "rtx-3090",
-                                                                             "address": "10.0.0.2"}],
-                              "links": [{"a": odd, "b": "b", "bandwidth_mbps": 100}],
-                              "workload": [{"id": "chat", "source": odd, "prompt_tokens": 10, "output_tokens": 2}]})
+    base = parse_instance({"name": "odd", "models": [{"id": "m", "config": small_config(8), "weight_format": "q4_0"}],
+                           "devices": [{"id": "edge", "type": "rtx-3090"}, {"id": "b", "type": "rtx-3090",
+                                                                          "address": "10.0.0.2"}],
+                           "links": [{"a": "edge", "b": "b", "bandwidth_mbps": 100}],
+                           "workload": [{"id": "chat", "source": "edge", "prompt_tokens": 10, "output_tokens": 2}]})
+    # Instance files refuse such an id; a problem built in Python may still hold one.
+    nodes = (dataclasses.replace(base.topology.nodes[0], id=odd), base.topology.nodes[1])
+    links = (dataclasses.replace(base.topology.links[0], a=odd),)
+    problem = dataclasses.replace(base, topology=Topology(nodes, links),
+                                  workload=(dataclasses.replace(base.workload[0], source=odd),))
     plan = pipeline_plan(problem, [odd, "b"], [4, 4])
     out = export_plan(problem, plan, "llama.cpp", gguf="/models/a b'$(x).gguf")
     written = out.write(tmp_path / "deploy")
@@ -588,7 +596,7 @@ def test_cli_prints_writes_and_exits(dec_plan, tmp_path):
     not_dir = invoke("export", dec_plan, "-i", inst, "--to", "exo", "-o", a_file)
     assert not_dir.exit_code == 2 and "is not a directory" in not_dir.stderr and a_file.read_text() == "keep"
     bad_plan = tmp_path / "bad.json"
-    bad_plan.write_text(json.dumps({"shards": [{"id": "s0", "model": "llama-3.1-70b", "device": "moon",
+    bad_plan.write_text(json.dumps({"schema_version": 1, "shards": [{"id": "s0", "model": "llama-3.1-70b", "device": "moon",
                                                  "layers": [0, 80]}], "routes": []}))
     invalid = invoke("export", bad_plan, "-i", inst, "--to", "exo")
     assert invalid.exit_code == 3 and "unknown device 'moon'" in invalid.stderr
@@ -600,7 +608,7 @@ def test_cli_never_writes_over_its_inputs(dec_plan, tmp_path):
     plan_copy = folder / "exo-shards.json"
     plan_copy.write_text(dec_plan.read_text())
     r = invoke("export", plan_copy, "-i", INSTANCES / "device-edge-cloud.yaml", "--to", "exo", "-o", folder)
-    assert r.exit_code == 2 and "is an input file" in r.stderr
+    assert r.exit_code == 2 and "is a file the instance is read from" in r.stderr
     assert plan_copy.read_text() == dec_plan.read_text()
 
 

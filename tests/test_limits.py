@@ -20,7 +20,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-import placement.planio as planio
+import placement.safefiles as safefiles
 from cli import main
 from conftest import INSTANCES, tiny_instance
 from placement import InvalidInstanceError, parse_instance, plan_to_dict, save_plan
@@ -279,9 +279,9 @@ def test_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch, where, err
                 self.fh.flush()
                 interrupt()
 
-        monkeypatch.setattr(planio.os, "fdopen", lambda *a, **k: Half(real_fdopen(*a, **k)))
+        monkeypatch.setattr(safefiles.os, "fdopen", lambda *a, **k: Half(real_fdopen(*a, **k)))
     else:
-        monkeypatch.setattr(planio.os, where, interrupt)
+        monkeypatch.setattr(safefiles.os, where, interrupt)
     with pytest.raises(type(error)):
         save_plan(path, plan, problem)
     assert path.read_bytes() == before
@@ -309,7 +309,7 @@ def test_cli_write_failure_keeps_old_plan_and_prints_the_new_one(tmp_path, monke
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(planio.os, "replace", full)
+    monkeypatch.setattr(safefiles.os, "replace", full)
     r = CliRunner().invoke(main, ["solve", str(INSTANCES / "device-edge-cloud.yaml"), "--solver", "cloud",
                                   "-o", str(path)])
     assert r.exit_code == 1

@@ -111,7 +111,7 @@ PLAN_CASES = {
 def test_malformed_plan_file_is_exit_3(case, tmp_path):
     content, want = PLAN_CASES[case]
     plan = tmp_path / "plan.json"
-    plan.write_text(content if isinstance(content, str) else json.dumps(content))
+    plan.write_text(content if isinstance(content, str) else json.dumps({"schema_version": 1, **content}))
     result = CliRunner().invoke(main, ["evaluate", str(CORPUS / "59-unreachable-spare-device.yaml"), str(plan)])
     assert result.exit_code == 3, result.output
     assert any(line.startswith("error: ") and want in line for line in result.output.splitlines()), result.output

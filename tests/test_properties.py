@@ -278,3 +278,110 @@ def test_generated_instances_are_not_all_trivial():
 
     collect()
     assert Status.FEASIBLE in statuses and statuses & {Status.INFEASIBLE, Status.NO_SOLUTION}
+
+
+# -- numbers and ids at the edges ---------------------------------------------------------------------
+
+def edge_numbers() -> st.SearchStrategy:
+    """Numbers where arithmetic breaks: subnormals, the largest floats, NaN, infinities, huge integers."""
+    return st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True),
+        st.floats(min_value=-1e-300, max_value=1e-300, allow_subnormal=True),
+        st.integers(min_value=-(10**400), max_value=10**400),
+        st.sampled_from([0, 0.0, -0.0, 5e-324, 1e-320, 1e-9, 1e-3, 1e6, 1e9, 1e12, 1e306, 1.7976931348623157e308,
+                         2**53 + 1, 10**5000, True, False]),
+    )
+
+
+# Fields that are divided by, multiplied into sums, or compared: every one must be refused or safe.
+NUMERIC_FIELDS = [("devices", "memory_gb"), ("devices", "memory_bandwidth_gbs"), ("devices", "reserved_memory_gb"),
+                  ("links", "bandwidth_mbps"), ("links", "latency_ms"), ("links", "energy_nj_per_bit"),
+                  ("workload", "rate_rps"), ("workload", "prompt_tokens"), ("objective", "latency"),
+                  ("objective", "energy")]
+
+
+@FAST
+@given(valid_instances(), st.sampled_from(NUMERIC_FIELDS), edge_numbers())
+def test_a_number_at_the_edge_is_refused_at_its_field_or_solves_to_finite_figures(data, field, value):
+    section, key = field
+    data = copy.deepcopy(data)
+    if section == "objective":
+        data["objective"] = {"latency": 1.0, key: value} if key != "latency" else {"latency": value}
+        where = f"objective.{key}"
+    elif data.get(section):
+        entry = data[section][0]
+        entry.pop("channel_mhz", None), entry.pop("snr_db", None)
+        entry[key] = value
+        where = f"{section}[0].{key}"
+    else:
+        return
+    try:
+        problem = parse_instance(data)
+    except InvalidInstanceError as exc:
+        paths = [i.path for i in exc.issues]
+        # At the field, or at its entry when the value breaks a relation (a reserve above the memory).
+        assert where in paths or any(p.startswith(f"{section}[0]") for p in paths), (where, paths)
+        return
+    accepted = value
+    assert not isinstance(accepted, bool) and math.isfinite(accepted) and abs(accepted) < 1e13
+    assert accepted == 0 or abs(accepted) >= 1e-9, "no subnormal or vanishing value is accepted"
+    plan = solve(problem, "greedy", SolveParams(time_limit_s=PLAN_TIME_LIMIT_S))
+    if plan.predicted is not None:
+        assert math.isfinite(plan.predicted.objective) or plan.status is not Status.FEASIBLE
+
+
+_YAML_NUMBERISH = st.one_of(
+    st.from_regex(r"\A[-+]?(0|[1-9][0-9]{0,6}|0[0-7]{1,4}|0x[0-9a-fA-F]{1,4}|0o[0-7]{1,4}|0b[01]{1,6})\Z"),
+    st.from_regex(r"\A[-+]?[0-9]{1,3}(_[0-9]{3}){0,2}(\.[0-9_]{0,3})?([eE][-+]?[0-9]{1,3})?\Z"),
+    st.from_regex(r"\A[-+]?[0-9]{1,2}(:[0-5]?[0-9]){1,2}(\.[0-9]{0,2})?\Z"),
+    st.from_regex(r"\A[-+]?\.[0-9]{1,3}([eE][-+][0-9]{1,2})?\Z"),
+    st.sampled_from([".inf", "-.inf", ".nan", ".NaN", "1e3", "1.0e3", "1.0e+3", "6:40", "0x27", "+39", "2024-05-01"]),
+)
+
+
+@FAST
+@given(_YAML_NUMBERISH)
+def test_yaml_reads_a_number_only_where_yaml_1_1_and_1_2_agree(text):
+    """A plain scalar our reader takes as a number is that number to PyYAML (YAML 1.1) and to a decimal
+    reading (YAML 1.2's core schema for decimal text); anything else is kept as the exact text."""
+    import yaml
+
+    from placement.textfiles import OversizedNumber, parse_yaml_text
+
+    ours = parse_yaml_text(f"x: {text}\n")[0]["x"]
+    if isinstance(ours, str):
+        assert ours == text
+        return
+    assert not isinstance(ours, OversizedNumber)
+    theirs = yaml.safe_load(f"x: {text}\n")["x"]
+    decimal = float(text.replace(".inf", "inf").replace(".nan", "nan").replace(".NaN", "nan"))
+    if math.isnan(ours):
+        assert math.isnan(theirs) and math.isnan(decimal)
+    else:
+        assert ours == theirs == decimal and type(ours) is type(theirs)
+
+
+_ID_CHARACTERS = st.characters(categories=["Lu", "Ll", "Nd", "Pd", "Po", "Zs", "Cc", "Cf", "Mn", "Lo", "So"])
+
+
+@FAST
+@given(st.lists(st.one_of(st.text(_ID_CHARACTERS, min_size=1, max_size=12),
+                          st.from_regex(r"\A[a-z][a-z0-9_.:/+-]{0,10}\Z")), min_size=2, max_size=3))
+def test_ids_that_are_accepted_print_as_themselves_and_apart(ids):
+    """Every accepted id is plain printable ASCII without spaces, so two different ids never print alike;
+    every refused one is reported at its own field."""
+    import unicodedata
+
+    data = {"models": [{"id": "tinyllama-1.1b", "weight_format": "q4_0"}],
+            "devices": [{"id": i, "type": "l4"} for i in ids],
+            "workload": [{"id": "chat", "source": ids[0], "prompt_tokens": 8, "output_tokens": 8}]}
+    try:
+        problem = parse_instance(data)
+    except InvalidInstanceError as exc:
+        assert all(i.path.startswith(("devices[", "workload[0].source")) for i in exc.issues), exc.issues
+        return
+    printed = [n.id for n in problem.topology.nodes]
+    for text in printed:
+        assert text.isascii() and text.isprintable() and " " not in text
+        assert unicodedata.normalize("NFKC", text) == text
+    assert len(set(printed)) == len(printed)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from placement.planio import write_atomic
+from placement.safefiles import write_atomic
 
 if TYPE_CHECKING:  # imported for annotations only
     from placement.export.artefacts import Artefacts
@@ -83,8 +83,11 @@ class Export:
             parts.append(f"==> {f.name}{where} <==\n{f.text}")
         return "\n".join(parts)
 
-    def write(self, folder: str | Path) -> list[Path]:
+    def write(self, folder: str | Path, protected: tuple[str, ...] = ()) -> list[Path]:
         """Write every file into ``folder`` (created if missing), each atomically; scripts are made executable.
+
+        A file is written only as a regular file, never over one of ``protected``
+        (the instance and plan an export was made from; see :func:`placement.safefiles.write_atomic`).
 
         Raises
         ------
@@ -100,7 +103,7 @@ class Export:
         written = []
         for f in self.files:
             path = target / f.name
-            write_atomic(path, f.text)
+            write_atomic(path, f.text, protected=protected)
             if f.executable:
                 mode = path.stat().st_mode
                 umask = os.umask(0)
