@@ -12,13 +12,13 @@ import functools
 import io
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 import click
-import yaml
 
 import models
 import placement
@@ -114,13 +114,30 @@ def _guarded(func: Callable) -> Callable:
     return wrapper
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+_REAL = re.compile(r"[+-]?([0-9]{1,18}\.[0-9]*|\.[0-9]+|[0-9]{1,18}(\.[0-9]*)?[eE][+-]?[0-9]{1,3})")
+
+
+def _option_value(text: str) -> Any:
+    """A ``-O`` value as the option types read it: true/false, a whole number, a number, else the text
+    (which the solver's option check then refuses with what it expects, if it is not a choice)."""
+    word = text.strip()
+    if word.lower() in ("true", "false"):
+        return word.lower() == "true"
+    if _INTEGER.fullmatch(word):
+        return int(word)
+    if _REAL.fullmatch(word):
+        return float(word)
+    return word
+
+
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--option")
-        options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected key=value, got {printable(pair)}", param_hint="--option")
+        options[key.strip()] = _option_value(value)
     return options
 
 

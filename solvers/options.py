@@ -61,7 +61,8 @@ class Option:
 
     def parse(self, value: Any) -> Any:
         """``value`` as this option's type, or :class:`InvalidOptionError` saying what is expected."""
-        bad = InvalidOptionError(f"option {self.name}: must be {self.expects()}, got {value!r}")
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+        bad = InvalidOptionError(f"option {self.name}: must be {self.expects()}, got {shown}")
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise bad
@@ -87,8 +88,8 @@ PRECHECK = Option("precheck", bool, True, "run the face-value infeasibility chec
 def validate_options(solver: str, declared: Iterable[Option], given: Mapping[str, Any]) -> dict[str, Any]:
     """Every declared option's value (given or default), checked; raises on the first bad one."""
     known = {o.name: o for o in (*declared, PRECHECK)}
-    unknown = sorted(set(given) - set(known))
+    unknown = sorted(set(given) - set(known), key=str)
     if unknown:
-        raise InvalidOptionError(f"solver {solver!r} has no option {', '.join(unknown)} "
-                                 f"(options: {', '.join(sorted(known))})")
+        names = ", ".join(repr(u) if not isinstance(u, str) or not u.isidentifier() else u for u in unknown)
+        raise InvalidOptionError(f"solver {solver!r} has no option {names} (options: {', '.join(sorted(known))})")
     return {name: (opt.parse(given[name]) if name in given else opt.default) for name, opt in known.items()}
