@@ -148,6 +148,8 @@ def test_auto_is_the_default_and_says_what_it_picked():
     ("restarts=many", "option restarts: must be an integer in [1, 10000], got 'many'"),
     ("restarts=2.5", "option restarts: must be an integer in [1, 10000], got 2.5"),
     ("speed=fast", "solver 'matching' has no option speed"),
+    ("restarts=" + "9" * 5000, "option restarts: must be an integer in [1, 10000], got '99999"),
+    ("restarts=[1", "option restarts: must be an integer in [1, 10000], got '[1'"),
 ])
 def test_bad_solver_options_are_usage_errors(option, expected):
     r = CliRunner().invoke(main, ["solve", DEMO, "--solver", "matching", "-O", option])
