@@ -10,8 +10,8 @@ import random
 import pytest
 
 from instances.zoo import stress, zoo
-from placement import Objective, Plan, Route, Shard, Status, Termination, block_costs, evaluate, parse_instance
-from placement.costs import GIB, stage_memory_bytes
+from placement import Objective, Plan, Proof, Route, Shard, Status, Termination, cost_table, evaluate, parse_instance
+from placement.costs import GIB
 from solvers import SolveParams, solve
 
 _DEVICES = ["rtx-3060", "jetson-orin-nx-16gb", "apple-m4", "snapdragon-8-gen3", "l4", "raspberry-pi-5-8gb"]
@@ -46,11 +46,12 @@ def random_instance(seed: int, objective=None, max_devices: int = 3, max_blocks:
         "devices": devices, "links": links, "workload": workload,
         "objective": objective if objective is not None else rng.choice(_OBJECTIVES),
     }
-    # Memory: the engine's runtime plus 45-120% of the whole model's footprint, from the cost model.
-    costs = [block_costs(parse_instance(data), r["id"]) for r in workload]
-    whole = max(stage_memory_bytes(c, 0, L) for c in costs) + sum(float(c.kv_bytes.sum()) for c in costs[1:])
+    # Memory: the engine's runtime plus 45-120% of the whole model's footprint, from the cost table.
+    problem = parse_instance(data)
+    table = cost_table(problem)
+    whole = float(table.shard_memory_bytes("m", None, 0, L, problem.workload))
     for i, dev in enumerate(devices):
-        dev["memory_gb"] = (costs[0].runtime_bytes[i] + rng.uniform(0.45, 1.2) * whole) / GIB
+        dev["memory_gb"] = (table.runtime_bytes("fp16")[i] + rng.uniform(0.45, 1.2) * whole) / GIB
     return parse_instance(data)
 
 
@@ -73,10 +74,11 @@ def two_model_instance(seed: int):
                        {"id": "b", "config": _config(rng.randint(2, 3), hidden=1024), "weight_format": "fp16"}],
             "objective": rng.choice(_OBJECTIVES)}
     problem = parse_instance(data)
-    whole = sum(stage_memory_bytes(block_costs(problem, r["id"]), 0, problem.model(r["model"]).num_blocks)
-                for r in workload)
+    table = cost_table(problem)
+    whole = sum(float(table.shard_memory_bytes(r.model, None, 0, problem.model(r.model).num_blocks, [r]))
+                for r in problem.workload)
     for i, dev in enumerate(devices):
-        dev["memory_gb"] = (block_costs(problem, "a0").runtime_bytes[i] + rng.uniform(0.4, 1.2) * whole) / GIB
+        dev["memory_gb"] = (table.runtime_bytes("fp16")[i] + rng.uniform(0.4, 1.2) * whole) / GIB
     return parse_instance(data)
 
 
@@ -346,11 +348,17 @@ def test_no_feasible_matching_is_no_solution_with_reasons():
             "links": [{"a": "d0", "b": f"d{i}", "bandwidth_mbps": 100, "latency_ms": 1} for i in range(1, 8)],
             "workload": [{"id": "w", "source": "d0", "prompt_tokens": 64, "output_tokens": 8}],
         })
-    bc = block_costs(instance(8.0), "w")
-    problem = instance((stage_memory_bytes(bc, 1, 2) + bc.runtime_bytes[0]) / GIB)
-    assert stage_memory_bytes(bc, 0, 1) > stage_memory_bytes(bc, 1, 2)
+    roomy = instance(8.0)
+    table = cost_table(roomy)
+
+    def stage_bytes(a: int, b: int) -> float:
+        return float(table.shard_memory_bytes("m", None, a, b, roomy.workload))
+
+    problem = instance((stage_bytes(1, 2) + table.runtime_bytes("fp16")[0]) / GIB)
+    assert stage_bytes(0, 1) > stage_bytes(1, 2)
     plan = solve(problem, "matching")
     assert plan.status is Status.NO_SOLUTION and not plan.shards and plan.objective is None
+    assert plan.proof is Proof.NONE
     assert plan.reasons and "GB" in plan.reasons[0]
 
 
@@ -361,7 +369,8 @@ def test_time_limit_is_honoured():
     assert plan.solve_time_s < 2.0
     if plan.has_solution:
         assert plan.objective == pytest.approx(evaluate(problem, plan).objective, rel=1e-9)
-        assert plan.stats["stable"] is (not plan.stats["blocking_pairs"])
+        # Stopped early: stable only if a full scan found nothing to improve, and then nothing blocks.
+        assert not (plan.stats["stable"] and plan.stats["blocking_pairs"])
     else:
         assert plan.status is Status.NO_SOLUTION and plan.reasons
 
