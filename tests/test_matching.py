@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
+import time
 
 import pytest
 
@@ -392,3 +393,93 @@ def test_zoo_within_ten_percent_of_the_optimum_on_average():
         ratios.append(plan.objective / best.objective if problem.objective.sense == "min"
                       else best.objective / plan.objective)
     assert len(ratios) >= 20 and sum(ratios) / len(ratios) <= 1.10
+
+
+def _star(n_devices: int, num_blocks: int) -> dict:
+    """A hub linked to ``n_devices - 1`` edge devices, one model of ``num_blocks`` blocks."""
+    rng = random.Random(n_devices)
+    devices = [{"id": "hub", "type": "a100-sxm-80gb", "tier": "cloud"}]
+    devices += [{"id": f"d{i}", "type": rng.choice(["rtx-3060", "jetson-orin-nano-8gb", "apple-m1"])}
+                for i in range(n_devices - 1)]
+    links = [{"a": "hub", "b": f"d{i}", "bandwidth_mbps": rng.choice([100, 1000]), "latency_ms": rng.choice([1, 5])}
+             for i in range(n_devices - 1)]
+    return {"name": f"star-{n_devices}", "devices": devices, "links": links,
+            "models": [{"id": "m", "config": _config(num_blocks, hidden=512), "weight_format": "fp16"}],
+            "workload": [{"id": "chat", "source": "d0", "prompt_tokens": 256, "output_tokens": 64}]}
+
+
+def test_huge_instances_are_refused_before_any_table_is_built():
+    from solvers import UnsupportedProblemError
+    from solvers.matching import matching_unsupported
+    problem = parse_instance(_star(2000, 4096))
+    started = time.perf_counter()
+    with pytest.raises(UnsupportedProblemError, match=r"2,000 devices x 4,096 blocks .* GB budget"):
+        solve(problem, "matching")
+    assert time.perf_counter() - started < 1.0
+    assert "cost_table" not in problem._cache, "the cost table was compiled for a refused instance"
+    assert matching_unsupported(parse_instance(_star(1000, 32))) == []
+
+
+def test_the_deadline_stops_a_scan_midway():
+    # 400 devices: one scan of the swap neighbourhood (every split with every unused device) takes
+    # longer than the whole limit, so only a clock read inside the scan stops it in time.
+    problem = parse_instance(_star(400, 32))
+    limit = 0.5
+    started = time.perf_counter()
+    plan = solve(problem, "matching", SolveParams(time_limit_s=limit))
+    elapsed = time.perf_counter() - started
+    assert plan.termination is Termination.TIME_LIMIT
+    assert elapsed < limit + 0.5, f"{elapsed:.2f} s with a {limit} s limit"
+    assert plan.stats["stable"] is False and plan.stats["swaps"] == 0
+    if plan.has_solution:
+        assert plan.objective == pytest.approx(evaluate(problem, plan).objective, rel=1e-9)
+
+
+def test_no_cost_formula_in_the_matching_package():
+    # Every number matching scores with is the cost table's: no workload, device or unit arithmetic here.
+    from pathlib import Path
+    forbidden = [".rate_rps", ".batch", ".output_tokens", ".prompt_tokens", "profile_for", "throughput_at",
+                 "usable_memory_gb", "memory_gb", "bytes_per_s", "hidden_size", ".prefill_s", ".decode_s",
+                 "_overhead_s", "power_w", "linprog", "roofline", "1e3", "1e-3"]
+    package = Path(__file__).resolve().parent.parent / "solvers" / "matching"
+    for path in sorted(package.glob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            found = [name for name in forbidden if name in line]
+            assert not found, f"{path.name}:{number}: {found}: {line.strip()}"
+            # GB appear only in words (a refusal's message), never in a computation.
+            if "GIB" in line and not line.lstrip().startswith(("from ", "import ")):
+                assert "/ GIB:" in line, f"{path.name}:{number}: GIB outside a message: {line.strip()}"
+
+
+def _random_pipeline(rng: random.Random, devices: list[int], num_blocks: int) -> tuple[tuple[int, int, int], ...]:
+    k = rng.randint(1, min(len(devices), num_blocks))
+    chosen = rng.sample(devices, k)
+    bounds = [0, *sorted(rng.sample(range(1, num_blocks), k - 1)), num_blocks]
+    return tuple(zip(chosen, bounds, bounds[1:]))
+
+
+def test_scores_are_evaluates_numbers():
+    # The scorer ranks states by evaluate()'s own numbers: its value is the objective (negated when
+    # maximised) and it finds a limit broken exactly when evaluate() does.
+    from solvers.matching.scoring import Scorer
+    from solvers.matching.tables import build_tables
+    rng = random.Random(3)
+    problems = [random_instance(seed, objective=obj, max_devices=4, max_blocks=8)
+                for seed, obj in zip(range(40, 46), _OBJECTIVES)]
+    problems += [two_model_instance(seed) for seed in range(2)]
+    compared = broken = 0
+    for problem in problems:
+        models, _ = build_tables(problem, cost_table(problem))
+        scorer = Scorer(problem, cost_table(problem), models)
+        ids = problem.topology.ids
+        for _ in range(10):
+            state = tuple(_random_pipeline(rng, list(mt.candidates), mt.num_blocks) for mt in models)
+            score = scorer.score(state)
+            metrics = evaluate(problem, _plan(problem, {mt.id: [(ids[d], a, b) for d, a, b in st]
+                                                        for mt, st in zip(models, state)}))
+            sign = -1.0 if problem.objective.sense == "max" else 1.0
+            assert score.value == pytest.approx(sign * metrics.objective, rel=1e-9)
+            assert (score.violation == 0) == metrics.feasible, (problem.name, state, metrics.violations)
+            compared += 1
+            broken += not metrics.feasible
+    assert compared == 80 and 10 < broken < 70

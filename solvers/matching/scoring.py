@@ -18,7 +18,9 @@ plateaus. Every number comes from the table's functions, the very ones
   :func:`~placement.costs.throughput.mixed_throughput` or
   :func:`~placement.costs.throughput.free_throughput` as ``evaluate()`` picks;
   the plateau tie-break is the sum of squared resource loads
-  (:func:`~placement.costs.throughput.combine_usage`).
+  (:func:`~placement.costs.throughput.combine_usage`). A candidate whose LP
+  bound (:func:`~placement.costs.throughput.free_throughput_bound`) cannot beat
+  the current state is not solved.
 
 Own limit checks are a hair stricter than ``evaluate()``'s, so a state scored
 feasible is feasible there too. Scores are memoised (in bounded memos).
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 
 from placement import Problem
 from placement.costs import CostTable, Stage, route_usage
-from placement.costs.throughput import combine_usage, free_throughput, mixed_throughput
+from placement.costs.throughput import combine_usage, free_throughput, free_throughput_bound, mixed_throughput
 from placement.evaluate import objective_value
 from solvers.matching.tables import ModelTables
 
@@ -120,11 +122,20 @@ class Scorer:
             if not math.isfinite(additive):
                 violation += _NO_PATH
             return Score(violation, additive, 0.0), True
+        if beat is not None and violation != beat.violation and not violation < beat.violation * (1 - _LIMIT_MARGIN):
+            return Score(violation, math.inf, 0.0), False  # its throughput cannot make up for it
         usage = self._route_usage(state)
         if usage is None:
             return Score(violation + _NO_PATH, math.inf, 0.0), True
+        if beat is not None and violation == beat.violation and not self.mixed \
+                and not self._value(free_throughput_bound(usage)) < beat.value - REL_TOL * max(abs(beat.value), 1e-12):
+            return Score(violation, math.inf, 0.0), False  # the LP's bound settles it
         tokens_s, secondary = self._throughput(usage)
-        return Score(violation, -objective_value(self.problem, {"throughput": tokens_s}), secondary), True
+        return Score(violation, self._value(tokens_s), secondary), True
+
+    def _value(self, tokens_s: float) -> float:
+        """The minimised value of a throughput objective (minus the objective)."""
+        return -objective_value(self.problem, {"throughput": tokens_s})
 
     # -- limits ---------------------------------------------------------------------------------
 
