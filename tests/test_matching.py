@@ -421,15 +421,17 @@ def test_huge_instances_are_refused_before_any_table_is_built():
 
 
 def test_the_deadline_stops_a_scan_midway():
-    # 400 devices: one scan of the swap neighbourhood (every split with every unused device) takes
-    # longer than the whole limit, so only a clock read inside the scan stops it in time.
-    problem = parse_instance(_star(400, 32))
-    limit = 0.5
+    # 400 devices x 64 blocks: the first scan of the swap neighbourhood (every split with every unused
+    # device) scores tens of thousands of plans; a clock read only between scans would finish it.
+    problem = parse_instance(_star(400, 64))
+    one_scan = solve(problem, "matching", options={"restarts": 1, "max_swaps": 0})
+    limit = 0.2
     started = time.perf_counter()
-    plan = solve(problem, "matching", SolveParams(time_limit_s=limit))
+    plan = solve(problem, "matching", SolveParams(time_limit_s=limit), options={"restarts": 1})
     elapsed = time.perf_counter() - started
     assert plan.termination is Termination.TIME_LIMIT
     assert elapsed < limit + 0.5, f"{elapsed:.2f} s with a {limit} s limit"
+    assert plan.stats["evaluations"] < one_scan.stats["evaluations"], "the first scan ran to its end"
     assert plan.stats["stable"] is False and plan.stats["swaps"] == 0
     if plan.has_solution:
         assert plan.objective == pytest.approx(evaluate(problem, plan).objective, rel=1e-9)

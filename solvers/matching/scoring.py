@@ -99,8 +99,8 @@ class Scorer:
         self._scores, self._shard_bytes, self._loads, self._usage = _Memo(), _Memo(), _Memo(), _Memo()
 
     def score(self, state: State, beat: Score | None = None) -> Score:
-        """The state's score. With a feasible ``beat``, a state that cannot improve on it may be
-        returned early with an inexact score that still does not improve on ``beat``."""
+        """The state's score. With ``beat``, a state that cannot improve on it may be returned early
+        with an inexact score (not memoised) that still does not improve on ``beat``."""
         hit = self._scores.get(state)
         if hit is None:
             hit, exact = self._score(state, beat)
