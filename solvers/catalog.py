@@ -40,6 +40,7 @@ register(SolverInfo(
 ))
 register(SolverInfo(
     name="matching", family="matching", exact=False, entry="solvers.matching:solve_matching",
+    precondition="solvers.matching:matching_unsupported",
     summary="matching game: blocks propose to devices (deferred acceptance with memory quotas and transfer "
             "externalities), then swaps until swap-stable",
     capabilities=Capabilities(),

@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
+import time
 
 import pytest
 
 from instances.zoo import stress, zoo
-from placement import Objective, Plan, Route, Shard, Status, Termination, block_costs, evaluate, parse_instance
-from placement.costs import GIB, stage_memory_bytes
+from placement import Objective, Plan, Proof, Route, Shard, Status, Termination, cost_table, evaluate, parse_instance
+from placement.costs import GIB
 from solvers import SolveParams, solve
 
 _DEVICES = ["rtx-3060", "jetson-orin-nx-16gb", "apple-m4", "snapdragon-8-gen3", "l4", "raspberry-pi-5-8gb"]
@@ -46,11 +47,12 @@ def random_instance(seed: int, objective=None, max_devices: int = 3, max_blocks:
         "devices": devices, "links": links, "workload": workload,
         "objective": objective if objective is not None else rng.choice(_OBJECTIVES),
     }
-    # Memory: the engine's runtime plus 45-120% of the whole model's footprint, from the cost model.
-    costs = [block_costs(parse_instance(data), r["id"]) for r in workload]
-    whole = max(stage_memory_bytes(c, 0, L) for c in costs) + sum(float(c.kv_bytes.sum()) for c in costs[1:])
+    # Memory: the engine's runtime plus 45-120% of the whole model's footprint, from the cost table.
+    problem = parse_instance(data)
+    table = cost_table(problem)
+    whole = float(table.shard_memory_bytes("m", None, 0, L, problem.workload))
     for i, dev in enumerate(devices):
-        dev["memory_gb"] = (costs[0].runtime_bytes[i] + rng.uniform(0.45, 1.2) * whole) / GIB
+        dev["memory_gb"] = (table.runtime_bytes("fp16")[i] + rng.uniform(0.45, 1.2) * whole) / GIB
     return parse_instance(data)
 
 
@@ -73,10 +75,11 @@ def two_model_instance(seed: int):
                        {"id": "b", "config": _config(rng.randint(2, 3), hidden=1024), "weight_format": "fp16"}],
             "objective": rng.choice(_OBJECTIVES)}
     problem = parse_instance(data)
-    whole = sum(stage_memory_bytes(block_costs(problem, r["id"]), 0, problem.model(r["model"]).num_blocks)
-                for r in workload)
+    table = cost_table(problem)
+    whole = sum(float(table.shard_memory_bytes(r.model, None, 0, problem.model(r.model).num_blocks, [r]))
+                for r in problem.workload)
     for i, dev in enumerate(devices):
-        dev["memory_gb"] = (block_costs(problem, "a0").runtime_bytes[i] + rng.uniform(0.4, 1.2) * whole) / GIB
+        dev["memory_gb"] = (table.runtime_bytes("fp16")[i] + rng.uniform(0.4, 1.2) * whole) / GIB
     return parse_instance(data)
 
 
@@ -346,11 +349,17 @@ def test_no_feasible_matching_is_no_solution_with_reasons():
             "links": [{"a": "d0", "b": f"d{i}", "bandwidth_mbps": 100, "latency_ms": 1} for i in range(1, 8)],
             "workload": [{"id": "w", "source": "d0", "prompt_tokens": 64, "output_tokens": 8}],
         })
-    bc = block_costs(instance(8.0), "w")
-    problem = instance((stage_memory_bytes(bc, 1, 2) + bc.runtime_bytes[0]) / GIB)
-    assert stage_memory_bytes(bc, 0, 1) > stage_memory_bytes(bc, 1, 2)
+    roomy = instance(8.0)
+    table = cost_table(roomy)
+
+    def stage_bytes(a: int, b: int) -> float:
+        return float(table.shard_memory_bytes("m", None, a, b, roomy.workload))
+
+    problem = instance((stage_bytes(1, 2) + table.runtime_bytes("fp16")[0]) / GIB)
+    assert stage_bytes(0, 1) > stage_bytes(1, 2)
     plan = solve(problem, "matching")
     assert plan.status is Status.NO_SOLUTION and not plan.shards and plan.objective is None
+    assert plan.proof is Proof.NONE
     assert plan.reasons and "GB" in plan.reasons[0]
 
 
@@ -361,7 +370,8 @@ def test_time_limit_is_honoured():
     assert plan.solve_time_s < 2.0
     if plan.has_solution:
         assert plan.objective == pytest.approx(evaluate(problem, plan).objective, rel=1e-9)
-        assert plan.stats["stable"] is (not plan.stats["blocking_pairs"])
+        # Stopped early: stable only if a full scan found nothing to improve, and then nothing blocks.
+        assert not (plan.stats["stable"] and plan.stats["blocking_pairs"])
     else:
         assert plan.status is Status.NO_SOLUTION and plan.reasons
 
@@ -383,3 +393,95 @@ def test_zoo_within_ten_percent_of_the_optimum_on_average():
         ratios.append(plan.objective / best.objective if problem.objective.sense == "min"
                       else best.objective / plan.objective)
     assert len(ratios) >= 20 and sum(ratios) / len(ratios) <= 1.10
+
+
+def _star(n_devices: int, num_blocks: int) -> dict:
+    """A hub linked to ``n_devices - 1`` edge devices, one model of ``num_blocks`` blocks."""
+    rng = random.Random(n_devices)
+    devices = [{"id": "hub", "type": "a100-sxm-80gb", "tier": "cloud"}]
+    devices += [{"id": f"d{i}", "type": rng.choice(["rtx-3060", "jetson-orin-nano-8gb", "apple-m1"])}
+                for i in range(n_devices - 1)]
+    links = [{"a": "hub", "b": f"d{i}", "bandwidth_mbps": rng.choice([100, 1000]), "latency_ms": rng.choice([1, 5])}
+             for i in range(n_devices - 1)]
+    return {"name": f"star-{n_devices}", "devices": devices, "links": links,
+            "models": [{"id": "m", "config": _config(num_blocks, hidden=512), "weight_format": "fp16"}],
+            "workload": [{"id": "chat", "source": "d0", "prompt_tokens": 256, "output_tokens": 64}]}
+
+
+def test_huge_instances_are_refused_before_any_table_is_built():
+    from solvers import UnsupportedProblemError
+    from solvers.matching import matching_unsupported
+    problem = parse_instance(_star(2000, 4096))
+    started = time.perf_counter()
+    with pytest.raises(UnsupportedProblemError, match=r"2,000 devices x 4,096 blocks .* GB budget"):
+        solve(problem, "matching")
+    assert time.perf_counter() - started < 1.0
+    assert "cost_table" not in problem._cache, "the cost table was compiled for a refused instance"
+    assert matching_unsupported(parse_instance(_star(1000, 32))) == []
+
+
+def test_the_deadline_stops_a_scan_midway():
+    # 400 devices x 64 blocks: the first scan of the swap neighbourhood (every split with every unused
+    # device) scores tens of thousands of plans; a clock read only between scans would finish it.
+    problem = parse_instance(_star(400, 64))
+    one_scan = solve(problem, "matching", options={"restarts": 1, "max_swaps": 0})
+    limit = 0.2
+    started = time.perf_counter()
+    plan = solve(problem, "matching", SolveParams(time_limit_s=limit), options={"restarts": 1})
+    elapsed = time.perf_counter() - started
+    assert plan.termination is Termination.TIME_LIMIT
+    assert elapsed < limit + 0.5, f"{elapsed:.2f} s with a {limit} s limit"
+    assert plan.stats["evaluations"] < one_scan.stats["evaluations"], "the first scan ran to its end"
+    assert plan.stats["stable"] is False and plan.stats["swaps"] == 0
+    if plan.has_solution:
+        assert plan.objective == pytest.approx(evaluate(problem, plan).objective, rel=1e-9)
+
+
+def test_no_cost_formula_in_the_matching_package():
+    # Every number matching scores with is the cost table's: no workload, device or unit arithmetic here.
+    from pathlib import Path
+    forbidden = [".rate_rps", ".batch", ".output_tokens", ".prompt_tokens", "profile_for", "throughput_at",
+                 "usable_memory_gb", "memory_gb", "bytes_per_s", "hidden_size", ".prefill_s", ".decode_s",
+                 "_overhead_s", "power_w", "linprog", "roofline", "1e3", "1e-3"]
+    package = Path(__file__).resolve().parent.parent / "solvers" / "matching"
+    for path in sorted(package.glob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            found = [name for name in forbidden if name in line]
+            assert not found, f"{path.name}:{number}: {found}: {line.strip()}"
+            # GB appear only in words (a refusal's message), never in a computation.
+            if "GIB" in line and not line.lstrip().startswith(("from ", "import ")):
+                assert "/ GIB:" in line, f"{path.name}:{number}: GIB outside a message: {line.strip()}"
+
+
+def _random_pipeline(rng: random.Random, devices: list[int], num_blocks: int) -> tuple[tuple[int, int, int], ...]:
+    k = rng.randint(1, min(len(devices), num_blocks))
+    chosen = rng.sample(devices, k)
+    bounds = [0, *sorted(rng.sample(range(1, num_blocks), k - 1)), num_blocks]
+    return tuple(zip(chosen, bounds, bounds[1:]))
+
+
+def test_scores_are_evaluates_numbers():
+    # The scorer ranks states by evaluate()'s own numbers: its value is the objective (negated when
+    # maximised) and it finds a limit broken exactly when evaluate() does.
+    from solvers.matching.scoring import Scorer
+    from solvers.matching.tables import build_tables
+    rng = random.Random(3)
+    problems = [random_instance(seed, objective=obj, max_devices=4, max_blocks=8)
+                for seed, obj in zip(range(40, 46), _OBJECTIVES)]
+    problems += [two_model_instance(seed) for seed in range(2)]
+    compared = broken = 0
+    for problem in problems:
+        models, _ = build_tables(problem, cost_table(problem))
+        scorer = Scorer(problem, cost_table(problem), models)
+        ids = problem.topology.ids
+        for _ in range(10):
+            state = tuple(_random_pipeline(rng, list(mt.candidates), mt.num_blocks) for mt in models)
+            score = scorer.score(state)
+            metrics = evaluate(problem, _plan(problem, {mt.id: [(ids[d], a, b) for d, a, b in st]
+                                                        for mt, st in zip(models, state)}))
+            sign = -1.0 if problem.objective.sense == "max" else 1.0
+            assert score.value == pytest.approx(sign * metrics.objective, rel=1e-9)
+            assert (score.violation == 0) == metrics.feasible, (problem.name, state, metrics.violations)
+            compared += 1
+            broken += not metrics.feasible
+    assert compared == 80 and 10 < broken < 70

@@ -17,6 +17,8 @@ Three questions, one module:
   single class): the closed form ``sum(demand) / max_r sum_c demand_c u_c[r]``;
 - :func:`free_throughput`: the classes' rates are free: the LP
   ``max sum_c x_c s.t. sum_c x_c u_c[r] <= 1, x >= 0`` (HiGHS through scipy);
+  :func:`free_throughput_bound` bounds it from above without solving it, for
+  searches that only need to know whether a plan can beat another;
 - :func:`rated_loads`: routes that carry given rates (``Route.rate_tok_s``): the load
   of every resource, which must stay at most 1.
 
@@ -33,7 +35,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.optimize import linprog
 
-__all__ = ["mixed_throughput", "free_throughput", "rated_loads", "combine_usage", "Usage"]
+__all__ = ["mixed_throughput", "free_throughput", "free_throughput_bound", "rated_loads", "combine_usage", "Usage"]
 
 Usage = Mapping[int, float]  # resource index -> seconds per decode token
 
@@ -80,6 +82,38 @@ def free_throughput(usage: Mapping[str, Usage]) -> float:
     result = linprog(-np.ones(len(classes)), A_ub=A, b_ub=np.ones(len(resources)), bounds=(0, None),
                      method="highs")
     return float(-result.fun) if result.status == 0 else 0.0
+
+
+def free_throughput_bound(usage: Mapping[str, Usage]) -> float:
+    """An upper bound on :func:`free_throughput` from points of its LP's dual, without solving it
+    (``inf`` when none is found).
+
+    A resource every class uses caps the total at ``1 / min_c u_c[r]``. With two classes, every pair
+    of resources whose two rows can both be tight gives a dual point too, and the least of these is
+    the LP's optimum (a dual vertex has at most two resources in its support).
+
+    Examples
+    --------
+    >>> usage = {"a": {0: 0.01, 1: 0.004}, "b": {0: 0.002, 1: 0.02}}
+    >>> round(free_throughput_bound(usage), 6), round(free_throughput(usage), 6)
+    (125.0, 125.0)
+    """
+    classes = list(usage)
+    resources = sorted({r for c in classes for r in usage[c]})
+    if not resources:
+        return math.inf
+    A = np.array([[usage[c].get(r, 0.0) for c in classes] for r in resources])
+    shared = np.all(A > 0, axis=1)
+    bound = float(np.min(1.0 / A[shared].min(axis=1))) if shared.any() else math.inf
+    if len(classes) == 2 and len(resources) > 1:
+        r, s = np.triu_indices(len(resources), k=1)
+        det = A[r, 0] * A[s, 1] - A[s, 0] * A[r, 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            yr, ys = (A[s, 1] - A[s, 0]) / det, (A[r, 0] - A[r, 1]) / det
+        ok = (det != 0) & (yr >= 0) & (ys >= 0)
+        if ok.any():
+            bound = min(bound, float(np.min(yr[ok] + ys[ok])))
+    return bound
 
 
 def rated_loads(routes: Sequence[tuple[float, Usage]]) -> dict[int, float]:
