@@ -91,7 +91,6 @@ def deferred_acceptance(models: list[ModelTables], capacity: list[float], costs:
                         deadline: Deadline) -> tuple[list[list[int]], int]:
     """One many-to-one deferred acceptance with fixed preferences; returns labels (-1 unmatched) and
     proposal rounds. Stops where it is when the deadline passes (unmatched blocks stay -1)."""
-    D = len(capacity)
     quota = np.asarray(capacity) - np.max([mt.runtime for mt in models], axis=0)
     rankings = [_ranking(mt, cost) for mt, cost in zip(models, costs)]
     held: dict[int, list[tuple[int, int]]] = defaultdict(list)
