@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from solvers.matching.scoring import Stages, State
+from solvers.matching.scoring import State
 from solvers.matching.tables import ModelTables
 
 __all__ = ["neighbourhood", "describe", "from_counts"]
