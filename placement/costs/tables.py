@@ -265,6 +265,13 @@ class CostTable:
 
     # -- devices ---------------------------------------------------------------------------
 
+    def _distinct_nodes(self) -> list:
+        """One device of each kind that the roofline tells apart (spec, engine, count, threads)."""
+        seen: dict[tuple, object] = {}
+        for n in self.topology.nodes:
+            seen.setdefault((n.spec, n.engine, n.count, n.threads), n)
+        return list(seen.values())
+
     @cached_property
     def capacity_bytes(self) -> np.ndarray:
         """Usable memory of each device: (capacity - reserved) x (1 - the instance's headroom)."""
@@ -317,12 +324,12 @@ class CostTable:
         def build():
             ctx = self.problem.context_tokens(req)
             kv = readonly(kv_reservation_bytes(spec, req.batch, ctx))
+            steps = {execution_rates(node, formats.weight_format(fmt_id)).profile.max_tokens_per_step
+                     for node in self._distinct_nodes() for fmt_id in spec.formats}
             ws = head = 0.0
-            for node in self.topology.nodes:
-                for fmt_id in spec.formats:
-                    step = execution_rates(node, formats.weight_format(fmt_id)).profile.max_tokens_per_step
-                    w, h = workspace_bytes(spec.graph, req, ctx, step)
-                    ws, head = max(ws, w), max(head, h)
+            for step in steps:
+                w, h = workspace_bytes(spec.graph, req, ctx, step)
+                ws, head = max(ws, w), max(head, h)
             return KVCosts(spec.id, req.id, kv, readonly(np.concatenate([[0.0], np.cumsum(kv)])), ws, head)
         return self._memo(("kv", req.id, spec.id), build)
 
@@ -355,12 +362,16 @@ class CostTable:
         prefill, decode = np.zeros((D, L)), np.zeros((D, L))
         pre_ovh, dec_ovh = np.zeros(D), np.zeros(D)
         measured_token = np.full((D, L + 1), np.nan)
+        alike: dict[tuple, tuple] = {}  # devices of one spec, engine, count and threads run alike: compute once
         for d, node in enumerate(nodes):
-            rates = execution_rates(node, fmt)
-            times = node_times(spec.graph, fmt, spec.kv_fmt, rates, req)
-            prefill[d], decode[d] = fold_nodes(times.prefill_s), fold_nodes(times.decode_s)
-            pre_ovh[d] = times.prefill_steps * rates.profile.step_overhead_ms * 1e-3
-            dec_ovh[d] = rates.profile.step_overhead_ms * 1e-3
+            key = (node.spec, node.engine, node.count, node.threads)
+            if key not in alike:
+                rates = execution_rates(node, fmt)
+                times = node_times(spec.graph, fmt, spec.kv_fmt, rates, req)
+                step_s = rates.profile.step_overhead_ms * 1e-3
+                alike[key] = (fold_nodes(times.prefill_s), fold_nodes(times.decode_s), times.prefill_steps * step_s,
+                              step_s)
+            prefill[d], decode[d], pre_ovh[d], dec_ovh[d] = alike[key]
             measured = node.profile_for(spec.id)
             if measured is None:
                 continue
