@@ -16,7 +16,7 @@ from typing import Any
 
 from placement.errors import InvalidPlanError, Issue
 from placement.metrics import Metrics
-from placement.plan import Plan, Proof, Route, Shard, Status, Termination
+from placement.plan import Plan, Proof, Reason, Route, Shard, Status, Termination, Unserved
 from placement.problem import Problem
 from placement.textfiles import read_mapping_file
 
@@ -104,6 +104,7 @@ def plan_to_dict(plan: Plan, problem: Problem | None = None) -> dict[str, Any]:
             "feasible": m.feasible,
             "calibrated": m.calibrated,
             "aggregates": m.aggregates,
+            **({"changes": m.changes.to_dict()} if m.changes is not None else {}),
         }
     out = {
         "schema_version": PLAN_SCHEMA_VERSION,
@@ -124,14 +125,43 @@ def plan_to_dict(plan: Plan, problem: Problem | None = None) -> dict[str, Any]:
              "weight_format": s.weight_format}
             for s in plan.shards
         ],
-        "routes": [
-            {"request": r.request, "path": list(r.path), "rate_tok_s": r.rate_tok_s, "fraction": r.fraction}
-            for r in plan.routes
-        ],
+        "routes": [_route_dict(r) for r in plan.routes],
         "predicted": predicted,
         "reasons": list(plan.reasons),
     }
+    if plan.unserved:  # written only when there is any, so that plain plans read as they always have
+        out["unserved"] = [{"request": u.request, "share": u.share, "reason": u.reason.value, "detail": u.detail}
+                           for u in plan.unserved]
     return _finite(out)
+
+
+def _route_dict(r: Route) -> dict[str, Any]:
+    out: dict[str, Any] = {"request": r.request, "path": list(r.path), "rate_tok_s": r.rate_tok_s,
+                           "fraction": r.fraction}
+    if r.escalate_to is not None:
+        out["escalate_to"] = list(r.escalate_to)
+    return out
+
+
+def _unserved_from(d: dict[str, Any], issues: list[Issue]) -> list[Unserved]:
+    out = []
+    for i, u in enumerate(_get(d, "unserved", list, "", issues, default=[]) or []):
+        p = f"unserved[{i}]."
+        if not isinstance(u, dict):
+            issues.append(Issue(p[:-1], "must be an object"))
+            continue
+        req = _get(u, "request", str, p, issues)
+        share = _get(u, "share", (int, float), p, issues)
+        reason = _get(u, "reason", str, p, issues)
+        detail = _get(u, "detail", str, p, issues, default="")
+        try:
+            why = Reason(reason) if reason is not None else None
+        except ValueError:
+            issues.append(Issue(f"{p}reason", f"must be one of {', '.join(r.value for r in Reason)}, got {reason!r}"))
+            continue
+        if None not in (req, share, why):
+            out.append(Unserved(req, float(share), why, detail or ""))  # type: ignore[arg-type]
+    return out
 
 
 def plan_to_json(plan: Plan, problem: Problem | None = None) -> str:
@@ -203,12 +233,17 @@ def plan_from_dict(d: Any) -> Plan:
         path = _get(r, "path", list, p, issues)
         rate = _get(r, "rate_tok_s", (int, float, type(None)), p, issues, default=None)
         frac = _get(r, "fraction", (int, float, type(None)), p, issues, default=None)
+        escalate = _get(r, "escalate_to", (list, type(None)), p, issues, default=None)
         if path is not None and not all(isinstance(x, str) for x in path):
             issues.append(Issue(f"{p}path", "must list shard ids (strings)"))
             continue
+        if escalate is not None and not (escalate and all(isinstance(x, str) for x in escalate)):
+            issues.append(Issue(f"{p}escalate_to", "must list shard ids (strings)"))
+            continue
         if req is None or path is None:
             continue
-        routes.append(Route(req, tuple(path), None if rate is None else float(rate), None if frac is None else float(frac)))
+        routes.append(Route(req, tuple(path), None if rate is None else float(rate), None if frac is None else float(frac),
+                            tuple(escalate) if escalate is not None else None))
     status = d.get("status", "feasible")
     termination = d.get("termination", "heuristic")
     try:
@@ -233,6 +268,7 @@ def plan_from_dict(d: Any) -> Plan:
         _get(obj, key, (int, float, type(None)), "objective.", issues, default=None)
     _get(solver, "solve_time_s", (int, float, type(None)), "solver.", issues, default=None)
     reasons = _get(d, "reasons", list, "", issues, default=[])
+    unserved = _unserved_from(d, issues)
     if reasons is not None and not all(isinstance(x, str) for x in reasons):
         issues.append(Issue("reasons", "must list strings"))
     predicted = d.get("predicted")
@@ -250,7 +286,7 @@ def plan_from_dict(d: Any) -> Plan:
         bound=obj.get("bound"), gap=obj.get("gap"),
         solver=solver.get("name", ""), backend=solver.get("backend"), params=solver.get("params") or {},
         solve_time_s=float(solver.get("solve_time_s") or 0.0), stats=solver.get("stats") or {},
-        predicted=metrics, reasons=tuple(reasons or ()),
+        predicted=metrics, reasons=tuple(reasons or ()), unserved=tuple(unserved),
     )
 
 
