@@ -458,12 +458,15 @@ def device_state(problem: Problem, plan: Plan, devices: dict[str, DeviceMetrics]
         if t is not None and s.layers == (0, problem.model(s.model).num_blocks):
             held[problem.topology.index[s.device]].append((t, frozenset(routed_through.get(s.id, ()))))
     metrics = [devices[n.id] for n in nodes]
+    cached = frozenset(t for c in (problem.cache or ()) if c.layers == (0, problem.model(c.model).num_blocks)
+                       for t in [view.candidate(c.model, c.weight_format, problem.topology.index[c.device])]
+                       if t is not None)
     return DeviceState(
         used_bytes=np.array([m.memory_gb * GIB for m in metrics]),
         capacity_bytes=cost_table(problem).capacity_bytes,
         runtime_bytes=np.array([m.runtime_gb * GIB for m in metrics]),
         load=np.array([m.utilization or 0.0 for m in metrics]),
-        instances=tuple(tuple(h) for h in held))
+        instances=tuple(tuple(h) for h in held), loads=bool(cache_changes(problem, plan).loads), cached=cached)
 
 
 def _unserved_violations(problem: Problem, plan: Plan, devices: dict[str, DeviceMetrics]) -> list[Violation]:
@@ -475,7 +478,7 @@ def _unserved_violations(problem: Problem, plan: Plan, devices: dict[str, Device
     out = []
     for u in plan.unserved:
         c = view.requests.index(u.request)
-        why = refutation(problem, view, state, c, u.reason)
+        why = refutation(problem, view, state, c, u.reason, u.share)
         if why:
             out.append(Violation(Kind.COVERAGE, u.request, u.share, 0.0, f"request {u.request}: declared "
                                  f"{u.share:.0%} unserved for want of {u.reason.value}, but {why}"))

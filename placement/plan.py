@@ -101,6 +101,7 @@ class Reason(str, Enum):
     MEMORY = "memory"      # no node has room for an instance that would serve it
     CAPACITY = "capacity"  # the instances that could serve it are at the utilisation limit
     COST = "cost"          # serving it would cost more than the objective's unserved weight
+    CACHE = "cache"        # the plan keeps the current cache, and no instance in it has room and time for it
 
     def __str__(self) -> str:
         return self.value

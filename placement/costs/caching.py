@@ -73,6 +73,10 @@ class CascadeOptions:
 class CachingView:
     """Whole-model candidate instances and every class's route on each (see the module docstring).
 
+    Memory figures are bytes: an instance's weights, its device's engine runtime, what an
+    instance no class uses keeps (one sequence of its model's first class), and per class
+    the KV cache and prefill workspace it reserves on an instance.
+
     Arrays over candidates ``[T]`` and over classes x candidates ``[C, T]``; ``score`` is ``nan``
     where a class has no benchmark. ``fits`` says whether the instance's weights and its device's
     runtime fit the device's usable memory (and its profile's ``max_layers``) on their own.
@@ -86,9 +90,9 @@ class CachingView:
     device: np.ndarray
     num_blocks: np.ndarray
     fits: np.ndarray
-    weight_bytes: np.ndarray
-    runtime_bytes: np.ndarray
-    idle_bytes: np.ndarray
+    weight_mem_bytes: np.ndarray
+    runtime_mem_bytes: np.ndarray
+    idle_mem_bytes: np.ndarray
     load_s: np.ndarray
     load_j: np.ndarray
     cached: np.ndarray
@@ -100,8 +104,8 @@ class CachingView:
     eligible: np.ndarray
     cost: np.ndarray
     busy: np.ndarray
-    kv_bytes: np.ndarray
-    workspace_bytes: np.ndarray
+    kv_mem_bytes: np.ndarray
+    workspace_mem_bytes: np.ndarray
     score: np.ndarray
     e2e_ms: np.ndarray
     capacity_bytes: np.ndarray
@@ -146,7 +150,7 @@ def _instance_arrays(problem: Problem, table: CostTable, triples: list) -> dict[
         fits.append(w + rt <= table.capacity_bytes[d] * (1 + _TOL) and L <= table.max_blocks(model)[d])
     churn = dict(problem.objective.terms).get("churn", 0.0)
     load = np.nan_to_num(np.array(load_s), nan=0.0)
-    return {"weight_bytes": np.array(weights), "runtime_bytes": np.array(runtime), "idle_bytes": np.array(idle),
+    return {"weight_mem_bytes": np.array(weights), "runtime_mem_bytes": np.array(runtime), "idle_mem_bytes": np.array(idle),
             "load_s": np.array(load_s), "load_j": np.array(load_j), "cached": np.array(cached, dtype=bool),
             "fits": np.array(fits, dtype=bool),
             "churn_cost": np.where(np.array(cached, dtype=bool), 0.0, churn * load)}
@@ -155,7 +159,7 @@ def _instance_arrays(problem: Problem, table: CostTable, triples: list) -> dict[
 def _class_arrays(problem: Problem, table: CostTable, triples: list) -> tuple[dict[str, np.ndarray], dict]:
     C, T = len(problem.workload), len(triples)
     out = {k: np.zeros((C, T), dtype=bool) for k in ("accepts", "reach_ok", "slo_ok", "quality_ok")}
-    out.update({k: np.zeros((C, T)) for k in ("cost", "busy", "kv_bytes", "workspace_bytes")})
+    out.update({k: np.zeros((C, T)) for k in ("cost", "busy", "kv_mem_bytes", "workspace_mem_bytes")})
     out["score"] = np.full((C, T), np.nan)
     out["e2e_ms"] = np.full((C, T), np.inf)
     floor = problem.constraints.quality_floor
@@ -174,8 +178,8 @@ def _class_arrays(problem: Problem, table: CostTable, triples: list) -> tuple[di
             out["slo_ok"][c, t] = slo_met(req, rt)
             out["quality_ok"][c, t] = req.min_quality is None or (score is not None and score >= req.min_quality - _TOL)
             kv = table.kv(req, model)
-            out["kv_bytes"][c, t] = float(kv.shard_kv_bytes(0, L))
-            out["workspace_bytes"][c, t] = float(kv.shard_workspace_bytes(L))
+            out["kv_mem_bytes"][c, t] = float(kv.shard_kv_bytes(0, L))
+            out["workspace_mem_bytes"][c, t] = float(kv.shard_workspace_bytes(L))
             out["busy"][c, t] = float(table.stage_load(req, bc, d, 0, L, 1.0))
             out["score"][c, t] = np.nan if score is None else score
             out["e2e_ms"][c, t] = rt.e2e_s * 1e3
