@@ -142,7 +142,8 @@ def solve(problem: Problem, solver: str = DEFAULT_SOLVER, params: SolveParams | 
 
 def _finish(problem: Problem, info: SolverInfo, params: SolveParams, options: dict[str, Any], deadline: Deadline,
             plan: Plan) -> Plan:
-    predicted = evaluate(problem, plan) if plan.shards else None
+    # A plan that declares its demand unserved is a plan too, shards or not (model caching).
+    predicted = evaluate(problem, plan) if plan.shards or plan.unserved else None
     changes: dict[str, Any] = {
         "solver": info.name, "params": {**params.to_dict(), **options},
         "solve_time_s": deadline.elapsed(), "objective_name": problem.objective.name,

@@ -109,3 +109,12 @@ register(SolverInfo(
             "resident instances, an LP (a small MILP when KV reservations compete for memory)",
     capabilities=_CACHING, requires=("scipy",),
 ))
+register(SolverInfo(
+    name="cache-bruteforce", family="caching", exact=True, entry="solvers.caching.bruteforce:solve_cache_bruteforce",
+    precondition="solvers.caching:bruteforce_unsupported", plan_space=CACHE,
+    summary="every cache of whole-model instances and every maximal set of KV reservations, each routed by an "
+            "LP; the caching solvers' test oracle for tiny portfolios",
+    capabilities=_CACHING, requires=("scipy",),
+    options=(Option("max_caches", int, 20_000, "refuse instances with more candidate caches than this",
+                    minimum=1, maximum=100_000_000),),
+))

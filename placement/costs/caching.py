@@ -80,11 +80,14 @@ class CachingView:
     Arrays over candidates ``[T]`` and over classes x candidates ``[C, T]``; ``score`` is ``nan``
     where a class has no benchmark. ``fits`` says whether the instance's weights and its device's
     runtime fit the device's usable memory (and its profile's ``max_layers``) on their own.
+    Costs (``cost``, ``unserved_cost``, ``churn_cost``, the cascades') are to be *minimised*:
+    the objective times ``sign`` (-1 when the objective is maximised: ``quality`` alone).
     """
 
     requests: tuple[str, ...]
     class_weight: np.ndarray
     unserved_cost: float
+    sign: float
     model: tuple[str, ...]
     weight_format: tuple[str, ...]
     device: np.ndarray
@@ -126,6 +129,11 @@ class CachingView:
         return {(m, f, int(d)): t for t, (m, f, d) in enumerate(zip(self.model, self.weight_format, self.device))}
 
 
+def _sign(problem: Problem) -> float:
+    """+1 when the objective is minimised, -1 when it is maximised (so solvers always minimise)."""
+    return -1.0 if problem.objective.sense == "max" else 1.0
+
+
 def _triples(problem: Problem) -> list[tuple[str, str, int]]:
     accepted = {m for r in problem.workload for m in r.accepted}
     D = len(problem.topology.nodes)
@@ -148,7 +156,7 @@ def _instance_arrays(problem: Problem, table: CostTable, triples: list) -> dict[
         load_j.append(float(table.load_energy_j(model, fmt, 0, L)[d]))
         cached.append((nodes[d].id, model, fmt, (0, L)) in resident)
         fits.append(w + rt <= table.capacity_bytes[d] * (1 + _TOL) and L <= table.max_blocks(model)[d])
-    churn = dict(problem.objective.terms).get("churn", 0.0)
+    churn = dict(problem.objective.terms).get("churn", 0.0) * _sign(problem)
     load = np.nan_to_num(np.array(load_s), nan=0.0)
     return {"weight_mem_bytes": np.array(weights), "runtime_mem_bytes": np.array(runtime), "idle_mem_bytes": np.array(idle),
             "load_s": np.array(load_s), "load_j": np.array(load_j), "cached": np.array(cached, dtype=bool),
@@ -184,7 +192,7 @@ def _class_arrays(problem: Problem, table: CostTable, triples: list) -> tuple[di
             out["score"][c, t] = np.nan if score is None else score
             out["e2e_ms"][c, t] = rt.e2e_s * 1e3
             if out["reach_ok"][c, t]:
-                out["cost"][c, t] = request_cost(problem, rt, score)
+                out["cost"][c, t] = _sign(problem) * request_cost(problem, rt, score)
                 times[(c, t)] = rt
     return out, times
 
@@ -208,7 +216,7 @@ def _cascade_options(problem: Problem, triples: list, arrays: dict, times: dict)
                     if req.min_quality is not None and (score is None or score < req.min_quality - _TOL):
                         continue
                     for key, value in (("cls", c), ("first", i), ("second", j), ("share", cascade.escalate_share),
-                                       ("cost", request_cost(problem, both.mean, score)),
+                                       ("cost", _sign(problem) * request_cost(problem, both.mean, score)),
                                        ("busy_first", arrays["busy"][c, i]),
                                        ("busy_second", cascade.escalate_share * arrays["busy"][c, j]),
                                        ("score", np.nan if score is None else score)):
@@ -230,7 +238,7 @@ def caching_view(problem: Problem) -> CachingView:
         return CachingView(
             requests=tuple(r.id for r in problem.workload),
             class_weight=readonly([weights[r.id] for r in problem.workload]),
-            unserved_cost=float(unserved_weight(problem)),
+            unserved_cost=float(_sign(problem) * unserved_weight(problem)), sign=_sign(problem),
             model=tuple(m for m, _, _ in triples), weight_format=tuple(f for _, f, _ in triples),
             device=readonly([d for _, _, d in triples], dtype=np.int64),
             num_blocks=readonly([problem.model(m).num_blocks for m, _, _ in triples], dtype=np.int64),

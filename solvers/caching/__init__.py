@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from placement import Problem
 
-__all__ = ["caching_unsupported", "route_unsupported", "auto_unsupported"]
+__all__ = ["caching_unsupported", "route_unsupported", "auto_unsupported", "bruteforce_unsupported",
+           "MAX_ENUMERATED_CACHES"]
+
+MAX_ENUMERATED_CACHES = 10_000_000  # beyond this, enumerating caches would run for hours
 
 
 def caching_unsupported(problem: Problem) -> list[str]:
@@ -37,3 +40,14 @@ def route_unsupported(problem: Problem) -> list[str]:
 def auto_unsupported(problem: Problem) -> list[str]:
     """``auto`` runs ilp's caching program on a model-caching instance: what that refuses."""
     return caching_unsupported(problem) if problem.portfolio_features() else []
+
+
+def bruteforce_unsupported(problem: Problem) -> list[str]:
+    """The caching oracle enumerates caches: it refuses instances with too many."""
+    why = caching_unsupported(problem)
+    if not why:
+        from solvers.caching.bruteforce import count_caches
+        n = count_caches(problem)
+        if n > MAX_ENUMERATED_CACHES:
+            why.append(f"more than {MAX_ENUMERATED_CACHES:,} caches to enumerate ({n:.3g}); cache-ilp solves it exactly")
+    return why

@@ -18,7 +18,8 @@ weight times the cost per request of each share, the unserved weight for ``u``, 
 load's churn for ``y`` of an instance not cached now.
 
 Limit rows are scaled to 1 and kept a hair (:data:`MARGIN`) inside, so a backend's
-feasibility tolerance cannot carry a plan past what ``evaluate()`` allows. A ``fixed`` cache
+feasibility tolerance cannot carry a plan past what ``evaluate()`` allows (a backend whose
+tolerance is looser gets a wider margin: see :mod:`solvers.caching.ilp`). A ``fixed`` cache
 (the routing-only solver) pins ``y`` and, when every class's reservation fits together,
 ``z`` too: the program is then a linear program.
 """
@@ -92,8 +93,9 @@ def _candidates(view: CachingView, fixed: set[int] | None) -> np.ndarray:
     return np.flatnonzero(view.fits & useful)
 
 
-def build_program(view: CachingView, fixed: set[int] | None = None) -> CacheProgram:
-    """The program of the view's instance; ``fixed``: the resident instances, when the cache is given."""
+def build_program(view: CachingView, fixed: set[int] | None = None, margin: float = MARGIN) -> CacheProgram:
+    """The program of the view's instance; ``fixed``: the resident instances, when the cache is given;
+    ``margin``: how far inside its limit each memory and time row ends."""
     cand = _candidates(view, fixed)
     in_k = np.zeros(view.num_candidates, dtype=bool)
     in_k[cand] = True
@@ -140,7 +142,7 @@ def build_program(view: CachingView, fixed: set[int] | None = None) -> CacheProg
     for li, (d, level) in enumerate(levels):  # runtime levels
         for t in cand[(view.device[cand] == d) & (view.runtime_mem_bytes[cand] >= level)]:
             rows.row([ycol[int(t)], off["r"] + li], [1.0, -1.0], -np.inf, 0.0)
-    _device_rows(view, rows, cand, pairs, xpairs, opts, levels, off, ycol, zcol, devices)
+    _device_rows(view, rows, cand, pairs, xpairs, opts, levels, off, ycol, zcol, devices, margin)
     A, lo, hi = rows.matrix(n)
     integer = np.zeros(n, dtype=bool)
     integer[off["y"]:off["x"]] = True
@@ -173,7 +175,7 @@ def _reservations_fit(view: CachingView, cand: np.ndarray, pairs: np.ndarray) ->
     return True
 
 
-def _device_rows(view, rows: _Rows, cand, pairs, xpairs, opts, levels, off, ycol, zcol, devices) -> None:
+def _device_rows(view, rows: _Rows, cand, pairs, xpairs, opts, levels, off, ycol, zcol, devices, margin) -> None:
     """Memory (scaled by capacity) and, with rates, busy share per device."""
     for d in devices:
         cap = float(view.capacity_bytes[d])
@@ -192,7 +194,7 @@ def _device_rows(view, rows: _Rows, cand, pairs, xpairs, opts, levels, off, ycol
                 cols.append(off["r"] + li)
                 vals.append((level - prev) / cap)
                 prev = level
-        rows.row(cols, vals, -np.inf, 1.0 - MARGIN)
+        rows.row(cols, vals, -np.inf, 1.0 - margin)
         if not view.rates:
             continue
         cols, vals = [], []
@@ -208,4 +210,4 @@ def _device_rows(view, rows: _Rows, cand, pairs, xpairs, opts, levels, off, ycol
                 vals.append(busy)
         if cols:
             limit = view.max_utilization
-            rows.row(cols, np.array(vals) / limit, -np.inf, 1.0 - MARGIN)
+            rows.row(cols, np.array(vals) / limit, -np.inf, 1.0 - margin)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from placement import Plan, Problem, Status, Termination
+from placement import Plan, Problem, Status, Termination, evaluate
 from placement.costs.caching import CachingView, caching_view
 from solvers.caching.plans import Solution, build_plan
 from solvers.caching.route import route_cache
@@ -223,4 +223,5 @@ def solve_cache_greedy(problem: Problem, params: Any, options: dict[str, Any], d
     plan = build_plan(problem, view, solution)
     stats = {"plan_space": "cache", "candidates": len(candidates), "evaluations": evaluations, "local_moves": moves,
              "routing": routing, "instances": len(cache)}
-    return plan.with_(status=Status.FEASIBLE, termination=Termination.HEURISTIC, stats=stats)
+    return plan.with_(status=Status.FEASIBLE, termination=Termination.HEURISTIC, stats=stats,
+                      objective=float(evaluate(problem, plan).objective))
