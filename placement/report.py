@@ -8,9 +8,10 @@ from typing import Any
 
 from placement.evaluate import route_shares
 from placement.metrics import Metrics
+from placement.objective import unserved_weight
 from placement.plan import Plan, Status
 from placement.predict import Prediction
-from placement.problem import Problem
+from placement.problem import METRICS, Problem
 
 __all__ = ["table", "format_plan", "format_evaluation", "format_prediction", "fmt_num"]
 
@@ -159,6 +160,8 @@ def _body(problem: Problem, plan: Plan) -> list[str]:
         out.append("\nunserved:")
         out.append(table(["request", "share", "reason", "why"],
                          [[u.request, f"{u.share:.1%}", u.reason.value, u.detail] for u in plan.unserved]))
+    if caching:
+        out.append(_objective_terms(problem, m))
     out.append("\ndevices (memory in GB):")
     rows = []
     for did, dm in m.devices.items():
@@ -245,6 +248,22 @@ def _quality_table(problem: Problem, m: Metrics) -> list[str]:
                      *(([rm.ttft_ms, rm.tpot_ms, rm.e2e_ms, rm.energy_j] if served else ["-"] * 4)),
                      ("met" if rm.slo_met else "missed") if served else "-"])
     return [table(["request", "served", "quality", "TTFT ms", "TPOT ms", "E2E ms", "energy J", "SLO"], rows)]
+
+
+def _objective_terms(problem: Problem, m: Metrics) -> str:
+    """The objective's parts (per-request metrics are weighted by the classes' weights and served shares)."""
+    values = {name: m.aggregates.get(f"{name}_{METRICS[name][1].replace('/', '_per_')}")
+              for name in METRICS}
+    parts = []
+    for name, weight in problem.objective.terms:
+        value = values.get(name)
+        unit = METRICS[name][1]
+        shown = f"{value:.1%}" if name == "unserved" and value is not None else f"{fmt_num(value)} {unit}"
+        parts.append(f"{fmt_num(weight) + ' x ' if len(problem.objective.terms) > 1 else ''}{name} {shown}")
+    names = {name for name, _ in problem.objective.terms}
+    if "unserved" not in names and (values.get("unserved") or 0) > 0:
+        parts.append(f"{fmt_num(unserved_weight(problem))} x unserved {values['unserved']:.1%} (the default weight)")
+    return "\nobjective terms: " + " + ".join(parts)
 
 
 def _changes_section(changes) -> list[str]:
