@@ -307,7 +307,8 @@ def test_routing_over_the_current_cache_keeps_it():
     plan = solve(problem, "route")
     changes = evaluate(problem, plan).changes
     assert plan.status.value == "optimal" and not changes.loads
-    assert {u.request: u.reason for u in plan.unserved} == {"expert": Reason.CACHE, "olympiad": Reason.QUALITY}
+    assert {u.request: u.reason for u in plan.unserved} == {"math": Reason.CACHE, "expert": Reason.CACHE,
+                                                           "olympiad": Reason.QUALITY}
 
 
 def test_solvers_that_do_not_cache_refuse_caching_instances():
