@@ -13,6 +13,9 @@ Examples
 >>> plan = declare_unserved(problem, Plan())          # nothing resident, nothing routed
 >>> sorted({u.reason.value for u in plan.unserved})
 ['memory', 'quality']
+>>> from placement import evaluate                    # but only one class is really a lost cause:
+>>> sorted({v.subject for v in evaluate(problem, plan).violations})   # the others' excuses are refuted
+['chat-1', 'chat-2', 'expert', 'math']
 """
 
 from __future__ import annotations

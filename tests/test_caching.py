@@ -358,3 +358,13 @@ def test_the_cli_solves_the_portfolio(tmp_path):
     assert "unserved (quality)" in result.output
     refused = CliRunner().invoke(main, ["solve", str(PORTFOLIO), "--solver", "dp"])
     assert refused.exit_code == 2 and "solvers that do:" in refused.output
+
+
+@pytest.mark.parametrize("module", ["models.quality", "placement.objective", "placement.cache", "placement.coverage",
+                                    "placement.costs.caching", "placement.costs.routes", "instances.caching_zoo",
+                                    "solvers.caching.ilp"])
+def test_the_examples_in_the_docstrings_run(module):
+    import doctest
+    import importlib
+    failed, _ = doctest.testmod(importlib.import_module(module))
+    assert failed == 0
