@@ -130,7 +130,9 @@ def solve(problem: Problem, solver: str = DEFAULT_SOLVER, params: SolveParams | 
     settings = validate_options(info.name, info.options, given)
     precheck = settings.pop("precheck")
     deadline = Deadline(params.time_limit_s)
-    if precheck:
+    # A model-caching instance is never infeasible: what cannot be served is declared unserved, with its
+    # reason, and the face-value checks (one model per class) do not hold for it.
+    if precheck and not problem.portfolio_features():
         reasons = infeasibility_reasons(problem)
         if reasons:
             proven = Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, reasons=tuple(reasons),

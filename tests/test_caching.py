@@ -368,3 +368,14 @@ def test_the_examples_in_the_docstrings_run(module):
     import importlib
     failed, _ = doctest.testmod(importlib.import_module(module))
     assert failed == 0
+
+
+def test_a_caching_instance_is_never_infeasible_on_its_face():
+    # The class's first model cannot meet its SLO, its second can: the face-value checks (one model per
+    # class) would call the instance infeasible; the caching solvers serve it, or say why not.
+    data = _portfolio()
+    data["workload"][3].update(models=["llama-3.1-70b", "llama-3.1-8b"], min_quality=60, slo={"ttft_ms": 150})
+    plan = solve(parse_instance(data), "cache-ilp")
+    assert plan.status.value == "optimal"
+    expert = [r for r in plan.routes if r.request == "expert"]
+    assert expert or any(u.request == "expert" for u in plan.unserved)
