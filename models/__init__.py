@@ -8,6 +8,7 @@ from models.devices import DeviceSpec, device_from_fields, device_ids, device_sp
 from models.engines import Engine, EngineProfile, engine, engine_ids
 from models.errors import CatalogError, ConfigError
 from models.formats import KV_FORMATS, WEIGHT_FORMATS, NumberFormat, kv_format, weight_format
+from models.quality import ModelScores, benchmark_ids, model_scores
 from models.llm import LayerNode, LLMArchitecture, LLMGraph, load_model, model_ids, parse_config
 from models.topology import DeviceProfile, Link, Node, Topology
 from models.workloads import WorkloadProfile, workload_ids, workload_profile
@@ -20,4 +21,5 @@ __all__ = [
     "Engine", "EngineProfile", "engine", "engine_ids",
     "WorkloadProfile", "workload_profile", "workload_ids",
     "DeviceProfile", "Node", "Link", "Topology",
+    "ModelScores", "model_scores", "benchmark_ids",
 ]

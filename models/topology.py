@@ -107,7 +107,9 @@ class Node:
     threads the engine runs on a CPU device (None: one per core, the catalog's peak).
     ``nic_mbps``, when given, is the device's network interface: every link at the
     device runs at most at that rate, and all the traffic it sends (or receives,
-    full duplex) shares it, including what it relays for others.
+    full duplex) shares it, including what it relays for others. ``load_gbs`` is the rate
+    (GB/s, 10**9 bytes) the device reads model weights at when it loads a model: its disk,
+    or the link it fetches weights over (None: not given).
     ``address`` and ``port`` say where the node is reached when a plan is exported to a
     serving engine (``None``: not given; exports then use a placeholder or the engine's
     default port); they play no part in the cost model.
@@ -123,6 +125,7 @@ class Node:
     nic_mbps: float | None = None
     address: str | None = None
     port: int | None = None
+    load_gbs: float | None = None
 
     def __post_init__(self) -> None:
         if not self.tier:

@@ -13,15 +13,15 @@ from placement.errors import InstanceMismatchError, InvalidInstanceError, Invali
 from placement.evaluate import check_plan, evaluate
 from placement.instance import load_instance, parse_instance
 from placement.metrics import DeviceMetrics, Metrics, RequestMetrics
-from placement.plan import Plan, Proof, Route, Shard, Status, Termination
+from placement.plan import Plan, Proof, Reason, Route, Shard, Status, Termination, Unserved
 from placement.planio import load_plan, plan_from_dict, plan_to_dict, save_plan, write_atomic
 from placement.predict import Prediction, predict
-from placement.problem import SLO, Constraints, ModelSpec, Objective, Problem, RequestClass
+from placement.problem import SLO, CacheEntry, Cascade, Constraints, ModelSpec, Objective, Problem, RequestClass
 from placement.violations import Kind, Violation
 
 __all__ = [
     "Problem", "ModelSpec", "RequestClass", "SLO", "Objective", "Constraints",
-    "Plan", "Shard", "Route", "Status", "Termination", "Proof",
+    "Plan", "Shard", "Route", "Status", "Termination", "Proof", "Unserved", "Reason", "Cascade", "CacheEntry",
     "Metrics", "RequestMetrics", "DeviceMetrics",
     "evaluate", "check_plan", "predict", "Prediction", "Violation", "Kind",
     "load_instance", "parse_instance", "load_plan", "save_plan", "plan_to_dict", "plan_from_dict", "write_atomic",

@@ -15,25 +15,42 @@ the metrics say so and list each :class:`~placement.violations.Violation`.
 Routes of one request class share its requests by their ``fraction``; routes
 that carry a ``rate_tok_s`` (as a flow solver assigns) share it by their rates,
 and every resource must carry its routes' rates.
+
+Model caching (see :mod:`placement.costs.caching`): a class's routes may go to instances
+of any model it accepts, each must meet its ``min_quality``; a route with ``escalate_to``
+is a cascade priced by :func:`~placement.costs.routes.cascade_times`; a plan may declare
+shares of classes unserved (``Plan.unserved``), each with a reason that
+:func:`placement.unserved.refutation` tests; routes and unserved shares of a class add up
+to all of it. Devices stay within ``constraints.max_utilization``; against the current
+cache the plan's loads and evictions are reported (:func:`placement.cache.cache_changes`).
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+
+import numpy as np
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from placement.costs.routes import RouteTimes, Stage, route_quality, route_times, route_usage
+from placement.cache import cache_changes
+from placement.costs.caching import caching_view
+from placement.costs.routes import (
+    RouteTimes, Stage, cascade_score, cascade_times, cascade_usage, route_quality, route_score, route_times,
+    route_usage,
+)
 from placement.costs.tables import GIB, CostTable, cost_table
 from placement.costs.throughput import combine_usage, free_throughput, mixed_throughput, rated_loads
 from placement.errors import InvalidPlanError, Issue
 from placement.metrics import DeviceMetrics, Metrics, RequestMetrics
-from placement.plan import Plan, Route, Shard, require_plan
-from placement.problem import METRICS, Problem, RequestClass, require_problem
+from placement.objective import objective_value
+from placement.plan import Plan, Reason, Route, Shard, Unserved, require_plan
+from placement.problem import METRICS, PORTFOLIO_METRICS, Problem, RequestClass, require_problem
+from placement.unserved import DeviceState, refutation
 from placement.violations import Kind, Violation
 
-__all__ = ["evaluate", "check_plan", "route_shares", "route_resource_seconds", "objective_value"]
+__all__ = ["evaluate", "check_plan", "route_shares", "route_resource_seconds", "objective_value", "device_state"]
 
 _FRACTION_TOL = 1e-6
 _QUALITY_TOL = 1e-9
@@ -75,16 +92,56 @@ def _check_path(problem: Problem, req: RequestClass, route: Route, shards: dict[
     if missing:
         return [Issue(f"{where}.path", f"unknown shard(s) {', '.join(map(repr, missing))}")]
     expected = 0
+    model = shards[route.path[0]].model
     for sid in route.path:
         s = shards[sid]
-        if s.model != req.model:
-            return [Issue(f"{where}.path", f"shard {sid!r} holds {s.model}, request {req.id} needs {req.model}")]
+        if s.model not in req.accepted:
+            needs = req.model if len(req.accepted) == 1 else f"one of {', '.join(req.accepted)}"
+            return [Issue(f"{where}.path", f"shard {sid!r} holds {s.model}, request {req.id} needs {needs}")]
+        if s.model != model:
+            return [Issue(f"{where}.path", f"shard {sid!r} holds {s.model}, the route's first shard {model} "
+                                           "(a route runs one model; a cascade's second model goes in escalate_to)")]
         if s.layers[0] != expected:
             return [Issue(f"{where}.path", f"shard {sid!r} starts at block {s.layers[0]}, expected {expected} "
                                            "(a route's shards must cover the blocks in order)")]
         expected = s.layers[1]
-    L = problem.model(req.model).num_blocks
+    L = problem.model(model).num_blocks
     return [] if expected == L else [Issue(f"{where}.path", f"covers blocks [0, {expected}) of {L}")]
+
+
+def _check_cascade(problem: Problem, req: RequestClass, route: Route, shards: dict[str, Shard], where: str
+                   ) -> list[Issue]:
+    """A cascade's second chain covers an accepted model, and the class declares that cascade."""
+    second = Route(route.request, route.escalate_to or ())
+    issues = _check_path(problem, req, second, shards, f"{where}.escalate_to")
+    if issues:  # _check_path names the field `<where>.path`
+        return [Issue(f"{where}.escalate_to", i.message) for i in issues]
+    first, then = shards[route.path[0]].model, shards[second.path[0]].model
+    if req.cascade(first, then) is None:
+        declared = ", ".join(f"{c.first} -> {c.then}" for c in req.cascades) or "none"
+        return [Issue(f"{where}.escalate_to", f"request {req.id} declares no cascade {first} -> {then} "
+                                              f"(declared: {declared})")]
+    if route.rate_tok_s is not None:
+        return [Issue(f"{where}.rate_tok_s", "a cascade shares its class by fraction, not by rate")]
+    return []
+
+
+def _check_unserved(problem: Problem, plan: Plan) -> list[Issue]:
+    issues: list[Issue] = []
+    request_ids = {r.id for r in problem.workload}
+    seen: set[str] = set()
+    for i, u in enumerate(plan.unserved):
+        where = f"unserved[{i}]"
+        if u.request not in request_ids:
+            issues.append(Issue(f"{where}.request", f"unknown request class {u.request!r}"))
+        elif u.request in seen:
+            issues.append(Issue(f"{where}.request", f"request {u.request!r} is declared unserved twice"))
+        seen.add(u.request)
+        if not (math.isfinite(u.share) and 0 < u.share <= 1 + _FRACTION_TOL):
+            issues.append(Issue(f"{where}.share", f"must be in (0, 1], got {u.share}"))
+        if not isinstance(u.reason, Reason):
+            issues.append(Issue(f"{where}.reason", f"must be one of {', '.join(r.value for r in Reason)}"))
+    return issues
 
 
 def _check_shares(plan: Plan, request_ids: set[str]) -> list[Issue]:
@@ -121,8 +178,12 @@ def check_plan(problem: Problem, plan: Plan) -> None:
         if route.request not in request_ids:
             issues.append(Issue(f"routes[{i}].request", f"unknown request class {route.request!r}"))
             continue
-        issues += _check_path(problem, problem.request(route.request), route, shards, f"routes[{i}]")
+        found = _check_path(problem, problem.request(route.request), route, shards, f"routes[{i}]")
+        if not found and route.escalate_to is not None:
+            found = _check_cascade(problem, problem.request(route.request), route, shards, f"routes[{i}]")
+        issues += found
     issues += _check_shares(plan, request_ids)
+    issues += _check_unserved(problem, plan)
     if issues:
         raise InvalidPlanError(issues)
 
@@ -153,27 +214,57 @@ class _Routed:
     times: RouteTimes
     usage: dict[int, float] | None
     share: float
+    model: str = ""
+    paths: tuple[RouteTimes, ...] = ()  # the times of every path a request may take (SLOs hold on each)
+    escalated: tuple[Stage, ...] = ()  # a cascade's second chain, taken by `escalate` of the route's share
+    escalated_shards: tuple[Shard, ...] = ()
+    escalate: float = 0.0
+    score: float | None = None  # benchmark score of the route's answers
+
+    @property
+    def all_shards(self) -> tuple[Shard, ...]:
+        return self.shards + self.escalated_shards
 
 
 def _price_routes(problem: Problem, table: CostTable, plan: Plan) -> dict[str, list[_Routed]]:
     shards = {s.id: s for s in plan.shards}
-    index = problem.topology.index
     by_class: dict[str, list[tuple[int, Route]]] = defaultdict(list)
     for i, route in enumerate(plan.routes):
         by_class[route.request].append((i, route))
     out: dict[str, list[_Routed]] = {}
     for rid, indexed in by_class.items():
         req = problem.request(rid)
-        tc = table.transfers(req)
         priced = []
         for (i, route), share in zip(indexed, route_shares([r for _, r in indexed])):
             path = tuple(shards[sid] for sid in route.path)
-            stages = tuple(Stage(index[s.device], s.layers[0], s.layers[1], table.blocks(req, s.model, s.weight_format))
-                           for s in path)
-            priced.append(_Routed(i, route, req, path, stages, route_times(stages, tc, req),
-                                  route_usage(table, req, stages), share))
+            priced.append(_priced_route(table, req, i, route, share, path,
+                                        tuple(shards[sid] for sid in route.escalate_to or ())))
         out[rid] = priced
     return out
+
+
+def _chain(table: CostTable, req: RequestClass, path: tuple[Shard, ...]
+           ) -> tuple[tuple[Stage, ...], RouteTimes, dict[int, float] | None, float | None]:
+    """A chain of one model's shards priced for ``req``: stages, times, resource use and answer score."""
+    index = table.problem.topology.index
+    model = path[0].model
+    stages = tuple(Stage(index[s.device], s.layers[0], s.layers[1], table.blocks(req, s.model, s.weight_format))
+                   for s in path)
+    score = route_score(table, model, [(st.costs.weight_format, st.start, st.end) for st in stages], req.benchmark)
+    return (stages, route_times(stages, table.transfers(req, model), req), route_usage(table, req, stages, model),
+            score)
+
+
+def _priced_route(table: CostTable, req: RequestClass, i: int, route: Route, share: float, path: tuple[Shard, ...],
+                  second: tuple[Shard, ...]) -> _Routed:
+    stages, times, usage, score = _chain(table, req, path)
+    if not second:
+        return _Routed(i, route, req, path, stages, times, usage, share, path[0].model, (times,), score=score)
+    stages2, times2, usage2, score2 = _chain(table, req, second)
+    e = req.cascade(path[0].model, second[0].model).escalate_share  # type: ignore[union-attr]
+    both = cascade_times(times, times2, e)
+    return _Routed(i, route, req, path, stages, both.mean, cascade_usage(usage, usage2, e), share, path[0].model,
+                   (times, both.escalated), stages2, second, e, cascade_score(score, score2, e))
 
 
 def _ms(value: float) -> str:
@@ -185,10 +276,41 @@ def _unserved() -> RequestMetrics:
     return RequestMetrics(inf, inf, inf, inf, inf, inf, 0.0, inf, slo_met=False)
 
 
-def _request_metrics(problem: Problem, table: CostTable, req: RequestClass, routed: list[_Routed]
-                     ) -> tuple[RequestMetrics, list[Violation]]:
+def _coverage(req: RequestClass, total: float, declared: Unserved | None) -> list[Violation]:
+    """The class's routes and its declared unserved share must add up to all of it."""
+    if declared is None:
+        if total < 1 - _FRACTION_TOL:
+            return [Violation(Kind.COVERAGE, req.id, total, 1.0,
+                              f"request {req.id}: routes carry {total:.0%} of its requests, not all")]
+        return []
+    if abs(total + declared.share - 1) > _FRACTION_TOL:
+        return [Violation(Kind.COVERAGE, req.id, total + declared.share, 1.0,
+                          f"request {req.id}: routes carry {total:.1%} and the plan declares {declared.share:.1%} "
+                          "unserved; together they must be all of it")]
+    return []
+
+
+def _min_quality_violations(req: RequestClass, routed: list[_Routed]) -> list[Violation]:
+    if req.min_quality is None:
+        return []
+    out = []
+    for r in routed:
+        if r.score is None or r.score < req.min_quality - _QUALITY_TOL:
+            got = "no score" if r.score is None else f"{r.score:.1f}"
+            out.append(Violation(Kind.QUALITY, req.id, r.score if r.score is not None else 0.0, req.min_quality,
+                                 f"request {req.id}: route {' -> '.join(r.route.path)} answers with {req.benchmark} "
+                                 f"{got} < its min_quality {req.min_quality:g}"))
+    return out
+
+
+def _request_metrics(problem: Problem, table: CostTable, req: RequestClass, routed: list[_Routed],
+                     declared: Unserved | None = None) -> tuple[RequestMetrics, list[Violation]]:
     """One class averaged over its routes by share; its SLOs checked on every route it may take
     (an average could hide a route that always misses)."""
+    if not routed and declared is not None:
+        inf = math.inf
+        return (RequestMetrics(inf, inf, inf, inf, inf, inf, 0.0, inf, slo_met=True, served_share=0.0),
+                _coverage(req, 0.0, declared))
     if not routed:
         return _unserved(), [Violation(Kind.COVERAGE, req.id, 0.0, 1.0, f"request {req.id}: no route serves it")]
     violations: list[Violation] = []
@@ -196,12 +318,11 @@ def _request_metrics(problem: Problem, table: CostTable, req: RequestClass, rout
     weights = [r.share / total if total > 0 else 1.0 / len(routed) for r in routed]
     mean = {k: sum(w * getattr(r.times, k) for w, r in zip(weights, routed))
             for k in ("ttft_s", "tpot_s", "e2e_s", "prefill_s", "transfer_s", "energy_j", "idle_energy_j")}
-    if total < 1 - _FRACTION_TOL:
-        violations.append(Violation(Kind.COVERAGE, req.id, total, 1.0,
-                                    f"request {req.id}: routes carry {total:.0%} of its requests, not all"))
+    violations += _coverage(req, total, declared)
+    violations += _min_quality_violations(req, routed)
     slo_ok = True
     for name, limit in req.slo.items():
-        worst = max(getattr(r.times, name.replace("_ms", "_s")) * 1e3 for r in routed)
+        worst = max(getattr(p, name.replace("_ms", "_s")) * 1e3 for r in routed for p in r.paths)
         if not worst <= limit:
             slo_ok = False
             which = " on its slowest route" if len(routed) > 1 else ""
@@ -212,7 +333,9 @@ def _request_metrics(problem: Problem, table: CostTable, req: RequestClass, rout
     for r in routed:
         if floor is None:
             break
-        quality = route_quality(table, req.model, [(st.costs.weight_format, st.start, st.end) for st in r.stages])
+        quality = min(route_quality(table, stages[0].costs.model, [(st.costs.weight_format, st.start, st.end)
+                                                                   for st in stages])
+                      for stages in (r.stages, r.escalated) if stages)
         if quality < floor - _QUALITY_TOL:
             violations.append(Violation(Kind.QUALITY, req.id, quality, floor,
                                         f"request {req.id}: route {' -> '.join(r.route.path)} has weight-format "
@@ -221,11 +344,13 @@ def _request_metrics(problem: Problem, table: CostTable, req: RequestClass, rout
         violations.append(Violation(Kind.NETWORK, req.id, math.inf, 0.0, f"request {req.id}: no network path "
                                     f"between its source {req.source} and its shards"))
     g = max(req.output_tokens, 1)
+    scores = [r.score for r in routed]
+    quality = None if any(q is None for q in scores) else sum(w * q for w, q in zip(weights, scores))  # type: ignore[misc]
     metrics = RequestMetrics(
         ttft_ms=mean["ttft_s"] * 1e3, tpot_ms=mean["tpot_s"] * 1e3, e2e_ms=mean["e2e_s"] * 1e3,
         prefill_ms=mean["prefill_s"] * 1e3, transfer_ms=mean["transfer_s"] * 1e3,
         energy_j=mean["energy_j"], idle_energy_j=mean["idle_energy_j"], energy_j_per_token=mean["energy_j"] / g,
-        slo_met=slo_ok)
+        slo_met=slo_ok, served_share=total if declared is not None else 1.0, quality=quality)
     return metrics, violations
 
 
@@ -236,6 +361,9 @@ def _device_busy(table: CostTable, routed: dict[str, list[_Routed]]) -> dict[int
         for r in routes:
             for st in r.stages:
                 busy[st.device] += float(table.stage_load(r.request, st.costs, st.device, st.start, st.end, r.share))
+            for st in r.escalated:  # a cascade's second chain takes the escalated share
+                busy[st.device] += float(table.stage_load(r.request, st.costs, st.device, st.start, st.end,
+                                                          r.share * r.escalate))
     return busy
 
 
@@ -257,7 +385,7 @@ def _device_metrics(problem: Problem, table: CostTable, plan: Plan, routed: dict
     served: dict[str, set[str]] = defaultdict(set)
     for routes in routed.values():
         for r in routes:
-            for s in r.shards:
+            for s in r.all_shards:
                 served[s.id].add(r.request.id)
     on_device: dict[str, list[Shard]] = defaultdict(list)
     for s in plan.shards:
@@ -276,7 +404,7 @@ def _device_metrics(problem: Problem, table: CostTable, plan: Plan, routed: dict
             a, b = s.layers
             blocks_by_model[s.model] += b - a
             # A shard no route uses still keeps room for one sequence of its model's first class.
-            classes = sorted(served.get(s.id, ())) or [r.id for r in problem.requests_for(s.model)[:1]]
+            classes = sorted(served.get(s.id, ())) or [r.id for r in problem.requests_accepting(s.model)[:1]]
             kvs = [table.kv(c, s.model) for c in classes]
             parts["weights"] += float(table.weights(s.model, fmt).shard_bytes(a, b))
             parts["KV cache"] += sum(float(k.shard_kv_bytes(a, b)) for k in kvs)
@@ -298,10 +426,62 @@ def _device_metrics(problem: Problem, table: CostTable, plan: Plan, routed: dict
                 violations.append(Violation(Kind.MAX_LAYERS, node.id, count, most,
                                             f"device {node.id}: holds {count} blocks of {model_id} > its profile's "
                                             f"max_layers {most:g}"))
-        if load is not None and load > 1 + _LIMIT_TOL:
-            violations.append(Violation(Kind.LOAD, node.id, load, 1.0, f"device {node.id}: busy {load:.0%} of the "
-                                        "time at the workload's request rates (more than it can serve)"))
+        violations += _load_violations(problem, node.id, load)
     return devices, violations, calibrated
+
+
+def _load_violations(problem: Problem, device: str, load: float | None) -> list[Violation]:
+    """A device busier than ``constraints.max_utilization`` (all of the time, by default)."""
+    limit = problem.constraints.max_utilization
+    if load is None or load <= limit + _LIMIT_TOL:
+        return []
+    if limit >= 1:
+        return [Violation(Kind.LOAD, device, load, 1.0, f"device {device}: busy {load:.0%} of the "
+                          "time at the workload's request rates (more than it can serve)")]
+    return [Violation(Kind.LOAD, device, load, limit, f"device {device}: busy {load:.0%} of the time at the "
+                      f"workload's request rates > constraints.max_utilization {limit:.0%}")]
+
+
+def device_state(problem: Problem, plan: Plan, devices: dict[str, DeviceMetrics]) -> DeviceState:
+    """What ``plan`` leaves on each device, from its device metrics (for :mod:`placement.unserved`)."""
+    view = caching_view(problem)
+    nodes = problem.topology.nodes
+    routed_through: dict[str, set[str]] = defaultdict(set)
+    for route in plan.routes:
+        for sid in (*route.path, *(route.escalate_to or ())):
+            routed_through[sid].add(route.request)
+    held: list[list] = [[] for _ in nodes]
+    for s in plan.shards:
+        fmt = s.weight_format or problem.model(s.model).weight_format
+        t = view.candidate(s.model, fmt, problem.topology.index[s.device])
+        if t is not None and s.layers == (0, problem.model(s.model).num_blocks):
+            held[problem.topology.index[s.device]].append((t, frozenset(routed_through.get(s.id, ()))))
+    metrics = [devices[n.id] for n in nodes]
+    cached = frozenset(t for c in (problem.cache or ()) if c.layers == (0, problem.model(c.model).num_blocks)
+                       for t in [view.candidate(c.model, c.weight_format, problem.topology.index[c.device])]
+                       if t is not None)
+    return DeviceState(
+        used_bytes=np.array([m.memory_gb * GIB for m in metrics]),
+        capacity_bytes=cost_table(problem).capacity_bytes,
+        runtime_bytes=np.array([m.runtime_gb * GIB for m in metrics]),
+        load=np.array([m.utilization or 0.0 for m in metrics]),
+        instances=tuple(tuple(h) for h in held), loads=bool(cache_changes(problem, plan).loads), cached=cached)
+
+
+def _unserved_violations(problem: Problem, plan: Plan, devices: dict[str, DeviceMetrics]) -> list[Violation]:
+    """Each declared reason for unserved demand that the evidence contradicts."""
+    if not plan.unserved:
+        return []
+    view = caching_view(problem)
+    state = device_state(problem, plan, devices)
+    out = []
+    for u in plan.unserved:
+        c = view.requests.index(u.request)
+        why = refutation(problem, view, state, c, u.reason, u.share)
+        if why:
+            out.append(Violation(Kind.COVERAGE, u.request, u.share, 0.0, f"request {u.request}: declared "
+                                 f"{u.share:.0%} unserved for want of {u.reason.value}, but {why}"))
+    return out
 
 
 def _resource_name(table: CostTable, resource: int) -> str:
@@ -358,9 +538,6 @@ def route_resource_seconds(problem: Problem, plan: Plan) -> list[dict[tuple[str,
     return out
 
 
-def objective_value(problem: Problem, per_metric: dict[str, float]) -> float:
-    """Combine aggregated metrics into the problem's objective value."""
-    return sum(weight * per_metric[name] for name, weight in problem.objective.terms)
 
 
 def evaluate(problem: Problem, plan: Plan) -> Metrics:
@@ -401,22 +578,42 @@ def evaluate(problem: Problem, plan: Plan) -> Metrics:
     routed = _price_routes(problem, table, plan)
     requests: dict[str, RequestMetrics] = {}
     violations: list[Violation] = []
+    declared = {u.request: u for u in plan.unserved}
     for req in problem.workload:
-        requests[req.id], broken = _request_metrics(problem, table, req, routed.get(req.id, []))
+        requests[req.id], broken = _request_metrics(problem, table, req, routed.get(req.id, []), declared.get(req.id))
         violations += broken
     devices, broken, calibrated = _device_metrics(problem, table, plan, routed)
     violations += broken
+    violations += _unserved_violations(problem, plan, devices)
     throughput, broken = _throughput(problem, table, routed)
     violations += broken
-    weights = problem.request_weights()
-    per_metric = {
-        "latency": sum(w * requests[r].e2e_ms for r, w in weights.items()),
-        "ttft": sum(w * requests[r].ttft_ms for r, w in weights.items()),
-        "tpot": sum(w * requests[r].tpot_ms for r, w in weights.items()),
-        "energy": sum(w * requests[r].energy_j for r, w in weights.items()),
-        "throughput": throughput,
-    }
-    aggregates = {f"{name}_{METRICS[name][1].replace('/', '_per_')}": value for name, value in per_metric.items()}
+    changes = cache_changes(problem, plan) if _tracks_cache(problem) else None
+    per_metric = _per_metric(problem, requests, throughput, changes)
+    shown = per_metric if problem.portfolio_features() or plan.unserved else \
+        {k: v for k, v in per_metric.items() if k not in PORTFOLIO_METRICS}
+    aggregates = {f"{name}_{METRICS[name][1].replace('/', '_per_')}": value for name, value in shown.items()}
     return Metrics(requests=requests, devices=devices, throughput_tok_s=throughput,
                    objective=objective_value(problem, per_metric), feasible=not violations,
-                   violations=tuple(violations), calibrated=calibrated, aggregates=aggregates)
+                   violations=tuple(violations), calibrated=calibrated, aggregates=aggregates, changes=changes)
+
+
+def _tracks_cache(problem: Problem) -> bool:
+    """Whether changes against the current cache are reported: the instance gives one, or weighs churn."""
+    return problem.cache is not None or any(name == "churn" for name, _ in problem.objective.terms)
+
+
+def _per_metric(problem: Problem, requests: dict[str, RequestMetrics], throughput: float, changes) -> dict[str, float]:
+    """The objective's aggregates (see :mod:`placement.objective`): per-request metrics weighted by the
+    classes' weights and served shares, the unserved share, the seconds of loads, the throughput."""
+    weights = problem.request_weights()
+    served = {r: m.served_share for r, m in requests.items()}
+
+    def mean(field: str) -> float:
+        return sum(w * served[r] * getattr(requests[r], field) for r, w in weights.items() if served[r] > 0)
+    return {
+        "latency": mean("e2e_ms"), "ttft": mean("ttft_ms"), "tpot": mean("tpot_ms"), "energy": mean("energy_j"),
+        "throughput": throughput,
+        "quality": sum(w * served[r] * (requests[r].quality or 0.0) for r, w in weights.items() if served[r] > 0),
+        "churn": (changes.load_s or 0.0) if changes is not None else 0.0,
+        "unserved": sum(w * (1.0 - served[r]) for r, w in weights.items()),
+    }

@@ -28,6 +28,9 @@ from models import (
 from models.devices import DEVICE_CLASSES, PRECISIONS, TIERS, UNITS
 from models.llm import SIZE_FIELDS, mlp_width_defaults
 from placement.errors import InvalidInstanceError, Issue, printable
+from placement.instance_portfolio import (
+    MODEL_FIELDS, REQUEST_FIELDS, cache_section, check_portfolio, model_quality, request_models, request_quality_fields,
+)
 from placement.netaddr import hf_repo_problem, host_problem
 from placement.problem import METRICS, SLO, Constraints, ModelSpec, Objective, Problem, RequestClass
 from placement.safefiles import UnsafeFileError, read_regular_bytes
@@ -38,17 +41,19 @@ __all__ = ["load_instance", "parse_instance", "read_instance_file", "SCHEMA_VERS
 
 SCHEMA_VERSION = 1
 
-_TOP = {"schema_version", "name", "description", "models", "devices", "links", "workload", "objective", "constraints"}
-_MODEL = {"id", "name", "weight_format", "kv_format", "config", "config_file", "allowed_formats", "gguf", "hf_repo"}
+_TOP = {"schema_version", "name", "description", "models", "devices", "links", "workload", "objective", "constraints",
+        "cache"}
+_MODEL = {"id", "name", "weight_format", "kv_format", "config", "config_file", "allowed_formats", "gguf",
+          "hf_repo"} | MODEL_FIELDS
 _DEVICE_SPEC = {"name", "device_class", "memory_gb", "reserved_memory_gb", "memory_bandwidth_gbs", "default_unit",
                 "compute", "power_w", "default_engine", "notes", "sources", "cpu_cores"}
-_DEVICE = {"id", "type", "tier", "engine", "count", "threads", "profile", "profiles", "nic_mbps", "address",
-           "port"} | _DEVICE_SPEC
+_DEVICE = {"id", "type", "tier", "engine", "count", "threads", "profile", "profiles", "nic_mbps", "load_gbs",
+           "address", "port"} | _DEVICE_SPEC
 _PROFILE = {"model", "max_layers", "throughput_tokens_per_s", "prefill_ms_per_layer", "decode_ms_per_layer"}
 _LINK = {"a", "b", "bandwidth_mbps", "latency_ms", "energy_nj_per_bit", "channel_mhz", "snr_db", "rate_samples_mbps"}
-_REQUEST = {"id", "source", "model", "prompt_tokens", "output_tokens", "rate_rps", "batch", "slo", "profile"}
+_REQUEST = {"id", "source", "model", "prompt_tokens", "output_tokens", "rate_rps", "batch", "slo", "profile"} | REQUEST_FIELDS
 _SLO = {"ttft_ms", "tpot_ms", "e2e_ms"}
-_CONSTRAINTS = {"memory_headroom", "max_context_tokens", "device_order", "quality_floor"}
+_CONSTRAINTS = {"memory_headroom", "max_context_tokens", "device_order", "quality_floor", "max_utilization"}
 
 # Size limits: beyond them the cost tables (devices x devices and devices x blocks) would not
 # fit in a workstation's memory, so the file is refused rather than left to run out of it.
@@ -273,9 +278,12 @@ def parse_instance(data: Mapping[str, Any], base_dir: str | Path | None = None, 
     # entry is reported once, not again at each link that names it.
     node_ids = _declared_ids(top.get("devices"))
     links = _links(r, top.get("links"), node_ids)
-    workload = _workload(r, top.get("workload"), {m.id: m for m in models}, _declared_ids(top.get("models")), node_ids)
+    workload = _workload(r, top.get("workload"), {m.id: m for m in models}, _declared_ids(top.get("models")), node_ids,
+                         _declared_order(top.get("models")))
     objective = _objective(r, top.get("objective", "latency"))
     constraints = _constraints(r, top.get("constraints"), node_ids)
+    cache = cache_section(r, top.get("cache"), node_ids, {m.id: m for m in models})
+    check_portfolio(r, models, workload, nodes, objective)
     if constraints.max_context_tokens:
         for i, req in enumerate(workload):
             need = req.prompt_tokens + req.output_tokens
@@ -289,7 +297,7 @@ def parse_instance(data: Mapping[str, Any], base_dir: str | Path | None = None, 
     return Problem(
         name=name, description=description, models=tuple(models),
         topology=Topology(tuple(nodes), tuple(links)), workload=tuple(workload),
-        objective=objective, constraints=constraints, sha256=sha256, input_files=tuple(r.files_read),
+        objective=objective, constraints=constraints, sha256=sha256, input_files=tuple(r.files_read), cache=cache,
     )
 
 
@@ -307,9 +315,14 @@ def _description(r: _Reader, raw: Any) -> str:
 
 
 def _declared_ids(entries: Any) -> set[str]:
+    return set(_declared_order(entries))
+
+
+def _declared_order(entries: Any) -> list[str]:
     if not isinstance(entries, list):
-        return set()
-    return {str(e["id"]) for e in entries if isinstance(e, Mapping) and isinstance(e.get("id"), (str, int))}
+        return []
+    ids = [str(e["id"]) for e in entries if isinstance(e, Mapping) and isinstance(e.get("id"), (str, int))]
+    return list(dict.fromkeys(ids))
 
 
 def _models(r: _Reader, raw: Any, base: Path) -> list[ModelSpec]:
@@ -350,7 +363,8 @@ def _models(r: _Reader, raw: Any, base: Path) -> list[ModelSpec]:
         gguf, hf_repo = _weights_names(r, path, m)
         if fmt is None or kv is None:
             continue
-        out.append(ModelSpec(mid, graph, fmt, kv, allowed, gguf=gguf, hf_repo=hf_repo))
+        scores = model_quality(r, path, m, mid, set(allowed or (fmt,)))
+        out.append(ModelSpec(mid, graph, fmt, kv, allowed, gguf=gguf, hf_repo=hf_repo, scores=scores))
     return out
 
 
@@ -569,6 +583,7 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
         _device_texts(r, path, d, engines)
         count = r.number(f"{path}.count", d.get("count", 1), integer=True)
         nic = r.number(f"{path}.nic_mbps", d.get("nic_mbps"), required=False, limit="bandwidth_mbps")
+        load_gbs = r.number(f"{path}.load_gbs", d.get("load_gbs"), required=False)
         threads = r.number(f"{path}.threads", d["threads"], integer=True) if "threads" in d else None
         if "cpu_cores" in d:
             r.number(f"{path}.cpu_cores", d["cpu_cores"], integer=True)
@@ -606,7 +621,7 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
             continue
         nodes.append(Node(did, spec, tier=tier or spec.tier, engine=engine_id,
                           count=int(count or 1), profiles=profiles, threads=int(threads) if threads else None,
-                          nic_mbps=nic, address=address, port=port))
+                          nic_mbps=nic, load_gbs=load_gbs, address=address, port=port))
     return nodes
 
 
@@ -695,7 +710,7 @@ def _links(r: _Reader, raw: Any, node_ids: set[str]) -> list[Link]:
 
 
 def _workload(r: _Reader, raw: Any, models: dict[str, ModelSpec], model_ids: set[str],
-              node_ids: set[str]) -> list[RequestClass]:
+              node_ids: set[str], ordered_ids: list[str]) -> list[RequestClass]:
     out: list[RequestClass] = []
     seen: set[str] = set()
     for i, entry in enumerate(r.items("workload", raw)):
@@ -713,13 +728,7 @@ def _workload(r: _Reader, raw: Any, models: dict[str, ModelSpec], model_ids: set
             close = difflib.get_close_matches(source, sorted(node_ids), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             r.add(f"{path}.source", f"names no device of this instance ({source!r}){hint}")
-        model = m.get("model")
-        if model is None and len(model_ids) == 1:
-            model = next(iter(model_ids))
-        # Without any readable model the models list is already reported; do not repeat it here.
-        model = r.string(f"{path}.model", model, required=bool(model_ids))
-        if model is not None and model_ids and model not in model_ids:
-            r.add(f"{path}.model", f"names no model of this instance ({model!r}; models: {', '.join(sorted(model_ids))})")
+        model, accepted = request_models(r, path, m, model_ids, ordered_ids)
         prompt, output = m.get("prompt_tokens"), m.get("output_tokens")
         profile = None
         if "profile" in m:
@@ -740,9 +749,11 @@ def _workload(r: _Reader, raw: Any, models: dict[str, ModelSpec], model_ids: set
             s = r.mapping(f"{path}.slo", m["slo"], _SLO)
             if s is not None:
                 slo = SLO(**{k: r.number(f"{path}.slo.{k}", s.get(k), required=False) for k in _SLO})
+        floor, benchmark, cascades = request_quality_fields(r, path, m, profile, accepted or ((model,) if model else ()))
         if len(r.issues) > n_issues:
             continue
-        out.append(RequestClass(rid, source, model, int(p), int(g), rate, int(batch), slo, profile))  # type: ignore[arg-type]
+        out.append(RequestClass(rid, source, model, int(p), int(g), rate, int(batch), slo, profile,  # type: ignore[arg-type]
+                                accepted if len(accepted) > 1 else (), floor, benchmark, cascades))
     return out
 
 
@@ -806,4 +817,8 @@ def _constraints(r: _Reader, raw: Any, node_ids: set[str]) -> Constraints:
     if floor is not None and floor > 1:
         r.add("constraints.quality_floor", f"must be <= 1 (quality relative to the fp16 model), got {floor:g}")
         floor = None
-    return Constraints(headroom or 0.0, ctx, order, floor)
+    utilization = r.number("constraints.max_utilization", m.get("max_utilization", 1.0))
+    if utilization is not None and utilization > 1:
+        r.add("constraints.max_utilization", f"must be <= 1 (a share of each device's time), got {utilization:g}")
+        utilization = None
+    return Constraints(headroom or 0.0, ctx, order, floor, utilization or 1.0)

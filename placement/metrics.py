@@ -7,7 +7,7 @@ from typing import Any
 
 from placement.violations import Violation
 
-__all__ = ["RequestMetrics", "DeviceMetrics", "Metrics"]
+__all__ = ["RequestMetrics", "DeviceMetrics", "Metrics", "ShardChange", "CacheChanges"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class RequestMetrics:
     ``energy_j`` counts the devices' active power while they work on the
     request plus the links' energy per bit; ``idle_energy_j`` is the idle power
     of the route's devices while they wait on other stages, reported apart.
+    Times and energy are means over the served requests (``served_share`` of them).
     """
 
     ttft_ms: float
@@ -28,6 +29,8 @@ class RequestMetrics:
     idle_energy_j: float
     energy_j_per_token: float
     slo_met: bool = True
+    served_share: float = 1.0  # of the class's requests; the rest the plan declares unserved
+    quality: float | None = None  # mean benchmark score of the answers served (None: no benchmark)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +62,54 @@ class DeviceMetrics:
 
 
 @dataclass(frozen=True)
+class ShardChange:
+    """One shard loaded, evicted or kept; ``load_s`` and ``load_j`` for loads (``None``: no load rate)."""
+
+    device: str
+    model: str
+    weight_format: str
+    layers: tuple[int, int]
+    weights_gb: float
+    load_s: float | None = None
+    load_j: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["layers"] = list(self.layers)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> ShardChange:
+        return ShardChange(str(d["device"]), str(d["model"]), str(d["weight_format"]), tuple(d["layers"]),
+                           float(d["weights_gb"]), d.get("load_s"), d.get("load_j"))
+
+@dataclass(frozen=True)
+class CacheChanges:
+    """Loads, evictions and kept shards; ``load_s`` (all loads, summed), ``ready_s`` (the slowest
+    device's loads) and ``load_j`` are ``None`` when a loading device has no load rate."""
+
+    loads: tuple[ShardChange, ...]
+    evicted: tuple[ShardChange, ...]
+    kept: tuple[ShardChange, ...]
+    load_s: float | None
+    ready_s: float | None
+    load_j: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"loads": [c.to_dict() for c in self.loads], "evicted": [c.to_dict() for c in self.evicted],
+                "kept": [c.to_dict() for c in self.kept], "load_s": self.load_s, "ready_s": self.ready_s,
+                "load_j": self.load_j}
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> CacheChanges:
+        def many(key):
+            return tuple(ShardChange.from_dict(x) for x in d.get(key, ()))
+        return CacheChanges(many("loads"), many("evicted"), many("kept"), d.get("load_s"), d.get("ready_s"),
+                            d.get("load_j"))
+
+
+
+@dataclass(frozen=True)
 class Metrics:
     """Everything the cost model predicts for a plan.
 
@@ -75,6 +126,7 @@ class Metrics:
     violations: tuple[Violation, ...] = ()
     calibrated: bool = True
     aggregates: dict[str, float] = field(default_factory=dict)
+    changes: CacheChanges | None = None  # against the current cache, when the instance has one (or weighs churn)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +138,7 @@ class Metrics:
             "violations": [v.to_dict() for v in self.violations],
             "calibrated": self.calibrated,
             "aggregates": dict(self.aggregates),
+            **({"changes": self.changes.to_dict()} if self.changes is not None else {}),
         }
 
     @staticmethod
@@ -100,4 +153,5 @@ class Metrics:
             violations=tuple(Violation.from_dict(v) for v in d.get("violations", ())),
             calibrated=bool(d.get("calibrated", True)),
             aggregates=dict(d.get("aggregates", {})),
+            changes=CacheChanges.from_dict(d["changes"]) if d.get("changes") else None,
         )

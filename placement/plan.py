@@ -13,7 +13,7 @@ from typing import Any
 
 from placement.metrics import Metrics
 
-__all__ = ["Status", "Termination", "Proof", "Shard", "Route", "Plan"]
+__all__ = ["Status", "Termination", "Proof", "Shard", "Route", "Plan", "Reason", "Unserved"]
 
 
 class Status(str, Enum):
@@ -83,12 +83,39 @@ class Route:
     is the decode tokens/s a flow solver assigns to it: routes of a class that
     carry rates share its requests by their rates, and every resource must
     carry the rates of the routes through it (see :func:`placement.evaluate`).
+    ``escalate_to`` makes the route a cascade: the shards of a second model's
+    chain, to which the class's declared cascade passes its escalated share.
     """
 
     request: str
     path: tuple[str, ...]
     rate_tok_s: float | None = None
     fraction: float | None = None
+    escalate_to: tuple[str, ...] | None = None
+
+
+class Reason(str, Enum):
+    """Why part of a request class is left unserved."""
+
+    QUALITY = "quality"    # no accepted model meets the class's quality floor within its SLOs
+    MEMORY = "memory"      # no node has room for an instance that would serve it
+    CAPACITY = "capacity"  # the instances that could serve it are at the utilisation limit
+    COST = "cost"          # serving it would cost more than the objective's unserved weight
+    CACHE = "cache"        # the plan keeps the current cache, and no instance in it has room and time for it
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Unserved:
+    """A share of a request class's requests that the plan leaves unserved, with the reason and
+    the numbers behind it (``detail``)."""
+
+    request: str
+    share: float
+    reason: Reason
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +136,9 @@ class Plan:
         ``|objective - bound| / max(|objective|, tiny)`` when both are known.
     reasons : tuple of str
         For an infeasible or partly served plan, each binding cause with its numbers.
+    unserved : tuple of Unserved
+        Shares of request classes the plan declares unserved, each with its reason; the
+        objective weighs them (see :func:`placement.objective.objective_value`).
     proof : Proof
         How far the solver's claim (``optimal``, ``infeasible``) reaches.
     stats : dict
@@ -132,6 +162,7 @@ class Plan:
     reasons: tuple[str, ...] = ()
     stats: dict[str, Any] = field(default_factory=dict)
     proof: Proof = Proof.NONE
+    unserved: tuple[Unserved, ...] = ()
 
     @property
     def has_solution(self) -> bool:

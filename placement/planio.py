@@ -17,7 +17,7 @@ from typing import Any
 
 from placement.errors import InstanceMismatchError, InvalidPlanError, Issue
 from placement.metrics import Metrics
-from placement.plan import Plan, Proof, Route, Shard, Status, Termination
+from placement.plan import Plan, Proof, Reason, Route, Shard, Status, Termination, Unserved
 from placement.problem import Problem
 from placement.safefiles import write_atomic
 from placement.textfiles import OversizedNumber, kind_of, read_mapping_file
@@ -52,6 +52,7 @@ def plan_to_dict(plan: Plan, problem: Problem | None = None) -> dict[str, Any]:
             "feasible": m.feasible,
             "calibrated": m.calibrated,
             "aggregates": m.aggregates,
+            **({"changes": m.changes.to_dict()} if m.changes is not None else {}),
         }
     out = {
         "schema_version": PLAN_SCHEMA_VERSION,
@@ -72,14 +73,43 @@ def plan_to_dict(plan: Plan, problem: Problem | None = None) -> dict[str, Any]:
              "weight_format": s.weight_format}
             for s in plan.shards
         ],
-        "routes": [
-            {"request": r.request, "path": list(r.path), "rate_tok_s": r.rate_tok_s, "fraction": r.fraction}
-            for r in plan.routes
-        ],
+        "routes": [_route_dict(r) for r in plan.routes],
         "predicted": predicted,
         "reasons": list(plan.reasons),
     }
+    if plan.unserved:  # written only when there is any, so that plain plans read as they always have
+        out["unserved"] = [{"request": u.request, "share": u.share, "reason": u.reason.value, "detail": u.detail}
+                           for u in plan.unserved]
     return _finite(out)
+
+
+def _route_dict(r: Route) -> dict[str, Any]:
+    out: dict[str, Any] = {"request": r.request, "path": list(r.path), "rate_tok_s": r.rate_tok_s,
+                           "fraction": r.fraction}
+    if r.escalate_to is not None:
+        out["escalate_to"] = list(r.escalate_to)
+    return out
+
+
+def _unserved_from(d: dict[str, Any], issues: list[Issue]) -> list[Unserved]:
+    out = []
+    for i, u in enumerate(_get(d, "unserved", list, "", issues, default=[]) or []):
+        p = f"unserved[{i}]."
+        if not isinstance(u, dict):
+            issues.append(Issue(p[:-1], "must be an object"))
+            continue
+        req = _get(u, "request", str, p, issues)
+        share = _get(u, "share", (int, float), p, issues)
+        reason = _get(u, "reason", str, p, issues)
+        detail = _get(u, "detail", str, p, issues, default="")
+        try:
+            why = Reason(reason) if reason is not None else None
+        except ValueError:
+            issues.append(Issue(f"{p}reason", f"must be one of {', '.join(r.value for r in Reason)}, got {reason!r}"))
+            continue
+        if None not in (req, share, why):
+            out.append(Unserved(req, float(share), why, detail or ""))  # type: ignore[arg-type]
+    return out
 
 
 def plan_to_json(plan: Plan, problem: Problem | None = None) -> str:
@@ -216,10 +246,15 @@ def _route(r: Any, p: str, issues: list[Issue]) -> Route | None:
     frac = r.get("fraction")
     if frac is not None and (isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac <= 1):
         issues.append(Issue(f"{p}.fraction", f"must be a number in (0, 1] or null, got {kind_of(frac)}"))
+    escalate = r.get("escalate_to")
+    if escalate is not None and not (isinstance(escalate, list) and escalate):
+        issues.append(Issue(f"{p}.escalate_to", f"must list shard ids, got {kind_of(escalate)}"))
+        escalate = None
+    escalated = [_id_value(x, f"{p}.escalate_to[{j}]", issues) for j, x in enumerate(escalate or [])]
     if len(issues) > n_issues:
         return None
     return Route(req, tuple(ids), None if rate is None else float(rate),  # type: ignore[arg-type]
-                 None if frac is None else float(frac))
+                 None if frac is None else float(frac), tuple(escalated) if escalate is not None else None)
 
 
 def plan_from_dict(d: Any) -> Plan:
@@ -271,6 +306,7 @@ def plan_from_dict(d: Any) -> Plan:
     if time_s is not None and time_s < 0:
         issues.append(Issue("solver.solve_time_s", f"must be >= 0, got {time_s}"))
     reasons = _get(d, "reasons", list, "", issues, default=[])
+    unserved = _unserved_from(d, issues)
     if reasons is not None and not all(isinstance(x, str) for x in reasons):
         issues.append(Issue("reasons", "must list strings"))
     predicted = d.get("predicted")
@@ -289,7 +325,7 @@ def plan_from_dict(d: Any) -> Plan:
         bound=obj.get("bound"), gap=obj.get("gap"),
         solver=solver.get("name", ""), backend=solver.get("backend"), params=solver.get("params") or {},
         solve_time_s=float(solver.get("solve_time_s") or 0.0), stats=solver.get("stats") or {},
-        predicted=metrics, reasons=tuple(reasons or ()),
+        predicted=metrics, reasons=tuple(reasons or ()), unserved=tuple(unserved),
     )
 
 

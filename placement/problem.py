@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from models import LLMGraph, NumberFormat, Topology, kv_format
+from models import LLMGraph, ModelScores, NumberFormat, Topology, kv_format
 
-__all__ = ["ModelSpec", "SLO", "RequestClass", "Objective", "Constraints", "Problem", "METRICS", "require_problem"]
+__all__ = ["ModelSpec", "SLO", "RequestClass", "Cascade", "CacheEntry", "Objective", "Constraints", "Problem",
+           "METRICS", "PORTFOLIO_METRICS", "require_problem"]
 
 # Objective metrics: name -> (sense, unit, description).
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -19,7 +20,12 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "tpot": ("min", "ms", "mean time per output token"),
     "energy": ("min", "J", "mean energy per request (active devices and links)"),
     "throughput": ("max", "tok/s", "decode tokens per second the plan can serve"),
+    "quality": ("max", "points", "mean benchmark score of the answers (an unserved request scores 0)"),
+    "churn": ("min", "s", "seconds spent loading model weights that are not resident in the current cache"),
+    "unserved": ("min", "share", "share of the requests the plan leaves unserved (weighted as the classes are)"),
 }
+# Metrics only the model-caching solvers optimise (see Problem.portfolio_features).
+PORTFOLIO_METRICS = frozenset({"quality", "churn", "unserved"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class ModelSpec:
     allowed_formats: tuple[str, ...] = ()
     gguf: str | None = None
     hf_repo: str | None = None
+    scores: ModelScores | None = None  # benchmark scores (models/catalog/quality.yaml or inline)
 
     @property
     def kv_fmt(self) -> NumberFormat:
@@ -65,10 +72,23 @@ class SLO:
 
 
 @dataclass(frozen=True)
-class RequestClass:
-    """A class of requests: where they enter, which model, how long, how often.
+class Cascade:
+    """A route option of a request class: ``first`` answers every request, and a share
+    ``escalate_share`` of them is sent on to ``then``, whose answer is the one kept."""
 
-    ``batch`` sequences of this class run together in each forward step.
+    first: str
+    then: str
+    escalate_share: float
+
+
+@dataclass(frozen=True)
+class RequestClass:
+    """A class of requests: where they enter, which models may answer, how long, how often.
+
+    ``batch`` sequences of this class run together in each forward step. ``model`` is the
+    class's model (the first of ``models`` when it accepts several); ``models`` lists every
+    model whose answers it accepts (empty: ``model`` alone). ``benchmark`` names the
+    benchmark its answers are judged by and ``min_quality`` the least score it accepts.
     """
 
     id: str
@@ -80,6 +100,31 @@ class RequestClass:
     batch: int = 1
     slo: SLO = field(default_factory=SLO)
     profile: str | None = None
+    models: tuple[str, ...] = ()
+    min_quality: float | None = None
+    benchmark: str | None = None
+    cascades: tuple[Cascade, ...] = ()
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """Models whose answers this class accepts."""
+        return self.models or (self.model,)
+
+    def cascade(self, first: str, then: str) -> Cascade | None:
+        for c in self.cascades:
+            if (c.first, c.then) == (first, then):
+                return c
+        return None
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A shard resident now: blocks ``layers`` of ``model`` in ``weight_format`` on ``device``."""
+
+    device: str
+    model: str
+    weight_format: str
+    layers: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -120,13 +165,15 @@ class Constraints:
     ``memory_headroom`` keeps that share of each device's usable memory free.
     ``max_context_tokens`` sets the KV reservation per sequence (default: the
     request's prompt + output). ``device_order`` fixes the pipeline order for
-    chain solvers.
+    chain solvers. ``max_utilization`` bounds each device's busy share at the
+    request rates (arrival rate x service time).
     """
 
     memory_headroom: float = 0.0
     max_context_tokens: int | None = None
     device_order: tuple[str, ...] | None = None
     quality_floor: float | None = None
+    max_utilization: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -144,6 +191,7 @@ class Problem:
     # Files the instance was read from (the instance file, then each config_file), as real paths;
     # a plan file is never written over one of them.
     input_files: tuple[str, ...] = field(default=(), compare=False)
+    cache: tuple[CacheEntry, ...] | None = None  # what is resident now (None: not given)
     # Cost tables computed from this (immutable) problem, shared by solvers and evaluate().
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
@@ -161,6 +209,35 @@ class Problem:
 
     def requests_for(self, model_id: str) -> tuple[RequestClass, ...]:
         return tuple(r for r in self.workload if r.model == model_id)
+
+    def requests_accepting(self, model_id: str) -> tuple[RequestClass, ...]:
+        """Classes that accept answers of ``model_id`` (its own classes, and those listing it in ``models``)."""
+        return tuple(r for r in self.workload if model_id in r.accepted)
+
+    def portfolio_features(self) -> list[str]:
+        """What makes this a model-caching instance (empty for a plain placement instance).
+
+        Examples
+        --------
+        >>> from placement import load_instance
+        >>> load_instance("instances/hybrid.yaml").portfolio_features()
+        []
+        """
+        out = []
+        if any(len(r.accepted) > 1 for r in self.workload):
+            out.append("request classes accepting several models")
+        if any(r.min_quality is not None for r in self.workload):
+            out.append("a minimum quality per request class (min_quality)")
+        if any(r.cascades for r in self.workload):
+            out.append("cascades")
+        if self.cache is not None:
+            out.append("a current cache (cache:)")
+        if self.constraints.max_utilization != 1.0:
+            out.append("constraints.max_utilization")
+        terms = sorted({name for name, _ in self.objective.terms} & PORTFOLIO_METRICS)
+        if terms:
+            out.append(f"objective term(s) {', '.join(terms)}")
+        return out
 
     def has_request_rates(self) -> bool:
         """Whether any request class gives a request rate."""

@@ -6,10 +6,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from placement.evaluate import route_shares
 from placement.metrics import Metrics
+from placement.objective import unserved_weight
 from placement.plan import Plan, Status
 from placement.predict import Prediction
-from placement.problem import Problem
+from placement.problem import METRICS, Problem
 
 __all__ = ["table", "format_plan", "format_evaluation", "format_prediction", "fmt_num"]
 
@@ -123,7 +125,7 @@ def format_evaluation(problem: Problem, saved: Plan, metrics: Metrics) -> str:
 def _body(problem: Problem, plan: Plan) -> list[str]:
     """Shards, routes, requests and devices of ``plan`` (empty without shards)."""
     out: list[str] = []
-    if not plan.shards:
+    if not plan.shards and not plan.unserved:
         return out
     topo = problem.topology
     out.append("\nshards:")
@@ -133,22 +135,36 @@ def _body(problem: Problem, plan: Plan) -> list[str]:
           s.weight_format or problem.model(s.model).weight_format] for s in plan.shards],
     ))
     shards = {s.id: s for s in plan.shards}
-    out.append("\nroutes:")
-    for r in plan.routes:
-        req = problem.request(r.request)
-        hops = " -> ".join(f"{sid}@{shards[sid].device}" for sid in r.path)
-        share = f" ({r.fraction:.0%})" if r.fraction is not None and r.fraction < 1 else ""
-        share += f" at {fmt_num(r.rate_tok_s)} tok/s" if r.rate_tok_s is not None else ""
-        out.append(f"  {r.request}{share}: {req.source} -> {hops} -> {req.source}")
+    caching = _is_caching(problem, plan)
+    if caching:
+        out += _cache_section(problem, plan)
+        out += _routing_section(problem, plan)
+    else:
+        out.append("\nroutes:")
+        for r in plan.routes:
+            req = problem.request(r.request)
+            hops = " -> ".join(f"{sid}@{shards[sid].device}" for sid in r.path)
+            share = f" ({r.fraction:.0%})" if r.fraction is not None and r.fraction < 1 else ""
+            share += f" at {fmt_num(r.rate_tok_s)} tok/s" if r.rate_tok_s is not None else ""
+            out.append(f"  {r.request}{share}: {req.source} -> {hops} -> {req.source}")
     m = plan.predicted
     if m is None:
         return out
     out.append("\nrequests:")
-    out.append(table(
-        ["request", "TTFT ms", "TPOT ms", "E2E ms", "energy J", "J/token", "idle J", "SLO"],
-        [[rid, rm.ttft_ms, rm.tpot_ms, rm.e2e_ms, rm.energy_j, rm.energy_j_per_token, rm.idle_energy_j,
-          "met" if rm.slo_met else "missed"] for rid, rm in m.requests.items()],
-    ))
+    if caching:
+        out += _quality_table(problem, m)
+    else:
+        out.append(table(
+            ["request", "TTFT ms", "TPOT ms", "E2E ms", "energy J", "J/token", "idle J", "SLO"],
+            [[rid, rm.ttft_ms, rm.tpot_ms, rm.e2e_ms, rm.energy_j, rm.energy_j_per_token, rm.idle_energy_j,
+              "met" if rm.slo_met else "missed"] for rid, rm in m.requests.items()],
+        ))
+    if caching and plan.unserved:
+        out.append("\nunserved:")
+        out.append(table(["request", "share", "reason", "why"],
+                         [[u.request, f"{u.share:.1%}", u.reason.value, u.detail] for u in plan.unserved]))
+    if caching:
+        out.append(_objective_terms(problem, m))
     out.append("\ndevices (memory in GB):")
     rows = []
     for did, dm in m.devices.items():
@@ -158,8 +174,116 @@ def _body(problem: Problem, plan: Plan) -> list[str]:
                      dm.weights_gb, dm.kv_cache_gb, dm.workspace_gb, dm.runtime_gb,
                      "-" if dm.utilization is None else f"{dm.utilization:.0%}"])
     out.append(table(["device", "used / usable", "mem", "weights", "KV", "workspace", "runtime", "busy"], rows))
+    if m.changes is not None:
+        out += _changes_section(m.changes)
     calib = "calibrated efficiencies" if m.calibrated else "some default (uncalibrated) efficiencies"
     out.append(f"\nthroughput: {fmt_num(m.throughput_tok_s)} tok/s; predictions use {calib}")
+    return out
+
+
+# -- model caching ------------------------------------------------------------------------------
+
+
+def _is_caching(problem: Problem, plan: Plan) -> bool:
+    """Whether to show the plan as a model cache: a caching instance, or a plan that declares unserved
+    demand or routes cascades."""
+    return bool(problem.portfolio_features() or plan.unserved or any(r.escalate_to for r in plan.routes))
+
+
+def _instance_name(problem: Problem, shard) -> str:
+    fmt = shard.weight_format or problem.model(shard.model).weight_format
+    whole = shard.layers == (0, problem.model(shard.model).num_blocks)
+    return f"{shard.model} {fmt}" + ("" if whole else f" [{shard.layers[0]}, {shard.layers[1]})")
+
+
+def _cache_section(problem: Problem, plan: Plan) -> list[str]:
+    """Per device, what the plan keeps resident."""
+    rows = []
+    devices = plan.predicted.devices if plan.predicted is not None else {}
+    for node in problem.topology.nodes:
+        held = [s for s in plan.shards if s.device == node.id]
+        if not held:
+            continue
+        dm = devices.get(node.id)
+        rows.append([node.id, node.tier, ", ".join(_instance_name(problem, s) for s in held),
+                     f"{dm.memory_gb:.2f} / {dm.memory_capacity_gb:.2f}" if dm else "-",
+                     "-" if dm is None or dm.utilization is None else f"{dm.utilization:.0%}"])
+    limit = problem.constraints.max_utilization
+    title = "\ncache (resident per device)" + (f", busy limit {limit:.0%}:" if limit < 1 else ":")
+    return [title, table(["device", "tier", "resident", "memory GB used / usable", "busy"], rows)]
+
+
+def _chain_text(problem: Problem, plan: Plan, path) -> str:
+    shards = [plan.shard(sid) for sid in path]
+    return f"{shards[0].model}@" + "+".join(s.device for s in shards)
+
+
+def _routing_section(problem: Problem, plan: Plan) -> list[str]:
+    """Per class: the share each route takes (cascades with their escalation) and what is unserved."""
+    rows = []
+    unserved = {u.request: u for u in plan.unserved}
+    for req in problem.workload:
+        routes = [r for r in plan.routes if r.request == req.id]
+        for r, share in zip(routes, route_shares(routes) if routes else []):
+            text = _chain_text(problem, plan, r.path)
+            if r.escalate_to:
+                first, then = plan.shard(r.path[0]).model, plan.shard(r.escalate_to[0]).model
+                cascade = req.cascade(first, then)
+                e = f"{cascade.escalate_share:.0%}" if cascade else "?"
+                text += f", escalates {e} to {_chain_text(problem, plan, r.escalate_to)}"
+            rows.append([req.id, f"{share:.1%}", text])
+        if req.id in unserved:
+            rows.append([req.id, f"{unserved[req.id].share:.1%}", f"unserved ({unserved[req.id].reason.value})"])
+        elif not routes:
+            rows.append([req.id, "-", "no route"])
+    return ["\nrouting (share of each class's requests):", table(["request", "share", "to"], rows)]
+
+
+def _quality_table(problem: Problem, m: Metrics) -> list[str]:
+    rows = []
+    for req in problem.workload:
+        rm = m.requests[req.id]
+        served = rm.served_share > 0
+        quality = "-" if rm.quality is None else f"{rm.quality:.1f}"
+        floor = "" if req.min_quality is None else f" (min {req.min_quality:g})"
+        bench = f"{req.benchmark} {quality}{floor}" if req.benchmark else "-"
+        rows.append([req.id, f"{rm.served_share:.1%}", bench,
+                     *(([rm.ttft_ms, rm.tpot_ms, rm.e2e_ms, rm.energy_j] if served else ["-"] * 4)),
+                     ("met" if rm.slo_met else "missed") if served else "-"])
+    return [table(["request", "served", "quality", "TTFT ms", "TPOT ms", "E2E ms", "energy J", "SLO"], rows)]
+
+
+def _objective_terms(problem: Problem, m: Metrics) -> str:
+    """The objective's parts (per-request metrics are weighted by the classes' weights and served shares)."""
+    values = {name: m.aggregates.get(f"{name}_{METRICS[name][1].replace('/', '_per_')}")
+              for name in METRICS}
+    parts = []
+    for name, weight in problem.objective.terms:
+        value = values.get(name)
+        unit = METRICS[name][1]
+        shown = f"{value:.1%}" if name == "unserved" and value is not None else f"{fmt_num(value)} {unit}"
+        parts.append(f"{fmt_num(weight) + ' x ' if len(problem.objective.terms) > 1 else ''}{name} {shown}")
+    names = {name for name, _ in problem.objective.terms}
+    if "unserved" not in names and (values.get("unserved") or 0) > 0:
+        parts.append(f"{fmt_num(unserved_weight(problem))} x unserved {values['unserved']:.1%} (the default weight)")
+    return "\nobjective terms: " + " + ".join(parts)
+
+
+def _changes_section(changes) -> list[str]:
+    """Loads, evictions and kept shards against the current cache."""
+    rows = [["load", c.device, f"{c.model} {c.weight_format}", c.weights_gb,
+             "-" if c.load_s is None else f"{c.load_s:.1f}", "-" if c.load_j is None else fmt_num(c.load_j)]
+            for c in changes.loads]
+    rows += [["evict", c.device, f"{c.model} {c.weight_format}", c.weights_gb, "", ""] for c in changes.evicted]
+    rows += [["keep", c.device, f"{c.model} {c.weight_format}", c.weights_gb, "", ""] for c in changes.kept]
+    out = ["\nchanges against the current cache:"]
+    if rows:
+        out.append(table(["change", "device", "instance", "GB", "load s", "load J"], rows))
+    ready = "-" if changes.ready_s is None else f"{changes.ready_s:.1f} s"
+    total = "-" if changes.load_s is None else f"{changes.load_s:.1f} s"
+    energy = "-" if changes.load_j is None else f"{fmt_num(changes.load_j)} J"
+    out.append(f"  {len(changes.loads)} load(s), {len(changes.evicted)} eviction(s), {len(changes.kept)} kept; "
+               f"loading takes {total} in all, the new cache is ready in {ready}; {energy}")
     return out
 
 

@@ -35,12 +35,12 @@ CEILINGS: dict[str, float] = {
     "output_tokens": 10_000_000, "batch": 100_000, "rate_rps": 1e9, "count": 1024, "max_context_tokens": 10_000_000,
     "ttft_ms": 1e12, "tpot_ms": 1e12, "e2e_ms": 1e12, "max_layers": 100_000, "tflops": 1e7, "power_w": 1e6,
     "prefill_ms_per_layer": 1e9, "decode_ms_per_layer": 1e9, "tokens_per_s": 1e12, "objective_weight": 1e6,
-    "threads": 4096, "cpu_cores": 4096, "port": 65535,
+    "threads": 4096, "cpu_cores": 4096, "port": 65535, "load_gbs": 1e4,
 }
 # The smallest positive value of fields the cost model divides by (or that weight a sum).
 FLOORS: dict[str, float] = {
     "memory_gb": 1e-3, "memory_bandwidth_gbs": 1e-3, "bandwidth_mbps": 1e-3, "channel_mhz": 1e-3,
-    "tflops": 1e-6, "tokens_per_s": 1e-6, "rate_rps": 1e-6, "objective_weight": 1e-6,
+    "tflops": 1e-6, "tokens_per_s": 1e-6, "rate_rps": 1e-6, "objective_weight": 1e-6, "load_gbs": 1e-3,
 }
 UNITS_OF = {"bandwidth_mbps": "Mbit/s", "channel_mhz": "MHz", "memory_gb": "GB", "memory_bandwidth_gbs": "GB/s",
             "tflops": "TFLOPS", "tokens_per_s": "tokens/s", "rate_rps": "requests/s"}

@@ -186,7 +186,9 @@ def solve(problem: Problem, solver: str = DEFAULT_SOLVER, params: SolveParams | 
     settings = validate_options(info.name, info.options, given)
     precheck = settings.pop("precheck")
     deadline = Deadline(params.time_limit_s)
-    if precheck:
+    # A model-caching instance is never infeasible: what cannot be served is declared unserved, with its
+    # reason, and the face-value checks (one model per class) do not hold for it.
+    if precheck and not problem.portfolio_features():
         reasons = infeasibility_reasons(problem)
         if reasons:
             proven = Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, reasons=tuple(reasons),
@@ -198,7 +200,8 @@ def solve(problem: Problem, solver: str = DEFAULT_SOLVER, params: SolveParams | 
 
 def _finish(problem: Problem, info: SolverInfo, params: SolveParams, options: dict[str, Any], deadline: Deadline,
             plan: Plan) -> Plan:
-    predicted = evaluate(problem, plan) if plan.shards else None
+    # A plan that declares its demand unserved is a plan too, shards or not (model caching).
+    predicted = evaluate(problem, plan) if plan.shards or plan.unserved else None
     changes: dict[str, Any] = {
         "solver": info.name, "params": {**params.to_dict(), **options},
         "solve_time_s": deadline.elapsed(), "objective_name": problem.objective.name,

@@ -51,5 +51,5 @@ def solve_auto(problem: Problem, params: Any, options: dict[str, Any], deadline:
     name, chosen, why = pick(problem)
     info = solver_info(name)
     plan = info.load()(problem, params, validate_options(name, info.options, chosen), deadline)
-    plan = plan.with_(**settle(info, problem, plan, evaluate(problem, plan) if plan.shards else None))
+    plan = plan.with_(**settle(info, problem, plan, evaluate(problem, plan) if plan.shards or plan.unserved else None))
     return plan.with_(stats={"picked": name, "why": why, **plan.stats})

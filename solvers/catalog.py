@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from solvers.options import Option
-from solvers.registry import REPLICATED, Capabilities, SolverInfo, register
+from solvers.registry import CACHE, CACHING_OBJECTIVES, REPLICATED, ROUTING, Capabilities, SolverInfo, register
 
 _BASELINE = Capabilities()
 
@@ -11,7 +13,7 @@ register(SolverInfo(
     name="auto", family="auto", exact=True, entry="solvers.auto:solve_auto",
     summary="picks the exact solver that handles the instance (dp for one model on a chain it can search "
             "exactly, else ilp) and says which it picked; matching when no exact solver takes it",
-    capabilities=Capabilities(format_choice=True),
+    capabilities=Capabilities(format_choice=True, portfolio=True), precondition="solvers.caching:auto_unsupported",
 ))
 register(SolverInfo(
     name="greedy", family="baselines", exact=False, entry="solvers.baselines:solve_greedy",
@@ -72,11 +74,50 @@ register(SolverInfo(
 register(SolverInfo(
     name="ilp", family="ilp", exact=True, entry="solvers.ilp:solve_ilp", precondition="solvers.ilp:ilp_unsupported",
     summary="one mixed-integer program over shards (device, block range, format): memory, SLOs, load, "
-            "quality floor, transfers on the chosen path; proven bound and gap",
-    capabilities=Capabilities(format_choice=True),
+            "quality floor, transfers on the chosen path; proven bound and gap. On a model-caching instance, "
+            "the joint caching and routing program of cache-ilp (backends highs, cbc, scip)",
+    capabilities=Capabilities(format_choice=True, portfolio=True),
     requires=("scipy", "pulp", "ortools"),
     backends=("highs", "cbc", "cpsat", "scip"),
     options=(Option("backend", str, "highs", "highs (scipy.optimize.milp), cbc (PuLP), cpsat (OR-Tools CP-SAT; not "
                                              "for throughput over several classes without rate_rps) or scip "
                                              "(OR-Tools)", choices=("highs", "cbc", "cpsat", "scip")),),
+))
+
+_CACHING = Capabilities(objectives=CACHING_OBJECTIVES, format_choice=True, portfolio=True)
+register(SolverInfo(
+    name="cache-ilp", family="caching", exact=True, entry="solvers.caching.ilp:solve_cache_ilp",
+    precondition="solvers.caching:caching_unsupported", plan_space=CACHE,
+    summary="joint model caching and request routing as one mixed-integer program: which whole-model instances "
+            "stay where, which share of each class (and cascade) goes where, the rest unserved with its reason; "
+            "memory, utilisation limit, SLOs and quality floors; proven bound and gap",
+    capabilities=_CACHING, requires=("scipy", "pulp", "ortools"), backends=("highs", "cbc", "scip"),
+    options=(Option("backend", str, "highs", "highs (scipy.optimize.milp), cbc (PuLP) or scip (OR-Tools)",
+                    choices=("highs", "cbc", "scip")),),
+))
+register(SolverInfo(
+    name="cache-greedy", family="caching", exact=False, entry="solvers.caching.greedy:solve_cache_greedy",
+    precondition="solvers.caching:caching_unsupported", plan_space=CACHE,
+    summary="lazy greedy on marginal gain over whole-model instances (water-filling routing), drop and swap "
+            "moves, then exact routing of the cache found; for large portfolios",
+    capabilities=_CACHING,
+    options=(Option("local_moves", bool, True, "drop and swap instances after the greedy additions"),
+             Option("exact_routing", bool, True, "route the final cache with the routing program (else "
+                                                 "water-filling alone)")),
+))
+register(SolverInfo(
+    name="route", family="caching", exact=True, entry="solvers.caching.route:solve_route",
+    precondition="solvers.caching:route_unsupported", plan_space=ROUTING,
+    summary="routing for the given cache (the instance's cache: section): the shares of each class over its "
+            "resident instances, an LP (a small MILP when KV reservations compete for memory)",
+    capabilities=_CACHING, requires=("scipy",),
+))
+register(SolverInfo(
+    name="cache-bruteforce", family="caching", exact=True, entry="solvers.caching.bruteforce:solve_cache_bruteforce",
+    precondition="solvers.caching:bruteforce_unsupported", plan_space=CACHE,
+    summary="every cache of whole-model instances and every maximal set of KV reservations, each routed by an "
+            "LP; the caching solvers' test oracle for tiny portfolios",
+    capabilities=dataclasses.replace(_CACHING, max_devices=8), requires=("scipy",),
+    options=(Option("max_caches", int, 20_000, "refuse instances with more candidate caches than this",
+                    minimum=1, maximum=100_000_000),),
 ))

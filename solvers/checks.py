@@ -23,7 +23,17 @@ and a larger instance for time limits:
 - ``options``: an unknown option, a value of the wrong type and one out of range are
   refused before solving with :class:`~solvers.options.InvalidOptionError`;
 - ``round_trip``: a plan written to a plan file and read back evaluates the same;
-- ``no_mutation``: solving changes nothing in the problem, its cost table's arrays included.
+- ``no_mutation``: solving changes nothing in the problem, its cost table's arrays included;
+- ``portfolio``: model caching. A solver that searches caches or routings (plan spaces ``cache``
+  and ``routing``) leaves no class both unrouted and undeclared, and gives every unserved share
+  its reason with numbers; a solver that takes model-caching instances but searches another
+  space (``ilp``, ``auto``) matches the caching oracle on them (or refuses them, every one, as a
+  usage error); any other solver refuses them up front.
+
+Solvers of the ``cache`` plan space run every check on ``instances.caching_zoo`` (tiny
+portfolios) against the caching oracle (``cache-bruteforce``); the ``route`` solver (plan space
+``routing``) on the same portfolios with a current cache, against the best routing of that
+cache found by enumeration.
 
 Each check returns a list of failures (empty when it passes).
 """
@@ -41,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from placement import Plan, Problem, Proof, Status, cost_table, evaluate, load_plan, parse_instance, save_plan
-from solvers.api import SolveParams, solve
+from solvers.api import SolveParams, UnsupportedProblemError, solve
 from solvers.options import InvalidOptionError
 from solvers.registry import SolverInfo, solver_info
 
@@ -78,10 +88,38 @@ def oracle(seed: int, name: str) -> Plan:
 
 
 @functools.lru_cache(maxsize=None)
+def caching_zoo_problems(seed: int, routing: bool = False) -> tuple[tuple[str, Problem], ...]:
+    """The tiny portfolios of ``instances.caching_zoo`` (``routing``: each with a current cache)."""
+    from instances.caching_zoo import caching_zoo, routing_zoo
+    return tuple((name, parse_instance(data, default_name=name)) for name, data in
+                 (routing_zoo(seed) if routing else caching_zoo(seed)))
+
+
+@functools.lru_cache(maxsize=None)
+def caching_oracle(seed: int, name: str) -> Plan:
+    """The caching oracle's answer: the best cache of whole-model instances, or (``route-`` instances)
+    the best routing of the current cache."""
+    if name.startswith("route-"):
+        from solvers.caching.bruteforce import routing_optimum
+        return routing_optimum(_problem(seed, name))
+    return solve(_problem(seed, name), "cache-bruteforce", _PARAMS, options=_NO_PRECHECK)
+
+
+def _problem(seed: int, name: str) -> Problem:
+    for zoo in (zoo_problems(seed), caching_zoo_problems(seed), caching_zoo_problems(seed, routing=True)):
+        found = dict(zoo).get(name)
+        if found is not None:
+            return found
+    raise KeyError(name)
+
+
+@functools.lru_cache(maxsize=None)
 def _zoo_plan(solver: str, options: tuple, seed: int, name: str) -> Plan:
     if solver == "bruteforce" and not options:
         return oracle(seed, name)  # the oracle's own run, made with the same parameters
-    return solve(dict(zoo_problems(seed))[name], solver, _PARAMS, options={**dict(options), **_NO_PRECHECK})
+    if solver == "cache-bruteforce" and not options and not name.startswith("route-"):
+        return caching_oracle(seed, name)
+    return solve(_problem(seed, name), solver, _PARAMS, options={**dict(options), **_NO_PRECHECK})
 
 
 def no_pipeline(plan: Plan) -> bool:
@@ -95,9 +133,10 @@ def _close(a: float, b: float, rel: float) -> bool:
 
 
 def _better(problem: Problem, value: float, than: float) -> bool:
+    # Relative to |than|: objectives may be negative (a weighted mix with quality, maximised).
     if problem.objective.sense == "max":
-        return value > than * (1 + REL_OPTIMUM) + 1e-12
-    return value < than * (1 - REL_OPTIMUM) - 1e-12
+        return value > than + REL_OPTIMUM * abs(than) + 1e-12
+    return value < than - REL_OPTIMUM * abs(than) - 1e-12
 
 
 def one_pipeline_per_model(problem: Problem, plan: Plan) -> bool:
@@ -135,6 +174,17 @@ class _Subject:
 
     def accepts(self, problem: Problem) -> bool:
         return not self.info.unsupported(problem)
+
+    @property
+    def caching(self) -> bool:
+        """Whether it searches caches or routings (and is checked on the caching zoo)."""
+        return self.info.plan_space.name in ("cache", "routing")
+
+    def zoo(self, seed: int) -> tuple[tuple[str, Problem], ...]:
+        """The instances it is checked on."""
+        if not self.caching:
+            return zoo_problems(seed)
+        return caching_zoo_problems(seed, routing=self.info.plan_space.name == "routing")
 
 
 def _limits_and_agreement(problem: Problem, plan: Plan) -> list[str]:
@@ -184,9 +234,34 @@ def _against_oracle(exact: bool, problem: Problem, plan: Plan, ref: Plan) -> lis
     return out
 
 
+def _against_caching_oracle(exact: bool, problem: Problem, plan: Plan, ref: Plan) -> list[str]:
+    """A caching solver against the caching oracle: every plan of theirs lies in its space."""
+    out, st = [], plan.status
+    if st == Status.INFEASIBLE:
+        out.append("claims infeasible, but unserved demand is declared, never infeasible")
+    if exact:
+        if st != Status.OPTIMAL:
+            out.append(f"returned {st} ({plan.termination}) where the optimum is {ref.objective}: "
+                       f"{'; '.join(plan.reasons[:2])}")
+        elif not _close(plan.objective, ref.objective, REL_OPTIMUM):
+            out.append(f"optimum {plan.objective} != oracle's {ref.objective}")
+        if st == Status.OPTIMAL and (plan.bound is None or not _close(plan.bound, plan.objective, REL_OPTIMUM)):
+            out.append(f"optimal with bound {plan.bound} != objective {plan.objective}")
+        if plan.bound is not None and plan.objective is not None and _better(problem, plan.objective, plan.bound):
+            out.append(f"objective {plan.objective} beats its own bound {plan.bound}")
+        return out
+    if plan.bound is not None:
+        out.append(f"heuristic reports a bound ({plan.bound})")
+    if st == Status.OPTIMAL:
+        out.append("heuristic claims optimal")
+    if st == Status.FEASIBLE and _better(problem, plan.objective, ref.objective):
+        out.append(f"objective {plan.objective} beats the oracle's optimum {ref.objective}")
+    return out
+
+
 def _over_zoo(subject: _Subject, seed: int, judge: Callable[[str, Problem, Plan], list[str]]) -> list[str]:
     failures, ran = [], 0
-    for name, problem in zoo_problems(seed):
+    for name, problem in subject.zoo(seed):
         if not subject.accepts(problem):
             continue
         try:
@@ -211,15 +286,18 @@ def check_oracle(subject: _Subject, seed: int = 0) -> list[str]:
     exact = subject.info.exact
 
     def judge(name: str, problem: Problem, plan: Plan) -> list[str]:
+        if subject.caching:
+            return _against_caching_oracle(exact, problem, plan, caching_oracle(seed, name))
         return _against_oracle(exact, problem, plan, oracle(seed, name))
     return _over_zoo(subject, seed, judge)
 
 
 def check_determinism(subject: _Subject, seed: int = 0) -> list[str]:
     """The same seed twice gives the same plan."""
-    by_name = dict(zoo_problems(0))
+    by_name = dict(subject.zoo(0))
     failures, checked = [], 0
-    for name in _DETERMINISM:
+    names = [n for n in by_name if "rates" in n][:4] if subject.caching else _DETERMINISM
+    for name in names:
         problem = by_name[name]
         if not subject.accepts(problem):
             continue
@@ -235,12 +313,13 @@ def check_determinism(subject: _Subject, seed: int = 0) -> list[str]:
 
 def check_deadline(subject: _Subject, seed: int = 0) -> list[str]:
     """A tight time limit is honoured, and what comes back under it is sound."""
+    from instances.caching_zoo import caching_stress
     from instances.zoo import stress
-    name, data = stress()
+    name, data = caching_stress(cache=subject.info.plan_space.name == "routing") if subject.caching else stress()
     problem, limit = parse_instance(data), DEADLINE_S
     if not subject.accepts(problem):  # its biggest zoo instance, a tighter limit
         from solvers.bruteforce import count_plans
-        name, problem = max(((n, p) for n, p in zoo_problems(0) if subject.accepts(p)),
+        name, problem = max(((n, p) for n, p in subject.zoo(0) if subject.accepts(p)),
                             key=lambda item: count_plans(item[1]))
         limit = 0.05
     started = time.perf_counter()
@@ -270,7 +349,7 @@ def _wrong_values(option) -> list[Any]:
 
 def check_options(subject: _Subject, seed: int = 0) -> list[str]:
     """Bad options are refused before solving, naming the option."""
-    problem = next(p for _, p in zoo_problems(0) if subject.accepts(p))
+    problem = next(p for _, p in subject.zoo(0) if subject.accepts(p))
     failures = []
     trials = [("an unknown option", {"no_such_option": 1})]
     trials += [(f"{o.name}={v!r}", {o.name: v}) for o in subject.info.options for v in _wrong_values(o)]
@@ -291,7 +370,7 @@ def check_round_trip(subject: _Subject, seed: int = 0) -> list[str]:
     """A plan written to a plan file reads back to the same plan, evaluated the same."""
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, problem in zoo_problems(0)[:12]:
+        for name, problem in subject.zoo(0)[:12]:
             if not subject.accepts(problem):
                 continue
             plan = subject.zoo_plan(0, name)
@@ -300,8 +379,8 @@ def check_round_trip(subject: _Subject, seed: int = 0) -> list[str]:
             path = Path(tmp) / f"{name}.json"
             save_plan(path, plan, problem)
             again = load_plan(path)
-            if (again.shards, again.routes, again.status, again.proof) != (plan.shards, plan.routes, plan.status,
-                                                                            plan.proof):
+            if (again.shards, again.routes, again.status, again.proof, again.unserved) != \
+                    (plan.shards, plan.routes, plan.status, plan.proof, plan.unserved):
                 failures.append(f"{name}: the plan file does not read back to the same plan")
             elif evaluate(problem, again).objective != evaluate(problem, plan).objective:
                 failures.append(f"{name}: the plan read back evaluates differently")
@@ -335,7 +414,7 @@ def _same(a: Any, b: Any) -> bool:
 def check_no_mutation(subject: _Subject, seed: int = 0) -> list[str]:
     """Solving changes nothing in the problem: fields and the contents of every cost-table array."""
     failures = []
-    for name, problem in zoo_problems(0)[:8]:
+    for name, problem in subject.zoo(0)[:8]:
         if not subject.accepts(problem):
             continue
         subject.zoo_plan(0, name)  # compiles the table parts it reads
@@ -350,10 +429,60 @@ def check_no_mutation(subject: _Subject, seed: int = 0) -> list[str]:
     return failures
 
 
+def _coverage(problem: Problem, plan: Plan) -> list[str]:
+    """Every class served or declared unserved, every unserved share with its reason and numbers."""
+    if plan.status not in (Status.OPTIMAL, Status.FEASIBLE):
+        return []
+    out = []
+    routed = {r.request for r in plan.routes}
+    declared = {u.request: u for u in plan.unserved}
+    for req in problem.workload:
+        if req.id not in routed and req.id not in declared:
+            out.append(f"class {req.id} has no route and is not declared unserved")
+    for u in plan.unserved:
+        if not u.detail:
+            out.append(f"class {u.request}: unserved for {u.reason.value} without the numbers behind it")
+    return out
+
+
+def check_portfolio(subject: _Subject, seed: int = 0) -> list[str]:
+    """Model caching: coverage for caching solvers, the caching oracle for other solvers that take
+    caching instances, an up-front refusal for the rest (see the module docstring)."""
+    if subject.caching:
+        return _over_zoo(subject, seed, lambda name, problem, plan: _coverage(problem, plan))
+    failures, ran, refused = [], 0, 0
+    for name, problem in caching_zoo_problems(seed):
+        if not subject.info.capabilities.portfolio:
+            if subject.accepts(problem):
+                failures.append(f"{name}: accepts a model-caching instance it cannot solve")
+            try:
+                subject.run(problem)
+                failures.append(f"{name}: solve() did not refuse it")
+            except UnsupportedProblemError:
+                pass
+            continue
+        if not subject.accepts(problem):
+            continue
+        try:
+            plan = subject.zoo_plan(seed, name)
+        except UnsupportedProblemError:
+            refused += 1
+            continue
+        ran += 1
+        failures += [f"{name}: {v}" for v in _limits_and_agreement(problem, plan) + _coverage(problem, plan)]
+        failures += [f"{name}: {v}" for v in
+                     _against_caching_oracle(subject.info.exact, problem, plan, caching_oracle(seed, name))]
+    if ran and refused:
+        failures.append(f"refused {refused} model-caching instances as unsupported but solved {ran}")
+    if subject.info.capabilities.portfolio and not ran and not refused:
+        failures.append("accepted no model-caching instance")
+    return failures
+
+
 CHECKS: dict[str, Callable[..., list[str]]] = {
     "keeps_limits": check_keeps_limits, "oracle": check_oracle, "determinism": check_determinism,
     "deadline": check_deadline, "options": check_options, "round_trip": check_round_trip,
-    "no_mutation": check_no_mutation,
+    "no_mutation": check_no_mutation, "portfolio": check_portfolio,
 }
 
 

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from placement import Problem
 from solvers.options import Option
 
-__all__ = ["Capabilities", "SolverInfo", "PlanSpace", "PLAN_SPACES", "PIPELINE", "REPLICATED", "register",
+__all__ = ["Capabilities", "SolverInfo", "PlanSpace", "PLAN_SPACES", "PIPELINE", "REPLICATED", "CACHE", "ROUTING", "register",
            "registered", "solver_info", "UnknownSolverError"]
 
 ALL_OBJECTIVES = frozenset({"latency", "ttft", "tpot", "energy", "throughput", "weighted"})
+# What the model-caching solvers optimise: per-request metrics, quality, churn, unserved demand and their mixes.
+CACHING_OBJECTIVES = frozenset({"latency", "ttft", "tpot", "energy", "weighted", "quality", "churn", "unserved"})
 
 
 class UnknownSolverError(LookupError):
@@ -61,7 +63,24 @@ PIPELINE = PlanSpace(
 REPLICATED = PlanSpace(
     "replicated", "copies of a model (whole, or pipelines), one or more per model, each request class routed "
                   "through one or several of them", lambda problem: False)
-PLAN_SPACES = {s.name: s for s in (PIPELINE, REPLICATED)}
+
+
+def _cache_complete(problem: Problem) -> bool:
+    # Whole-model instances are all a plan can use when each class's source reaches no other device (a
+    # pipeline over one device only adds stage overheads) and no model offers a choice of formats (which
+    # a pipeline could mix); elsewhere a partitioned instance could do better.
+    return all(len(problem.topology.reachable(r.source)) == 1 for r in problem.workload) and \
+        all(len(m.formats) == 1 for m in problem.models)
+
+
+CACHE = PlanSpace(
+    "cache", "model instances, each a whole model in one weight format on one device, each request class routed "
+             "by fractions over the instances of models it accepts and over its declared cascades, the rest "
+             "declared unserved with a reason", _cache_complete)
+ROUTING = PlanSpace(
+    "routing", "routings of the instance's current cache: shares of each request class over its whole-model "
+               "instances and declared cascades, the rest declared unserved with a reason", lambda problem: False)
+PLAN_SPACES = {s.name: s for s in (PIPELINE, REPLICATED, CACHE, ROUTING)}
 
 
 @dataclass(frozen=True)
@@ -80,6 +99,10 @@ class Capabilities:
         Chooses a weight format per shard from ``models[].allowed_formats``.
     throughput_profiles : bool
         Devices with measured throughput-by-layers tables (non-additive stage times).
+    portfolio : bool
+        Model-caching features (:meth:`Problem.portfolio_features`): classes accepting several
+        models or a minimum quality, cascades, a current cache, a utilisation limit, objective
+        terms quality, churn, unserved.
     max_devices, max_blocks : int or None
         Largest instance it accepts (``None``: no limit).
     """
@@ -89,6 +112,7 @@ class Capabilities:
     multi_request: bool = True
     format_choice: bool = False
     throughput_profiles: bool = True
+    portfolio: bool = False
     max_devices: int | None = None
     max_blocks: int | None = None
 
@@ -106,6 +130,8 @@ class Capabilities:
         if not self.throughput_profiles and any(p.throughput_tokens_per_s for n in problem.topology.nodes
                                                 for p in n.profiles):
             why.append("measured throughput profiles")
+        if not self.portfolio:
+            why.extend(problem.portfolio_features())
         if self.max_devices is not None and len(problem.topology.nodes) > self.max_devices:
             why.append(f"more than {self.max_devices} devices")
         if self.max_blocks is not None and any(m.num_blocks > self.max_blocks for m in problem.models):

@@ -40,6 +40,12 @@ CONFORMANCE: tuple[Entry, ...] = (
     Entry("source", "source"),
     Entry("cloud", "cloud"),
     Entry("random", "random"),
+    Entry("cache-ilp-highs", "cache-ilp", {"backend": "highs"}),
+    Entry("cache-ilp-cbc", "cache-ilp", {"backend": "cbc"}),
+    Entry("cache-ilp-scip", "cache-ilp", {"backend": "scip"}),
+    Entry("cache-greedy", "cache-greedy"),
+    Entry("route", "route"),
+    Entry("cache-bruteforce", "cache-bruteforce"),
 )
 _IDS = [e.name for e in CONFORMANCE]
 

@@ -16,6 +16,13 @@ every route of a plan, and a solver that scores candidate routes calls them too.
 - Throughput use, per decode token: each stage's device (a decode step over the
   batch, or its measured seconds per token), every network resource the hops,
   the loop and the return occupy.
+- A cascade (:func:`cascade_times`): every request takes the first route; a share ``e``
+  is then sent on by the source to the second route, whose answer is kept. An escalated
+  request's TTFT is the first route's whole answer plus the second's TTFT, its E2E the
+  sum of both, its energy both; TPOT is the kept answer's. The class's mean takes the two
+  paths by their shares; its SLOs hold on each path. The second route's upload and
+  transfers are its own (the prompt goes out again from the source), so the added
+  transfer is counted too.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from dataclasses import dataclass
 from placement.costs.tables import BlockCosts, CostTable, TransferCosts
 from placement.problem import RequestClass
 
-__all__ = ["Stage", "RouteTimes", "route_times", "route_usage", "route_quality"]
+__all__ = ["Stage", "RouteTimes", "CascadeTimes", "route_times", "route_usage", "route_quality", "route_score",
+           "cascade_times", "cascade_score", "cascade_usage"]
 
 
 @dataclass(frozen=True)
@@ -116,3 +124,73 @@ def route_quality(table: CostTable, model: str, shards: Sequence[tuple[str, int,
     blocks = sum(b - a for _, a, b in shards)
     L = table.problem.model(model).num_blocks
     return 1.0 - loss * L / max(blocks, 1)
+
+
+def route_score(table: CostTable, model: str, shards: Sequence[tuple[str, int, int]], benchmark: str | None
+                ) -> float | None:
+    """Benchmark score of a route's answers: the block-weighted mean of its shards' formats' scores
+    (``None`` without a benchmark or a score)."""
+    L = table.problem.model(model).num_blocks
+    total = 0.0
+    for fmt, a, b in shards:
+        score = table.quality_score(model, fmt, benchmark)
+        if score is None:
+            return None
+        total += score * (b - a) / L
+    return total
+
+
+@dataclass(frozen=True)
+class CascadeTimes:
+    """A cascade's times: ``mean`` over its requests, and ``escalated``, the path of a request the
+    first model passes on (a non-escalated request's path is the first route's own times)."""
+
+    mean: RouteTimes
+    escalated: RouteTimes
+
+
+def cascade_times(first: RouteTimes, second: RouteTimes, escalate_share: float) -> CascadeTimes:
+    """Times of a cascade whose first route passes ``escalate_share`` of its requests on to the second.
+
+    Examples
+    --------
+    >>> a = RouteTimes(0.1, 0.01, 1.0, 0.05, 0.02, 2.0, 0.5, (1.0,))
+    >>> b = RouteTimes(0.4, 0.05, 5.0, 0.3, 0.02, 20.0, 1.0, (5.0,))
+    >>> c = cascade_times(a, b, 0.25)
+    >>> c.escalated.ttft_s, c.escalated.e2e_s, c.mean.e2e_s, c.mean.energy_j
+    (1.4, 6.0, 2.25, 7.0)
+    """
+    e = escalate_share
+    escalated = RouteTimes(
+        ttft_s=first.e2e_s + second.ttft_s, tpot_s=second.tpot_s, e2e_s=first.e2e_s + second.e2e_s,
+        prefill_s=first.prefill_s + second.prefill_s, transfer_s=first.transfer_s + second.transfer_s,
+        energy_j=first.energy_j + second.energy_j, idle_energy_j=first.idle_energy_j + second.idle_energy_j,
+        stage_busy_s=first.stage_busy_s + second.stage_busy_s)
+
+    def mix(name: str) -> float:
+        return (1 - e) * getattr(first, name) + e * getattr(escalated, name)
+    mean = RouteTimes(
+        ttft_s=mix("ttft_s"), tpot_s=mix("tpot_s"), e2e_s=mix("e2e_s"), prefill_s=mix("prefill_s"),
+        transfer_s=mix("transfer_s"), energy_j=mix("energy_j"), idle_energy_j=mix("idle_energy_j"),
+        stage_busy_s=first.stage_busy_s + tuple(e * t for t in second.stage_busy_s))
+    return CascadeTimes(mean, escalated)
+
+
+def cascade_score(first: float | None, second: float | None, escalate_share: float) -> float | None:
+    """Score of a cascade's answers: the kept answers' scores by their shares. Escalation that picks the
+    questions the first model gets wrong does better than this mix, so it understates the quality."""
+    if first is None or second is None:
+        return None
+    return (1 - escalate_share) * first + escalate_share * second
+
+
+def cascade_usage(first: dict[int, float] | None, second: dict[int, float] | None, escalate_share: float
+                  ) -> dict[int, float] | None:
+    """Resource seconds per decode token of a cascade's request: the first route's, and the second's for
+    the escalated share (``None`` when either has no network path)."""
+    if first is None or second is None:
+        return None
+    out = dict(first)
+    for resource, seconds in second.items():
+        out[resource] = out.get(resource, 0.0) + escalate_share * seconds
+    return out

@@ -13,6 +13,8 @@ solver read the very same numbers:
   head's shared copy; :class:`KVCosts`, per (request class, model): KV-cache
   reservation per block and the prefill workspace;
 - per device: usable memory, engine runtime per format, ``max_layers``;
+- per (model, format): benchmark scores (:meth:`CostTable.quality_score`) and the seconds
+  and joules it takes a device to load a shard's weights (:meth:`CostTable.load_seconds`);
 - :class:`TransferCosts`, per (request class, model): seconds and joules of every
   transfer between every pair of devices (best paths), and the per-token use of
   the network's resources (links, NICs) for throughput.
@@ -52,6 +54,9 @@ from placement.problem import ModelSpec, Problem, RequestClass
 
 __all__ = ["CostTable", "BlockCosts", "WeightCosts", "KVCosts", "TransferCosts", "cost_table", "block_costs",
            "transfer_costs", "readonly"]
+
+
+_GB = 1e9  # load rates are decimal GB/s, as disks and links are rated
 
 
 def readonly(values, dtype=float) -> np.ndarray:
@@ -343,6 +348,31 @@ class CostTable:
             total = total + sum(k.shard_kv_bytes(a, b) for k in kvs)
             total = total + np.maximum.reduce([np.asarray(k.shard_workspace_bytes(b)) for k in kvs])
         return total
+
+    def quality_score(self, model: str, weight_format: str | None, benchmark: str | None) -> float | None:
+        """Benchmark score (percent) of ``model``'s answers in ``weight_format`` (``None``: no figure,
+        or no benchmark). See :mod:`models.quality`."""
+        spec = self.problem.model(model)
+        if benchmark is None or spec.scores is None:
+            return None
+        return spec.scores.score(benchmark, weight_format or spec.weight_format)
+
+    def load_seconds(self, model: str, weight_format: str | None, a: int, b: int) -> np.ndarray:
+        """Seconds each device takes to load the weights of blocks ``[a, b)`` of ``model`` at its
+        ``load_gbs`` (``nan`` where the instance gives no load rate)."""
+        fmt_id = weight_format or self.problem.model(model).weight_format
+
+        def build():
+            nbytes = float(self.weights(model, fmt_id).shard_bytes(a, b))
+            rates = np.array([n.load_gbs or np.nan for n in self.topology.nodes], dtype=float)
+            return readonly(nbytes / (rates * _GB))
+        return self._memo(("load_s", model, fmt_id, a, b), build)
+
+    def load_energy_j(self, model: str, weight_format: str | None, a: int, b: int) -> np.ndarray:
+        """Joules each device spends loading blocks ``[a, b)``: busy at its active power while it reads
+        and unpacks the weights (an upper estimate; ``nan`` without a load rate)."""
+        power = np.array([n.spec.power_active_w * n.count for n in self.topology.nodes], dtype=float)
+        return readonly(self.load_seconds(model, weight_format, a, b) * power)
 
     # -- blocks --------------------------------------------------------------------------------
 

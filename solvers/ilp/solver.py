@@ -63,6 +63,9 @@ def estimated_variables(problem: Problem) -> int:
 
 def ilp_unsupported(problem: Problem) -> list[str]:
     """What ilp refuses beyond its capability flags (the registry's precondition)."""
+    if problem.portfolio_features():  # a model-caching instance: the caching program (solvers.caching)
+        from solvers.caching import caching_unsupported
+        return caching_unsupported(problem)
     n = estimated_variables(problem)
     if n > MAX_VARIABLES:
         return [f"a program of up to {n:,} variables (more than {MAX_VARIABLES:,}: too large for memory); "
@@ -150,6 +153,9 @@ def solve_ilp(problem: Problem, params: Any, options: dict[str, Any], deadline: 
         limit, ``infeasible`` with reasons when proven, ``no_solution`` otherwise.
     """
     backend = options["backend"]
+    if problem.portfolio_features():  # model caching is its own program, kept in solvers.caching
+        from solvers.caching.ilp import solve_cache_ilp
+        return solve_cache_ilp(problem, params, options, deadline)
     started = time.perf_counter()
     form = build_formulation(problem)
     if backend == "cpsat" and problem.objective.name == "throughput" and throughput_mode(form) == "free":
