@@ -32,10 +32,11 @@ from collections import defaultdict
 
 import numpy as np
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from placement.cache import cache_changes
 from placement.costs.caching import caching_view
+from placement.costs.queueing import DeviceQueue, device_waits, goodput_scale, route_wait, share_within
 from placement.costs.routes import (
     RouteTimes, Stage, cascade_score, cascade_times, cascade_usage, route_quality, route_score, route_times,
     route_usage,
@@ -576,11 +577,17 @@ def evaluate(problem: Problem, plan: Plan) -> Metrics:
     check_plan(problem, plan)
     table = cost_table(problem)
     routed = _price_routes(problem, table, plan)
+    queue = _queueing(problem, table, routed) if problem.constraints.queueing else None
+    if queue is not None:
+        routed = queue.waiting(routed)
     requests: dict[str, RequestMetrics] = {}
     violations: list[Violation] = []
     declared = {u.request: u for u in plan.unserved}
     for req in problem.workload:
         requests[req.id], broken = _request_metrics(problem, table, req, routed.get(req.id, []), declared.get(req.id))
+        if queue is not None and req.id in routed:
+            requests[req.id] = replace(requests[req.id], slo_attainment=queue.attainment(req, routed[req.id]),
+                                       queue_ms=_mean_wait_ms(routed[req.id]))
         violations += broken
     devices, broken, calibrated = _device_metrics(problem, table, plan, routed)
     violations += broken
@@ -588,13 +595,110 @@ def evaluate(problem: Problem, plan: Plan) -> Metrics:
     throughput, broken = _throughput(problem, table, routed)
     violations += broken
     changes = cache_changes(problem, plan) if _tracks_cache(problem) else None
-    per_metric = _per_metric(problem, requests, throughput, changes)
+    goodput = queue.goodput(routed) if queue is not None and any(r.slo.items() for r in problem.workload) else None
+    per_metric = {**_per_metric(problem, requests, throughput, changes), "goodput": goodput or 0.0}
     shown = per_metric if problem.portfolio_features() or plan.unserved else \
         {k: v for k, v in per_metric.items() if k not in PORTFOLIO_METRICS}
+    if goodput is None:
+        shown = {k: v for k, v in shown.items() if k != "goodput"}
     aggregates = {f"{name}_{METRICS[name][1].replace('/', '_per_')}": value for name, value in shown.items()}
     return Metrics(requests=requests, devices=devices, throughput_tok_s=throughput,
                    objective=objective_value(problem, per_metric), feasible=not violations,
-                   violations=tuple(violations), calibrated=calibrated, aggregates=aggregates, changes=changes)
+                   violations=tuple(violations), calibrated=calibrated, aggregates=aggregates, changes=changes,
+                   goodput_rps=goodput)
+
+
+class _Queues:
+    """The plan's queues at the request rates (see :mod:`placement.costs.queueing`): each device serves
+    the requests of every route through it, each taking its share of a batch's busy time."""
+
+    def __init__(self, jobs: dict[int, list[tuple[float, float]]], goodput_share: float):
+        self.jobs, self.goodput_share = jobs, goodput_share
+        self.at_rates = device_waits(jobs)
+
+    def scaled(self, x: float) -> dict[int, DeviceQueue]:
+        """The queues with every arrival rate multiplied by ``x``."""
+        return device_waits({d: [(lam * x, s) for lam, s in pairs] for d, pairs in self.jobs.items()})
+
+    def waiting(self, routed: dict[str, list[_Routed]]) -> dict[str, list[_Routed]]:
+        """Every route's times with the mean wait at each of its devices added."""
+        return {rid: [_with_waits(r, self.at_rates) for r in routes] for rid, routes in routed.items()}
+
+    def attainment(self, req: RequestClass, routes: list[_Routed], queues: dict[int, DeviceQueue] | None = None
+                   ) -> float:
+        """Share of the class's requests that meet every SLO of the class (``queues``: at the rates)."""
+        queues = queues if queues is not None else self.at_rates
+        total = sum(r.share for r in routes)
+        met = sum(r.share * weight * _path_attainment(req, times, route_wait(queues, [st.device for st in stages]))
+                  for r in routes for times, weight, stages in _paths_with_weights(r))
+        return met / total if total > 0 else 0.0
+
+    def goodput(self, routed: dict[str, list[_Routed]]) -> float:
+        """Requests/s, every class's rate scaled alike, at which the goodput share of them meets its SLOs."""
+        rates = {rid: (routes[0].request.rate_rps or 0.0) * sum(r.share for r in routes)
+                 for rid, routes in routed.items() if routes}
+        total = sum(rates.values())
+        if total <= 0:
+            return 0.0
+
+        def attainment(x: float) -> float:
+            queues = self.scaled(x)
+            return sum(rate * self.attainment(routed[rid][0].request, routed[rid], queues)
+                       for rid, rate in rates.items()) / total
+        rho = max((q.rho for q in self.at_rates.values()), default=0.0)
+        return total * goodput_scale(attainment, self.goodput_share, 1.0 / rho if rho > 0 else 1e9)
+
+
+def _paths_with_weights(r: _Routed):
+    """Each path a request of the route may take, the share of the route's requests on it, and its stages."""
+    if not r.escalated:
+        yield r.paths[0], 1.0, r.stages
+        return
+    yield r.paths[0], 1.0 - r.escalate, r.stages
+    yield r.paths[1], r.escalate, r.stages + r.escalated
+
+
+def _path_attainment(req: RequestClass, times: RouteTimes, wait: DeviceQueue) -> float:
+    """Share of requests on a path that meet every SLO of their class, the wait drawn from ``wait``
+    (``times`` may already hold a mean wait: it is taken out first)."""
+    limits = dict(req.slo.items())
+    if "tpot_ms" in limits and times.tpot_s * 1e3 > limits["tpot_ms"]:
+        return 0.0
+    slacks = []
+    if "ttft_ms" in limits:
+        slacks.append(limits["ttft_ms"] * 1e-3 - (times.ttft_s - times.queue_s))
+    if "e2e_ms" in limits:
+        slacks.append(limits["e2e_ms"] * 1e-3 - (times.e2e_s - times.queue_s))
+    if not slacks:
+        return 1.0
+    return share_within(0.0, wait.rho, wait.mean_wait_s, min(slacks))
+
+
+def _with_waits(r: _Routed, queues: dict[int, DeviceQueue]) -> _Routed:
+    paths = [times.waiting(route_wait(queues, [st.device for st in stages]).mean_wait_s)
+             for times, _, stages in _paths_with_weights(r)]
+    if not r.escalated:
+        return replace(r, times=paths[0], paths=tuple(paths))
+    wait = (1.0 - r.escalate) * paths[0].queue_s + r.escalate * paths[1].queue_s
+    return replace(r, times=r.times.waiting(wait), paths=tuple(paths))
+
+
+def _mean_wait_ms(routes: list[_Routed]) -> float:
+    total = sum(r.share for r in routes)
+    return sum(r.share * r.times.queue_s for r in routes) / total * 1e3 if total > 0 else 0.0
+
+
+def _queueing(problem: Problem, table: CostTable, routed: dict[str, list[_Routed]]) -> _Queues:
+    """Each device's jobs: ``(arrivals per second, seconds each)`` of every route's stages on it."""
+    jobs: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for routes in routed.values():
+        for r in routes:
+            rate = r.request.rate_rps or 0.0
+            for stages, share in ((r.stages, r.share), (r.escalated, r.share * r.escalate)):
+                for st in stages:
+                    busy = float(st.costs.stage_busy_s(st.device, st.start, st.end))
+                    jobs[st.device].append((rate * share, busy / st.costs.batch))
+    return _Queues(dict(jobs), problem.constraints.goodput_share)
 
 
 def _tracks_cache(problem: Problem) -> bool:

@@ -53,7 +53,8 @@ _PROFILE = {"model", "max_layers", "throughput_tokens_per_s", "prefill_ms_per_la
 _LINK = {"a", "b", "bandwidth_mbps", "latency_ms", "energy_nj_per_bit", "channel_mhz", "snr_db", "rate_samples_mbps"}
 _REQUEST = {"id", "source", "model", "prompt_tokens", "output_tokens", "rate_rps", "batch", "slo", "profile"} | REQUEST_FIELDS
 _SLO = {"ttft_ms", "tpot_ms", "e2e_ms"}
-_CONSTRAINTS = {"memory_headroom", "max_context_tokens", "device_order", "quality_floor", "max_utilization"}
+_CONSTRAINTS = {"memory_headroom", "max_context_tokens", "device_order", "quality_floor", "max_utilization",
+                "queueing", "goodput_share"}
 
 # Size limits: beyond them the cost tables (devices x devices and devices x blocks) would not
 # fit in a workstation's memory, so the file is refused rather than left to run out of it.
@@ -284,6 +285,7 @@ def parse_instance(data: Mapping[str, Any], base_dir: str | Path | None = None, 
     constraints = _constraints(r, top.get("constraints"), node_ids)
     cache = cache_section(r, top.get("cache"), node_ids, {m.id: m for m in models})
     check_portfolio(r, models, workload, nodes, objective)
+    _check_queueing(r, workload, objective, constraints)
     if constraints.max_context_tokens:
         for i, req in enumerate(workload):
             need = req.prompt_tokens + req.output_tokens
@@ -781,9 +783,22 @@ def _objective(r: _Reader, raw: Any) -> Objective:
         w = r.number(f"objective.{key}", weight, limit="objective_weight")
         if w is not None:
             terms[key] = w
-    if "throughput" in terms and len(m) > 1:
-        r.add("objective.throughput", "is maximised and cannot be mixed with minimised metrics; use it alone")
+    for alone in ("throughput", "goodput"):
+        if alone in terms and len(m) > 1:
+            r.add(f"objective.{alone}", "is maximised and cannot be mixed with minimised metrics; use it alone")
     return Objective.of(terms) if terms else Objective.of("latency")
+
+
+def _check_queueing(r: _Reader, workload: list[RequestClass], objective: Objective, constraints: Constraints) -> None:
+    """Queueing needs request rates, and goodput needs queueing and an SLO to meet."""
+    rated = any(q.rate_rps for q in workload)
+    if constraints.queueing and not rated:
+        r.add("constraints.queueing", "needs request rates to queue at (give workload[].rate_rps)")
+    if "goodput" in {name for name, _ in objective.terms}:
+        if not constraints.queueing:
+            r.add("objective", "goodput is measured with queueing: set constraints.queueing: true")
+        if not any(q.slo.items() for q in workload):
+            r.add("objective", "goodput counts requests that meet their SLOs: give at least one workload[].slo")
 
 
 def _constraints(r: _Reader, raw: Any, node_ids: set[str]) -> Constraints:
@@ -821,4 +836,12 @@ def _constraints(r: _Reader, raw: Any, node_ids: set[str]) -> Constraints:
     if utilization is not None and utilization > 1:
         r.add("constraints.max_utilization", f"must be <= 1 (a share of each device's time), got {utilization:g}")
         utilization = None
-    return Constraints(headroom or 0.0, ctx, order, floor, utilization or 1.0)
+    queueing = m.get("queueing", False)
+    if not isinstance(queueing, bool):
+        r.add("constraints.queueing", f"must be true or false, got {kind_of(queueing)}")
+        queueing = False
+    share = r.number("constraints.goodput_share", m.get("goodput_share", 0.9))
+    if share is not None and share > 1:
+        r.add("constraints.goodput_share", f"must be <= 1 (a share of the requests), got {share:g}")
+        share = None
+    return Constraints(headroom or 0.0, ctx, order, floor, utilization or 1.0, queueing, share or 0.9)

@@ -31,6 +31,8 @@ class RequestMetrics:
     slo_met: bool = True
     served_share: float = 1.0  # of the class's requests; the rest the plan declares unserved
     quality: float | None = None  # mean benchmark score of the answers served (None: no benchmark)
+    queue_ms: float = 0.0  # mean wait for a free slot, included in TTFT and E2E (with queueing)
+    slo_attainment: float | None = None  # share of its requests meeting every SLO (with queueing)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,6 +129,7 @@ class Metrics:
     calibrated: bool = True
     aggregates: dict[str, float] = field(default_factory=dict)
     changes: CacheChanges | None = None  # against the current cache, when the instance has one (or weighs churn)
+    goodput_rps: float | None = None  # with queueing and SLOs: see placement.costs.queueing
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +142,7 @@ class Metrics:
             "calibrated": self.calibrated,
             "aggregates": dict(self.aggregates),
             **({"changes": self.changes.to_dict()} if self.changes is not None else {}),
+            **({"goodput_rps": self.goodput_rps} if self.goodput_rps is not None else {}),
         }
 
     @staticmethod
@@ -154,4 +158,5 @@ class Metrics:
             calibrated=bool(d.get("calibrated", True)),
             aggregates=dict(d.get("aggregates", {})),
             changes=CacheChanges.from_dict(d["changes"]) if d.get("changes") else None,
+            goodput_rps=d.get("goodput_rps"),
         )

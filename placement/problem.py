@@ -20,6 +20,8 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "tpot": ("min", "ms", "mean time per output token"),
     "energy": ("min", "J", "mean energy per request (active devices and links)"),
     "throughput": ("max", "tok/s", "decode tokens per second the plan can serve"),
+    "goodput": ("max", "req/s", "the highest request rate, every class's rate scaled alike, at which "
+                                "constraints.goodput_share of the requests meet their SLOs (with queueing)"),
     "quality": ("max", "points", "mean benchmark score of the answers (an unserved request scores 0)"),
     "churn": ("min", "s", "seconds spent loading model weights that are not resident in the current cache"),
     "unserved": ("min", "share", "share of the requests the plan leaves unserved (weighted as the classes are)"),
@@ -166,7 +168,10 @@ class Constraints:
     ``max_context_tokens`` sets the KV reservation per sequence (default: the
     request's prompt + output). ``device_order`` fixes the pipeline order for
     chain solvers. ``max_utilization`` bounds each device's busy share at the
-    request rates (arrival rate x service time).
+    request rates (arrival rate x service time). With ``queueing``, TTFT and
+    end-to-end latency include the wait for a free slot at the request rates
+    (:mod:`placement.costs.queueing`); ``goodput_share`` is the share of requests
+    that must meet their SLOs for a rate to count towards goodput.
     """
 
     memory_headroom: float = 0.0
@@ -174,6 +179,8 @@ class Constraints:
     device_order: tuple[str, ...] | None = None
     quality_floor: float | None = None
     max_utilization: float = 1.0
+    queueing: bool = False
+    goodput_share: float = 0.9
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,13 @@ def _body(problem: Problem, plan: Plan) -> list[str]:
     out.append("\nrequests:")
     if caching:
         out += _quality_table(problem, m)
+    elif problem.constraints.queueing:
+        out.append(table(
+            ["request", "TTFT ms", "queue ms", "TPOT ms", "E2E ms", "energy J", "J/token", "SLO", "meet SLOs"],
+            [[rid, rm.ttft_ms, rm.queue_ms, rm.tpot_ms, rm.e2e_ms, rm.energy_j, rm.energy_j_per_token,
+              "met" if rm.slo_met else "missed",
+              "-" if rm.slo_attainment is None else f"{rm.slo_attainment:.1%}"] for rid, rm in m.requests.items()],
+        ))
     else:
         out.append(table(
             ["request", "TTFT ms", "TPOT ms", "E2E ms", "energy J", "J/token", "idle J", "SLO"],
@@ -178,6 +185,10 @@ def _body(problem: Problem, plan: Plan) -> list[str]:
         out += _changes_section(m.changes)
     calib = "calibrated efficiencies" if m.calibrated else "some default (uncalibrated) efficiencies"
     out.append(f"\nthroughput: {fmt_num(m.throughput_tok_s)} tok/s; predictions use {calib}")
+    if m.goodput_rps is not None:
+        share = problem.constraints.goodput_share
+        out.append(f"goodput: {fmt_num(m.goodput_rps)} requests/s with {share:.0%} of requests meeting their SLOs "
+                   f"(M/G/1 queues; the workload asks for {fmt_num(sum(r.rate_rps or 0 for r in problem.workload))})")
     return out
 
 

@@ -3,7 +3,8 @@
 In order: ``dp`` when the instance has one model and dp searches its devices
 exactly (a fixed ``constraints.device_order``, or at most dp's
 ``max_exact_devices`` candidates); else ``ilp`` (HiGHS) when it takes the
-instance; else ``dp`` in its heuristic mode; else ``matching``. The plan says
+instance; else ``bruteforce`` when the instance is small enough; else ``dp`` in
+its heuristic mode; else ``matching``; else the ``greedy`` baseline. The plan says
 which solver ran (``stats["picked"]``) and why.
 
 Examples
@@ -41,9 +42,14 @@ def pick(problem: Problem) -> tuple[str, dict[str, Any], str]:
     if ilp.available() and not ilp.unsupported(problem):
         return "ilp", {"backend": "highs"}, ("several models or a choice of formats" if not dp_ok else
                                              "too many devices for dp's exact order search") + ": ilp (highs)"
+    brute = solver_info("bruteforce")
+    if not brute.unsupported(problem):
+        return "bruteforce", {}, "dp and ilp do not take the instance; it is small enough to search every pipeline"
     if dp_ok:
         return "dp", {}, "no exact solver takes the instance: dp searches a few device orders (no bound)"
-    return "matching", {}, "no exact solver takes the instance: the matching heuristic (no bound)"
+    if not solver_info("matching").unsupported(problem):
+        return "matching", {}, "no exact solver takes the instance: the matching heuristic (no bound)"
+    return "greedy", {}, "no exact solver and no search heuristic takes the instance: the greedy baseline (no bound)"
 
 
 def solve_auto(problem: Problem, params: Any, options: dict[str, Any], deadline: Deadline) -> Plan:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 
 from solvers.options import Option
-from solvers.registry import CACHE, CACHING_OBJECTIVES, REPLICATED, ROUTING, Capabilities, SolverInfo, register
+from solvers.registry import (
+    CACHE, CACHING_OBJECTIVES, REPLICATED, ROUTING, WITH_GOODPUT, Capabilities, SolverInfo, register,
+)
 
-_BASELINE = Capabilities()
+_BASELINE = Capabilities(objectives=WITH_GOODPUT, queueing=True)
 
 register(SolverInfo(
     name="auto", family="auto", exact=True, entry="solvers.auto:solve_auto",
     summary="picks the exact solver that handles the instance (dp for one model on a chain it can search "
             "exactly, else ilp) and says which it picked; matching when no exact solver takes it",
-    capabilities=Capabilities(format_choice=True, portfolio=True), precondition="solvers.caching:auto_unsupported",
+    capabilities=Capabilities(objectives=WITH_GOODPUT, format_choice=True, portfolio=True, queueing=True),
+    precondition="solvers.caching:auto_unsupported",
 ))
 register(SolverInfo(
     name="greedy", family="baselines", exact=False, entry="solvers.baselines:solve_greedy",
@@ -45,7 +48,7 @@ register(SolverInfo(
     precondition="solvers.matching:matching_unsupported",
     summary="matching game: blocks propose to devices (deferred acceptance with memory quotas and transfer "
             "externalities), then swaps until swap-stable",
-    capabilities=Capabilities(),
+    capabilities=Capabilities(queueing=True),
     options=(
         Option("restarts", int, 8, "deferred-acceptance starts (the first with exact preferences, the others "
                                    "seeded perturbations); the best swap-stable matching is kept", minimum=1,
@@ -58,7 +61,7 @@ register(SolverInfo(
     name="bruteforce", family="bruteforce", exact=True, entry="solvers.bruteforce:solve_bruteforce",
     summary="every contiguous pipeline (device sequence x cut points x formats) judged by evaluate; "
             "the test oracle for tiny instances",
-    capabilities=Capabilities(format_choice=True, max_devices=8, max_blocks=64),
+    capabilities=Capabilities(objectives=WITH_GOODPUT, format_choice=True, queueing=True, max_devices=8, max_blocks=64),
     options=(Option("max_plans", int, 200_000, "refuse instances with more candidate plans than this",
                     minimum=1, maximum=100_000_000),),
 ))

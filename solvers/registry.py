@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 from placement import Problem
 from solvers.options import Option
 
-__all__ = ["Capabilities", "SolverInfo", "PlanSpace", "PLAN_SPACES", "PIPELINE", "REPLICATED", "CACHE", "ROUTING", "register",
+__all__ = ["WITH_GOODPUT", "Capabilities", "SolverInfo", "PlanSpace", "PLAN_SPACES", "PIPELINE", "REPLICATED", "CACHE", "ROUTING", "register",
            "registered", "solver_info", "UnknownSolverError"]
 
 ALL_OBJECTIVES = frozenset({"latency", "ttft", "tpot", "energy", "throughput", "weighted"})
+# Goodput is a search over request rates on top of queueing; only solvers that judge whole plans by
+# evaluate() can aim at it.
+WITH_GOODPUT = ALL_OBJECTIVES | {"goodput"}
 # What the model-caching solvers optimise: per-request metrics, quality, churn, unserved demand and their mixes.
 CACHING_OBJECTIVES = frozenset({"latency", "ttft", "tpot", "energy", "weighted", "quality", "churn", "unserved"})
 
@@ -103,6 +106,10 @@ class Capabilities:
         Model-caching features (:meth:`Problem.portfolio_features`): classes accepting several
         models or a minimum quality, cascades, a current cache, a utilisation limit, objective
         terms quality, churn, unserved.
+    queueing : bool
+        ``constraints.queueing``: TTFT and end-to-end latency include the wait for a free slot at
+        the request rates, which depends on everything a device serves (only solvers that price
+        whole plans, or model the wait exactly, take it).
     max_devices, max_blocks : int or None
         Largest instance it accepts (``None``: no limit).
     """
@@ -113,6 +120,7 @@ class Capabilities:
     format_choice: bool = False
     throughput_profiles: bool = True
     portfolio: bool = False
+    queueing: bool = False
     max_devices: int | None = None
     max_blocks: int | None = None
 
@@ -132,6 +140,8 @@ class Capabilities:
             why.append("measured throughput profiles")
         if not self.portfolio:
             why.extend(problem.portfolio_features())
+        if problem.constraints.queueing and not self.queueing:
+            why.append("queueing (constraints.queueing: waits for a free slot in TTFT)")
         if self.max_devices is not None and len(problem.topology.nodes) > self.max_devices:
             why.append(f"more than {self.max_devices} devices")
         if self.max_blocks is not None and any(m.num_blocks > self.max_blocks for m in problem.models):

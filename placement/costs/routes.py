@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from placement.costs.tables import BlockCosts, CostTable, TransferCosts
 from placement.problem import RequestClass
@@ -60,6 +60,11 @@ class RouteTimes:
     energy_j: float
     idle_energy_j: float
     stage_busy_s: tuple[float, ...]  # per stage, per batch: prefill + (g - 1) decode steps
+    queue_s: float = 0.0  # the mean wait for a free slot, included in TTFT and E2E (with queueing)
+
+    def waiting(self, wait_s: float) -> RouteTimes:
+        """These times with a mean wait of ``wait_s`` before the first stage admits the request."""
+        return replace(self, ttft_s=self.ttft_s + wait_s, e2e_s=self.e2e_s + wait_s, queue_s=self.queue_s + wait_s)
 
 
 def _repeat(times: int, seconds: float) -> float:
