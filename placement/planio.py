@@ -25,8 +25,9 @@ __all__ = ["plan_to_dict", "plan_from_dict", "save_plan", "load_plan", "write_at
 PLAN_SCHEMA_VERSION = 1
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a mix.
+def write_atomic(path: str | Path, text: str | bytes) -> None:
+    """Write ``text`` (or bytes, e.g. a picture) to ``path`` so that readers see the old file or the
+    new one, never a mix.
 
     The text goes to a temporary file in the same folder, is flushed to disk, and
     then renamed over ``path`` (a rename within one file system is atomic). If
@@ -42,7 +43,7 @@ def write_atomic(path: str | Path, text: str) -> None:
     folder = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with (os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8")) as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
