@@ -58,6 +58,20 @@ class BenchSummary:
     wall_time_s: float = 0.0
     executor: str = ""
 
+    def table(self) -> tuple[list[str], list[list[Any]]]:
+        """Per solver label: rows written by status, and the median and largest solve time of its runs."""
+        shown = ("optimal", "feasible", "infeasible", "no_solution", "error", "unsupported", "unavailable")
+        times: dict[str, list[float]] = defaultdict(list)
+        for r in self.rows:
+            if r["status"] not in ("unsupported", "unavailable"):
+                times[r["label"]].append(r["solve_time_s"] or 0.0)
+        out = []
+        for label, counts in self.statuses().items():
+            ts = sorted(times.get(label, []))
+            out.append([label, sum(counts.values()), *(counts.get(s, 0) for s in shown),
+                        f"{ts[len(ts) // 2]:.3f}" if ts else "-", f"{ts[-1]:.3f}" if ts else "-"])
+        return ["solver", "rows", *shown, "median s", "max s"], out
+
     def statuses(self) -> dict[str, Counter]:
         """Per solver label, how many rows of each status this run wrote."""
         out: dict[str, Counter] = defaultdict(Counter)
@@ -85,8 +99,8 @@ def tasks_for(suite_name: str, family_name: str, family_seed: int, name: str, da
     tasks: list[Any] = []
     for solver, backend in entries:
         refused = None
+        info = solver_info(solver)
         if problem is not None:
-            info = solver_info(solver)
             if not info.available():
                 refused = ("unavailable", f"solver {solver!r} needs {', '.join(info.requires)}, which cannot "
                                           "be imported here")
@@ -96,7 +110,7 @@ def tasks_for(suite_name: str, family_name: str, family_seed: int, name: str, da
                     refused = ("unsupported", f"solver {solver!r} does not handle {', '.join(why)}")
         for seed in solver_seeds:
             task = Task(suite_name, family_name, family_seed, name, digest, solver, backend, seed, time_limit_s,
-                        objective[0], objective[1], size, data)
+                        objective[0], objective[1], info.exact, info.plan_space.name, size, data)
             tasks.append(_Refused(task, refused) if refused else task)
     return tasks
 
@@ -166,8 +180,9 @@ class _Writer:
     """Collects an instance's rows and appends them, with their gaps, when its last task is in."""
 
     def __init__(self, out: ResultsFile, pending: list[Any], earlier: list[dict[str, Any]], progress: Progress,
-                 summary: BenchSummary, on_row: Callable[[dict[str, Any]], None] | None):
+                 summary: BenchSummary, on_row: Callable[[dict[str, Any]], None] | None, executor: str):
         self._out, self._progress, self._summary, self._on_row = out, progress, summary, on_row
+        self._executor = executor
         self._order: dict[tuple, list[tuple]] = defaultdict(list)
         for t in pending:
             self._order[_instance_id(t)].append(t.key())
@@ -178,7 +193,7 @@ class _Writer:
 
     def finish(self, task: Any, row: dict[str, Any]) -> None:
         iid = _instance_id(task)
-        self._rows[iid][task.key()] = row
+        self._rows[iid][task.key()] = {**row, "executor": self._executor}
         self._progress.advance()
         if len(self._rows[iid]) < len(self._order[iid]):
             return
@@ -252,8 +267,10 @@ def run_bench(suite: Suite | str, output: str | Path, solvers: list[Entry] | Non
 
     Raises
     ------
+    OutputPathError
+        For an output path that cannot take rows.
     ValueError
-        For an output path that cannot take rows, or an unknown executor.
+        For an unknown executor, or an address given to one that takes none.
     MissingExtraError
         When the executor's optional dependency is not installed.
     """
@@ -277,7 +294,7 @@ def run_bench(suite: Suite | str, output: str | Path, solvers: list[Entry] | Non
         summary.wall_time_s = time.perf_counter() - started
         return summary
     with ResultsFile(output) as out, Progress(len(pending), chosen.name, enabled=progress) as bar:
-        writer = _Writer(out, pending, earlier, bar, summary, on_row)
+        writer = _Writer(out, pending, earlier, bar, summary, on_row, executor)
         for t in pending:  # refusals first: they need no worker
             if isinstance(t, _Refused):
                 writer.finish(t, _local_row(t.task, refused_row(*t.why)))

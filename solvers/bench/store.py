@@ -31,7 +31,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["ResultsFile", "read_rows", "check_output_path"]
+__all__ = ["ResultsFile", "read_rows", "check_output_path", "OutputPathError"]
+
+
+class OutputPathError(ValueError):
+    """A results path that cannot take rows (not a regular file, a missing folder)."""
 
 
 def _finite(value: Any) -> Any:
@@ -50,17 +54,17 @@ def check_output_path(path: str | Path) -> None:
 
     Raises
     ------
-    ValueError
+    OutputPathError
         Naming the path and what is wrong with it.
     """
     target = Path(path)
     if target.exists() and not stat.S_ISREG(target.stat().st_mode):
-        raise ValueError(f"{path} exists and is not a regular file; results are appended to a regular file only")
+        raise OutputPathError(f"{path} exists and is not a regular file; results are appended to a regular file only")
     if target.is_symlink():
-        raise ValueError(f"{path} is a symbolic link; give the file it points to")
+        raise OutputPathError(f"{path} is a symbolic link; give the file it points to")
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise ValueError(f"folder {folder} does not exist")
+        raise OutputPathError(f"folder {folder} does not exist")
 
 
 def read_rows(path: str | Path) -> tuple[list[dict[str, Any]], int]:

@@ -71,6 +71,8 @@ class Task:
     time_limit_s: float
     objective_name: str
     objective_sense: str
+    exact: bool
+    plan_space: str
     size: dict[str, int] = field(compare=False)
     data: dict[str, Any] = field(compare=False, repr=False)
 
@@ -86,7 +88,8 @@ class Task:
         return {"schema": ROW_SCHEMA, "suite": self.suite, "family": self.family, "family_seed": self.family_seed,
                 "instance": self.instance, "instance_sha256": self.instance_sha256, "solver": self.solver,
                 "backend": self.backend, "label": self.label, "seed": self.seed, "time_limit_s": self.time_limit_s,
-                "threads": 1, "objective_name": self.objective_name, "objective_sense": self.objective_sense,
+                "threads": 1, "exact": self.exact, "plan_space": self.plan_space,
+                "objective_name": self.objective_name, "objective_sense": self.objective_sense,
                 **{f"size_{k}": v for k, v in self.size.items()}}
 
 
