@@ -210,3 +210,23 @@ def test_families_parse_and_slots_name_their_source():
     for fam in families():
         if fam.name in SLOTS:  # the shipped module when there is one, else the checkout's stand-in
             assert fam.origin in SLOTS[fam.name].candidates
+
+
+def _solver_waiting_on_a_child(problem, params, options, deadline):
+    """A solver whose backend binary ignores the time limit (as cbc can on huge programs)."""
+    import subprocess
+    subprocess.run(["sleep", "60"], check=False)
+    raise RuntimeError("the backend was killed")
+
+
+def test_a_run_past_its_time_limit_is_stopped(monkeypatch, tmp_path):
+    import solvers.bench.tasks as tasks
+
+    monkeypatch.setattr(tasks, "_OVERRUN_FACTOR", 0.0)
+    monkeypatch.setattr(tasks, "_OVERRUN_S", 0.5)
+    monkeypatch.setitem(_REGISTRY, "stuck", SolverInfo(name="stuck", family="test", summary="ignores its deadline",
+                                                       exact=False, entry="test_bench:_solver_waiting_on_a_child"))
+    one = Suite("t", "", (Part("tiny", (0,), 0.1, names=("latency-2dev-4blk-chain-ample",)),))
+    row = run_bench(one, tmp_path / "r.jsonl", [("stuck", None)], executor="inline", progress=False).rows[0]
+    assert row["status"] == "error" and "ignored its time limit" in row["error"]
+    assert row["wall_time_s"] < 10

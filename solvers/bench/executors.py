@@ -82,7 +82,7 @@ class Executor:
 
     def submit(self, task: Task) -> Any:
         handle = object()
-        self._done[id(handle)] = run_task(task)
+        self._done[id(handle)] = run_task(task, in_worker=False)
         return handle
 
     def wait(self, handles: list[Any]) -> list[Any]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from solvers.api import SolveParams
 from solvers.bench.machine import PeakMemory, load_1m, machine, packages
 from solvers.bench.rows import error_row, solve_row, solver_label
 
-__all__ = ["Task", "run_task", "instance_sha256", "instance_size", "ROW_SCHEMA", "row_key"]
+__all__ = ["Task", "run_task", "stop_after_s", "instance_sha256", "instance_size", "ROW_SCHEMA", "row_key"]
 
 ROW_SCHEMA = 1
 # The fields that make a row the same run: a rerun skips tasks whose key a row already has.
@@ -30,6 +32,74 @@ KEY_FIELDS = ("family", "family_seed", "instance", "instance_sha256", "solver", 
 
 _active = 0  # tasks running in this process now (a threaded worker runs several)
 _active_lock = threading.Lock()
+# A run that ignores its time limit is stopped once it has had twice its limit and half a minute more: its
+# child processes (a MILP backend's solver binary) are killed, and a worker whose own code does not come back
+# within _EXIT_GRACE_S after that exits, so the executor re-runs or reports the task (never a hung run).
+_OVERRUN_FACTOR, _OVERRUN_S, _EXIT_GRACE_S = 2.0, 30.0, 15.0
+
+
+def stop_after_s(time_limit_s: float) -> float:
+    """Seconds after which a run is stopped: twice its limit and half a minute (solvers overrun a little).
+
+    Examples
+    --------
+    >>> stop_after_s(10.0)
+    50.0
+    """
+    return _OVERRUN_FACTOR * time_limit_s + _OVERRUN_S
+
+
+def _descendants(pid: int) -> list[int]:
+    """Processes started by ``pid`` and by those, from /proc (an empty list where there is none)."""
+    parents: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+class _Watchdog:
+    """Stops a run that outlives :func:`stop_after_s`: kills this process's children, then, in a worker
+    process (never in the caller's own process), exits if the run still does not return."""
+
+    def __init__(self, limit_s: float, in_worker: bool):
+        self.limit_s, self.in_worker, self.fired = limit_s, in_worker, False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="llmplace-bench-watchdog")
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        if self._done.wait(self.limit_s):
+            return
+        self.fired = True
+        for child in _descendants(os.getpid()):
+            try:
+                os.kill(child, signal.SIGKILL)
+            except OSError:
+                pass
+        if not self._done.wait(_EXIT_GRACE_S) and self.in_worker:
+            os._exit(75)  # the solver's own code ignores its deadline: only the process can stop it
 
 
 def instance_sha256(data: dict[str, Any]) -> str:
@@ -93,8 +163,12 @@ class Task:
                 **{f"size_{k}": v for k, v in self.size.items()}}
 
 
-def run_task(task: Task) -> dict[str, Any]:
+def run_task(task: Task, in_worker: bool = True) -> dict[str, Any]:
     """Solve one task with one solver thread and return its row (never raises).
+
+    A run still going after :func:`stop_after_s` is stopped (see :class:`_Watchdog`)
+    and its row is an ``error`` that says so; ``in_worker=False`` (running in the
+    caller's process) never exits the process.
 
     Examples
     --------
@@ -115,7 +189,7 @@ def run_task(task: Task) -> dict[str, Any]:
     row["load_1m"] = load_1m()
     started = time.perf_counter()
     try:
-        with PeakMemory() as peak:
+        with PeakMemory() as peak, _Watchdog(stop_after_s(task.time_limit_s), in_worker) as watchdog:
             try:
                 problem = parse_instance(task.data, default_name=task.instance)
             except Exception as exc:  # a generator's bad instance is an error row, not the end of the run
@@ -126,6 +200,12 @@ def run_task(task: Task) -> dict[str, Any]:
     finally:
         with _active_lock:
             _active -= 1
+    if watchdog.fired:
+        wall = time.perf_counter() - started
+        message = (f"stopped after {wall:.0f} s: the run ignored its time limit of {task.time_limit_s:g} s "
+                   f"(runs are stopped after {watchdog.limit_s:g} s)")
+        row.update(status="error", termination="time_limit", error=message,
+                   reasons=[message, *row.get("reasons", [])][:5], wall_time_s=wall)
     row.update(peak_rss_mib=peak.peak_mib, start_rss_mib=peak.start_mib,
                rss_scope="process" if shared else peak.scope)
     row.update(machine=machine(), packages=packages(),
