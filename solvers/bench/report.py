@@ -33,6 +33,7 @@ True
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -55,16 +56,30 @@ class ReportInputError(ValueError):
 
 
 def _num(value: Any, digits: int = 4) -> str:
+    """A number for a table: thousands separated above 1,000, ``digits`` significant below, ``-`` for none.
+
+    Examples
+    --------
+    >>> [_num(v) for v in (21920.4, 12.3456, 0.0067791, 0.00001234, None, float("inf"))]
+    ['21,920', '12.35', '0.006779', '1.23e-05', '-', 'no plan']
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float) and math.isinf(value):
         return "no plan"
     if isinstance(value, float):
-        if value != 0 and abs(value) < 10 ** -(digits - 1):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if value != 0 and abs(value) < 1e-4:
             return f"{value:.2e}"
-        text = f"{value:,.{digits}g}" if abs(value) >= 10 ** digits else f"{value:.{digits}g}"
-        return text
+        return f"{value:.{digits}g}"
     return str(value)
+
+
+def _name(row: dict[str, Any]) -> str:
+    """An instance as a table shows it: its name, and its family seed when not 0."""
+    seed = row.get("family_seed", 0)
+    return row["instance"] + (f" (seed {seed})" if seed else "")
 
 
 def _pct(value: float | None) -> str:
@@ -143,13 +158,18 @@ def _scaling(rows: list[dict[str, Any]], labels: list[str], figure: str | None) 
                 if not got:
                     cells.append("-")
                     continue
+                if all(r["status"] == "error" for r in got):
+                    cells.append("error")
+                    continue
+                got = [r for r in got if r["status"] != "error"]
                 t = statistics.median(r["solve_time_s"] or 0.0 for r in got)
                 solved = sum(r["status"] in WITH_PLAN for r in got)
                 cells.append(f"{_num(t, 3)} ({solved}/{len(got)})")
             if any(c != "-" for c in cells):
                 body.append([label, *cells])
-        lines += ["Chains (one model over a mixed network): median solve time in seconds, and in brackets the runs "
-                  "that found a plan keeping every limit.", "",
+        lines += ["Chains (one model over a mixed network; blocks x devices): median solve time in seconds, and in "
+                  "brackets the runs that found a plan keeping every limit (`error`: every run raised or was stopped).",
+                  "",
                   *_table(["solver", *(f"{b} x {d}" for b, d in sizes)], body), ""]
     return lines
 
@@ -205,7 +225,7 @@ def _speed(rows: list[dict[str, Any]]) -> list[str]:
         highs = next((r for r in group if r["label"] == "ilp:highs" and r["status"] in WITH_PLAN), None)
         if dp and highs:
             same = abs(dp["objective"] - highs["objective"]) <= 1e-6 * max(abs(dp["objective"]), 1e-12)
-            pairs.append([iid[2], iid[0], dp["status"], highs["status"], dp["solve_time_s"], highs["solve_time_s"],
+            pairs.append([_name(dp), iid[0], dp["status"], highs["status"], dp["solve_time_s"], highs["solve_time_s"],
                           f"{highs['solve_time_s'] / max(dp['solve_time_s'], 1e-9):.1f}x", "yes" if same else "no"])
     lines = ["## dp against ilp", ""]
     speed = [r for r in rows if r.get("family") == "speed" and ran(r)]
@@ -213,8 +233,8 @@ def _speed(rows: list[dict[str, Any]]) -> list[str]:
         lines += ["The solver-speed instances (80 blocks over 8 ordered devices; 32 over the same 8 in any order; 32 "
                   "with a choice of formats and a quality floor):", "",
                   *_table(["instance", "solver", "status", "objective", "bound", "gap", "time s"],
-                          [[r["instance"], r["label"], r["status"], r["objective"], r["bound"],
-                            "-" if r["gap"] is None else f"{r['gap']:.2e}", r["solve_time_s"]] for r in speed]), ""]
+                          [[_name(r), r["label"], r["status"], r["objective"], r["bound"], _pct(r["gap"]),
+                            r["solve_time_s"]] for r in speed]), ""]
     if pairs:
         ratios = [float(p[6][:-1]) for p in pairs]
         lines += [f"Every instance both solved ({len(pairs)}): ilp/highs took {statistics.median(ratios):.1f}x dp's "
@@ -260,13 +280,20 @@ def _pareto(chosen: tuple[str, list[dict[str, Any]]] | None, figure: str | None)
 
 def _errors(rows: list[dict[str, Any]]) -> list[str]:
     seen: dict[tuple[str, str], int] = Counter()
+    shown: dict[tuple[str, str], str] = {}
     for r in rows:
         if r["status"] == "error":
-            seen[(r["label"], (r.get("error") or (r.get("reasons") or ["?"])[0])[:300])] += 1
+            message = " ".join(str(r.get("error") or (r.get("reasons") or ["?"])[0]).split())
+            # One line per kind of failure: numbers (seconds, variable indices) differ from run to run.
+            kind = (r["label"], re.sub(r"\d+", "N", message)[:100])
+            seen[kind] += 1
+            shown.setdefault(kind, message[:200] + ("..." if len(message) > 200 else ""))
     if not seen:
         return ["## Errors", "", "None.", ""]
-    return ["## Errors", "", *_table(["solver", "rows", "error"],
-                                     [[label, k, msg.replace("|", "/")] for (label, msg), k in seen.items()]), ""]
+    return ["## Errors", "", "An `error` row is a solver that raised, an exact solver whose plan broke a limit, or a run "
+                             "stopped for ignoring its time limit; the run went on after each.", "",
+            *_table(["solver", "rows", "error"],
+                                     [[kind[0], k, shown[kind].replace("|", "/")] for kind, k in seen.items()]), ""]
 
 
 def _instances(rows: list[dict[str, Any]]) -> list[str]:

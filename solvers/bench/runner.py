@@ -38,7 +38,7 @@ from solvers.bench.progress import Progress
 from solvers.bench.rows import error_row, refused_row, solver_entries, with_gaps
 from solvers.bench.store import ResultsFile, check_output_path, read_rows
 from solvers.bench.suites import Part, Suite, suite as get_suite
-from solvers.bench.tasks import Task, instance_sha256, instance_size, row_key
+from solvers.bench.tasks import Task, instance_sha256, instance_size, row_key, stop_after_s
 from solvers.registry import solver_info
 
 __all__ = ["run_bench", "plan_suite", "tasks_for", "BenchSummary"]
@@ -209,36 +209,48 @@ class _Writer:
 def _drain(executor: Executor, queue: deque, writer: _Writer, progress: Progress) -> None:
     """Run the queued tasks, at most ``executor.slots`` at a time. A task whose worker died is re-run alone;
     if it dies again it is an ``error`` row (a neighbour's crash cannot be blamed on it twice)."""
-    inflight: dict[Any, Any] = {}
+    inflight: dict[Any, tuple[Any, float]] = {}
     solo: deque = deque()
     suspects: set[tuple] = set()
     lost_since_restart = False
+
+    def submit(task: Any) -> None:
+        inflight[executor.submit(task)] = (task, time.perf_counter())
+
     while queue or solo or inflight:
         if lost_since_restart and not inflight:
             executor.restart()
             lost_since_restart = False
         if solo:
             if not inflight:
-                task = solo.popleft()
-                inflight[executor.submit(task)] = task
+                submit(solo.popleft())
         else:
             while queue and len(inflight) < executor.slots:
-                task = queue.popleft()
-                inflight[executor.submit(task)] = task
-        progress.running([f"{t.instance} {t.label}" for t in inflight.values()])
+                submit(queue.popleft())
+        progress.running([f"{t.instance} {t.label}" for t, _ in inflight.values()])
         for handle in executor.wait(list(inflight)):
-            task = inflight.pop(handle)
+            task, started = inflight.pop(handle)
             try:
                 row = executor.result(handle)
             except WorkerLost as exc:
                 lost_since_restart = True
-                if task.key() in suspects:
-                    writer.finish(task, _local_row(task, error_row(exc, 0.0)))
+                ran_s = time.perf_counter() - started
+                if ran_s >= stop_after_s(task.time_limit_s):  # the worker's watchdog ended it: no second try
+                    writer.finish(task, _local_row(task, _overrun_row(task, ran_s)))
+                elif task.key() in suspects:
+                    writer.finish(task, _local_row(task, error_row(exc, ran_s)))
                 else:
                     suspects.add(task.key())
                     solo.append(task)
                 continue
             writer.finish(task, row)
+
+
+def _overrun_row(task: Any, ran_s: float) -> dict[str, Any]:
+    message = (f"stopped after {ran_s:.0f} s: the run ignored its time limit of {task.time_limit_s:g} s and its "
+               f"worker was ended (runs are stopped after {stop_after_s(task.time_limit_s):g} s)")
+    return {**error_row(WorkerLost(message), ran_s), "termination": "time_limit", "error": message,
+            "reasons": [message]}
 
 
 def run_bench(suite: Suite | str, output: str | Path, solvers: list[Entry] | None = None, executor: str = "local",
