@@ -183,7 +183,7 @@ def draw_plan(problem: Problem, plan: Plan, path: str | Path, title: str | None 
     top = max(y for _, y in pos.values())
     ax.set_ylim(min(y for _, y in pos.values()) - 0.7, top + 1.0)
     ax.text(0.0, 0.0, "A hop between shards on devices that share no link takes the best network path; "
-                      "it is drawn straight.", transform=ax.transAxes, fontsize=6.5, color="0.45")
+                      "it is drawn as one hop.", transform=ax.transAxes, fontsize=6.5, color="0.45")
     ax.axis("off")
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=110, bbox_inches="tight")
