@@ -1,5 +1,6 @@
 # `make demo`: create .venv, install llmplace, solve the default instance and print the plan.
 # `make test`: create .venv, install with the test extras, run the test suite.
+# `make bench`: run the smoke benchmark suite (every solver on a few instances) into benchmarks/out/.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -27,6 +28,11 @@ test: $(VENV)/.installed-test
 
 test-all: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+bench: $(VENV)/.installed-test
+	mkdir -p benchmarks/out
+	$(BIN)/llmplace bench --suite smoke -o benchmarks/out/smoke.jsonl
+	$(BIN)/llmplace report benchmarks/out/smoke.jsonl -o benchmarks/out/smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

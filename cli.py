@@ -1,9 +1,10 @@
 """``llmplace``: the command line. Parse, call the API, print.
 
 Exit codes: 0 plan found (or exported; for ``evaluate``, the plan meets every
-limit), 1 unexpected error, 2 usage error (including an engine that cannot run
-the plan), 3 invalid instance or plan file, 4 proven infeasible, 5 no plan within
-the limits, 6 solver unavailable, 7 the evaluated plan breaks a limit.
+limit; for ``bench``, the run finished), 1 unexpected error, 2 usage error
+(including an engine that cannot run the plan), 3 invalid instance, plan or
+results file, 4 proven infeasible, 5 no plan within the limits, 6 solver or
+optional dependency unavailable, 7 the evaluated plan breaks a limit.
 """
 
 from __future__ import annotations
@@ -326,18 +327,24 @@ def catalog(kind: str, as_json: bool) -> None:
 @click.option("--solvers", "solver_list", default=None, metavar="A,B:BACKEND,...",
               help="Solvers to run (default: every applicable one; ilp runs each backend unless one is named).")
 @click.option("--time-limit", type=float, default=60.0, show_default=True,
-              help="Seconds per solver run, in (0, 1e7].")
+              help="Seconds per solver run, in (0, 1e7] (at most; --budget may give a run less).")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds for the whole comparison, split over the solvers (heuristics first; what a run leaves "
+                   "goes to the runs after it).")
 @click.option("--threads", type=int, default=1, show_default=True, help="1 to 64.")
 @click.option("--seed", type=int, default=0, show_default=True, help="0 to 2**31 - 1.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: on a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 @_guarded
-def compare(instance: str, solver_list: str | None, time_limit: float, threads: int, seed: int, as_json: bool) -> None:
+def compare(instance: str, solver_list: str | None, time_limit: float, budget: float | None, threads: int, seed: int,
+            progress: bool | None, as_json: bool) -> None:
     """Run several solvers on INSTANCE and compare them side by side."""
     from solvers.compare import compare as run_compare, parse_solver_list
 
     params = _params(time_limit_s=time_limit, threads=threads, seed=seed)
     problem = placement.load_instance(instance)
-    rows = run_compare(problem, parse_solver_list(solver_list) if solver_list else None, params)
+    rows = run_compare(problem, parse_solver_list(solver_list) if solver_list else None, params, budget_s=budget,
+                       progress=progress)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in rows], indent=2, default=str))
     else:
@@ -352,6 +359,8 @@ def compare(instance: str, solver_list: str | None, time_limit: float, threads: 
         for r in rows:
             if r.status in ("infeasible", "no_solution", "error", "unsupported", "unavailable") and r.reasons:
                 click.echo(f"{r.solver}{':' + r.backend if r.backend else ''}: {r.reasons[0]}")
+        if budget is not None:
+            click.echo(f"budget {budget:g} s: the runs took {sum(r.solve_time_s for r in rows):.1f} s")
     statuses = {r.status for r in rows}
     sys.exit(EXIT_OK if statuses & {"optimal", "feasible"} else EXIT_INFEASIBLE if "infeasible" in statuses else EXIT_NO_PLAN)
 
@@ -420,6 +429,106 @@ def export(plan_file: str, instance: str, engine: str, output: str | None, addre
         click.echo(f"warning: {line}", err=True)
     for line in result.notes:
         click.echo(f"note: {line}", err=True)
+
+
+@main.command()
+@click.option("--suite", default="smoke", show_default=True, metavar="NAME",
+              help="smoke | standard | large | speed | matching (see the README's benchmark section).")
+@click.option("--solvers", "solver_list", default=None, metavar="A,B:BACKEND,...",
+              help="Only these solvers (default: every registered one; ilp runs each backend unless one is named).")
+@click.option("--executor", type=click.Choice(["local", "dask", "ray"]), default="local", show_default=True,
+              help="local: a process pool here; dask / ray: a cluster (pip install -e '.[dask]' or '.[ray]').")
+@click.option("--address", default=None, metavar="ADDR",
+              help="A running dask scheduler (tcp://host:8786) or ray cluster (auto, ray://host:10001); "
+                   "default: a local cluster started for the run.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes of the local pool or local cluster (default: the CPUs available).")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds per solver run, replacing the suite's.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: on a terminal).")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Results file (JSON lines): created, or appended to; rows already in it are not rerun.")
+@_guarded
+def bench(suite: str, solver_list: str | None, executor: str, address: str | None, jobs: int | None,
+          time_limit: float | None, progress: bool | None, output: str) -> None:
+    """Run a benchmark suite: every solver on every instance, one JSON row per run."""
+    from solvers.bench import SUITES, run_bench
+    from solvers.bench.executors import MissingExtraError
+    from solvers.bench.store import OutputPathError
+    from solvers.compare import parse_solver_list
+
+    if suite not in SUITES:
+        raise click.BadParameter(f"unknown suite {suite!r} (expected one of {', '.join(SUITES)})",
+                                 param_hint="--suite")
+    if address and executor == "local":
+        raise click.BadParameter("applies to --executor dask or ray", param_hint="--address")
+    chosen = parse_solver_list(solver_list) if solver_list else None
+    try:
+        summary = run_bench(suite, output, chosen, executor, address, jobs, progress, time_limit,
+                            on_note=lambda message: click.echo(f"note: {message}", err=True))
+    except OutputPathError as exc:
+        _fail(EXIT_USAGE, f"--output: {exc}")
+    except MissingExtraError as exc:
+        _fail(EXIT_UNAVAILABLE, str(exc))
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: the rows written so far are in {output}; the same command resumes the run",
+                   err=True)
+        sys.exit(130)
+    headers, rows = summary.table()
+    if rows:
+        click.echo(table(headers, rows, indent=""))
+    errors = sum(r["status"] == "error" for r in summary.rows)
+    click.echo(f"{len(summary.rows)} row(s) written to {output} ({summary.resumed} already there) in "
+               f"{summary.wall_time_s:.1f} s on {summary.executor}"
+               + (f"; {errors} error row(s): see their 'error' field" if errors else ""))
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
+              help="Folder for report.md and its figures (created if missing).")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="Draw the figures (needs matplotlib).")
+@click.option("--title", default="Benchmark report", show_default=True)
+@_guarded
+def report(results: tuple[str, ...], output: str, plots: bool, title: str) -> None:
+    """Write a markdown report with tables and figures from benchmark RESULTS files."""
+    from solvers.bench.executors import MissingExtraError
+    from solvers.bench.report import ReportInputError, write_report
+
+    try:
+        written = write_report(list(results), output, plots=plots, title=title)
+    except ReportInputError as exc:
+        _fail(EXIT_INVALID, str(exc))
+    except MissingExtraError as exc:
+        _fail(EXIT_UNAVAILABLE, str(exc))
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("plan_file", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--instance", "-i", required=True, type=click.Path(dir_okay=False), help="The plan's instance file.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="The picture: .png or .svg (written atomically).")
+@_guarded
+def draw(plan_file: str, instance: str, output: str) -> None:
+    """Draw PLAN: devices with their shards and memory, routes with their shares, the binding resource."""
+    from placement.draw import FORMATS, MatplotlibMissingError, draw_plan
+
+    if os.path.splitext(output)[1].lower() not in FORMATS:
+        raise click.BadParameter("the picture's format comes from its suffix: .png or .svg", param_hint="--output")
+    _check_output(output, [instance, plan_file])
+    problem = placement.load_instance(instance)
+    _check_output(output, [*problem.input_files, plan_file])
+    saved = placement.load_plan(plan_file, problem)
+    try:
+        drawing = draw_plan(problem, saved, output, protected=(*problem.input_files, plan_file))
+    except MatplotlibMissingError as exc:
+        _fail(EXIT_UNAVAILABLE, str(exc))
+    except OSError as exc:
+        _fail(EXIT_ERROR, f"cannot write {output}: {exc.strerror or exc}")
+    bound = f"; binding resource {' '.join(drawing.binding)}" if drawing.binding else ""
+    click.echo(f"wrote {output}{bound}")
 
 
 @main.command(name="solvers")

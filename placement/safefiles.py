@@ -174,8 +174,10 @@ def check_output_target(path: str | os.PathLike[str], protected: Iterable[str | 
     return target
 
 
-def write_atomic(path: str | os.PathLike[str], text: str, protected: Iterable[str | os.PathLike[str]] = ()) -> None:
-    """Replace the regular file at ``path`` with ``text``, so readers see the old file or the new one.
+def write_atomic(path: str | os.PathLike[str], text: str | bytes, protected: Iterable[str | os.PathLike[str]] = ()
+                 ) -> None:
+    """Replace the regular file at ``path`` with ``text`` (or bytes, e.g. a picture), so readers see the
+    old file or the new one.
 
     The text goes to a temporary file in the same folder, is flushed to disk, and
     then renamed over the target (a rename within one file system is atomic). A
@@ -205,7 +207,7 @@ def write_atomic(path: str | os.PathLike[str], text: str, protected: Iterable[st
     with _signals_held():
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            with (os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8")) as fh:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())

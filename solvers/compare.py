@@ -3,20 +3,30 @@
 A solver with several backends (``ilp``) runs once per backend. Each row
 reports the solver's status, objective and proven bound, the objective's gap to
 the best bound any exact solver proved, the predicted TTFT / TPOT / energy and
-the solve time.
+the solve time. Rows are built by :mod:`solvers.bench.rows`, the runner
+``llmplace bench`` uses: a solver that raises is an ``error`` row, one that
+cannot take the problem an ``unsupported`` row, and the comparison goes on.
+
+With an overall budget, the solvers share it: each gets the budget left divided
+by the solvers still to run (no more than the per-solver time limit), the
+heuristics first, so that time they do not use goes to the exact solvers.
 """
 
 from __future__ import annotations
 
-import math
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from placement import Plan, Problem
-from solvers.api import SolveParams, SolverUnavailableError, UnsupportedProblemError, applicable_solvers, solve
-from solvers.registry import UnknownSolverError, solver_info
+from placement import Problem
+from solvers.api import SolveParams, applicable_solvers
+from solvers.bench.progress import Progress
+from solvers.bench.rows import solve_row, solver_entries, solver_label, with_gaps
+from solvers.registry import solver_info
 
-__all__ = ["ComparisonRow", "compare", "parse_solver_list"]
+__all__ = ["ComparisonRow", "compare", "parse_solver_list", "budget_shares"]
+
+_LEAST_S = 1e-3  # a solver reached with the budget spent still gets this long (a heuristic needs no more)
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,7 @@ class ComparisonRow:
     throughput_tok_s: float | None
     solve_time_s: float
     reasons: tuple[str, ...]
+    time_limit_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -53,26 +64,33 @@ def parse_solver_list(text: str) -> list[tuple[str, str | None]]:
 
 def _entries(problem: Problem, chosen: list[tuple[str, str | None]] | None) -> list[tuple[str, str | None]]:
     if chosen:
-        expanded = []
-        for name, backend in chosen:
-            info = solver_info(name)  # raises UnknownSolverError for a typo
-            if backend is None and info.backends:
-                expanded.extend((name, b) for b in info.backends)
-            else:
-                expanded.append((name, backend))
-        return expanded
+        return solver_entries(chosen)  # raises UnknownSolverError / InvalidOptionError for a typo
     return [(s.name, b) for s in applicable_solvers(problem) for b in (s.backends or (None,))]
 
 
-def _mean(plan: Plan, problem: Problem, field: str) -> float | None:
-    if plan.predicted is None:
-        return None
-    weights = problem.request_weights()
-    return sum(w * getattr(plan.predicted.requests[r], field) for r, w in weights.items())
+def budget_shares(budget_s: float, spent_s: float, runs_left: int, time_limit_s: float) -> float:
+    """The time limit of the next run: the budget left over the runs left, at most ``time_limit_s``.
+
+    Examples
+    --------
+    >>> budget_shares(30.0, 0.0, 3, 60.0)     # three solvers share 30 s
+    10.0
+    >>> budget_shares(30.0, 2.0, 2, 60.0)     # the first used 2 s: the others get 14 s each
+    14.0
+    >>> budget_shares(30.0, 31.0, 1, 60.0)    # spent: a last heuristic still runs
+    0.001
+    """
+    return max(_LEAST_S, min(time_limit_s, (budget_s - spent_s) / max(runs_left, 1)))
+
+
+def _run_order(entries: list[tuple[str, str | None]]) -> list[int]:
+    """Heuristics before exact solvers, each group in the given order."""
+    return sorted(range(len(entries)), key=lambda i: (solver_info(entries[i][0]).exact, i))
 
 
 def compare(problem: Problem, solvers: list[tuple[str, str | None]] | None = None,
-            params: SolveParams | None = None) -> list[ComparisonRow]:
+            params: SolveParams | None = None, budget_s: float | None = None,
+            progress: bool | None = False) -> list[ComparisonRow]:
     """Solve ``problem`` with each solver (default: every applicable one) and compare.
 
     Parameters
@@ -81,7 +99,11 @@ def compare(problem: Problem, solvers: list[tuple[str, str | None]] | None = Non
     solvers : list of (name, backend or None), optional
         ``None`` runs every applicable registered solver (each backend of multi-backend ones).
     params : SolveParams, optional
-        Shared by every run.
+        Shared by every run; ``time_limit_s`` is the most any one run gets.
+    budget_s : float, optional
+        Seconds for the whole comparison, split over the runs (see the module docstring).
+    progress : bool, optional
+        Draw a progress bar on stderr (``None``: when stderr is a terminal).
 
     Examples
     --------
@@ -91,41 +113,27 @@ def compare(problem: Problem, solvers: list[tuple[str, str | None]] | None = Non
     [('greedy', 'feasible'), ('cloud', 'no_solution')]
     """
     params = params or SolveParams()
-    plans = []
-    refused: dict[int, tuple[str, str]] = {}
-    for name, backend in _entries(problem, solvers):
-        options = {"backend": backend} if backend else {}
-        try:
-            plans.append((name, backend, solve(problem, name, params, options)))
-        except (UnsupportedProblemError, SolverUnavailableError) as exc:
-            # A solver named on purpose that cannot take the problem is a row, not the end of the comparison.
-            kind = "unavailable" if isinstance(exc, SolverUnavailableError) else "unsupported"
-            refused[len(plans)] = (kind, str(exc))
-            plans.append((name, backend, None))
-        except UnknownSolverError:
-            raise
-        except Exception as exc:  # one failing solver is its row's error; the others are still compared
-            refused[len(plans)] = ("error", f"{type(exc).__name__}: {exc}")
-            plans.append((name, backend, None))
-    maximise = problem.objective.sense == "max"
-    proven = [p.bound for _, _, p in plans if p is not None and p.bound is not None and math.isfinite(p.bound)]
-    best_bound = (min(proven) if maximise else max(proven)) if proven else None
-    rows = []
-    for i, (name, backend, plan) in enumerate(plans):
-        if plan is None:
-            kind, why = refused[i]
-            rows.append(ComparisonRow(name, backend, kind, "-", None, None, None, None, None, None, None, 0.0, (why,)))
-            continue
-        gap = None
-        if best_bound is not None and plan.objective is not None and plan.has_solution:
-            gap = abs(plan.objective - best_bound) / max(abs(plan.objective), 1e-12)
-        rows.append(ComparisonRow(
-            solver=name, backend=backend, status=plan.status.value, termination=plan.termination.value,
-            # A heuristic's plan that breaks a limit still shows what it would cost; status says it is no solution.
-            objective=plan.objective, bound=plan.bound, gap_to_best_bound=gap,
-            ttft_ms=_mean(plan, problem, "ttft_ms"), tpot_ms=_mean(plan, problem, "tpot_ms"),
-            energy_j=_mean(plan, problem, "energy_j"),
-            throughput_tok_s=plan.predicted.throughput_tok_s if plan.predicted else None,
-            solve_time_s=plan.solve_time_s, reasons=plan.reasons,
-        ))
-    return rows
+    if budget_s is not None and not budget_s > 0:
+        raise ValueError(f"budget_s must be > 0, got {budget_s}")
+    entries = _entries(problem, solvers)
+    rows: list[dict[str, Any] | None] = [None] * len(entries)
+    started = time.perf_counter()
+    with Progress(len(entries), problem.name, enabled=progress) as bar:
+        for n, i in enumerate(_run_order(entries)):
+            name, backend = entries[i]
+            limit = params.time_limit_s
+            if budget_s is not None:
+                limit = budget_shares(budget_s, time.perf_counter() - started, len(entries) - n, params.time_limit_s)
+            left = f"budget left {max(0.0, budget_s - (time.perf_counter() - started)):.1f} s" if budget_s else ""
+            bar.running([f"{solver_label(name, backend)} ({limit:.3g} s)"], left)
+            run = SolveParams(time_limit_s=limit, threads=params.threads, seed=params.seed, rel_gap=params.rel_gap,
+                              verbose=params.verbose)
+            rows[i] = {**solve_row(problem, name, backend, run), "time_limit_s": limit}
+            bar.advance()
+    done = with_gaps([r for r in rows if r is not None], problem.objective.sense)
+    return [ComparisonRow(
+        solver=name, backend=backend, status=r["status"], termination=r["termination"], objective=r["objective"],
+        bound=r["bound"], gap_to_best_bound=r["gap_to_best_bound"], ttft_ms=r["ttft_ms"], tpot_ms=r["tpot_ms"],
+        energy_j=r["energy_j"], throughput_tok_s=r["throughput_tok_s"], solve_time_s=r["solve_time_s"],
+        reasons=tuple(r["reasons"]), time_limit_s=r["time_limit_s"],
+    ) for (name, backend), r in zip(entries, done)]

@@ -103,7 +103,7 @@ def test_compare_reports_a_raising_solver_as_its_error_row(monkeypatch):
     by_name = {r.solver: r for r in rows}
     assert [r.solver for r in rows] == ["greedy", "uniform", "cloud"]
     assert by_name["uniform"].status == "error"
-    assert by_name["uniform"].reasons == ("ZeroDivisionError: float division by zero",)
+    assert by_name["uniform"].reasons[0].startswith("ZeroDivisionError: float division by zero")
     assert by_name["greedy"].status in ("feasible", "optimal") and by_name["cloud"].status != "error"
     r = CliRunner().invoke(main, ["compare", str(INSTANCE), "--solvers", "greedy,uniform", "--time-limit", "5"])
     assert r.exit_code == 0, r.output

@@ -1,0 +1,254 @@
+"""Instance families for benchmarks: seeded generators, registered by name.
+
+A family is a function ``seed -> [(name, instance dict)]``; every dict parses
+with :func:`placement.parse_instance`, names are unique within one seed, and the
+same seed gives the same instances. The benchmark harness (``llmplace bench``)
+runs suites made of families.
+
+Built in:
+
+========================  ==================================================================
+``tiny``                  the conformance zoo (:func:`instances.zoo.zoo`): at most 4 devices
+                          and 8 blocks, so the brute-force oracle knows every optimum
+``stress``                one 10-device, 48-block mesh with tight memory (:func:`instances.zoo.stress`)
+``chains``                one model of 32-160 blocks over 4-64 devices (:mod:`instances.chains`)
+``architectures``         the ready files ``instances/*.yaml``: single node, vertical, horizontal, hybrid
+``edge``                  the same four architectures drawn from the seed (:mod:`instances.edge`)
+``speed``                 80 blocks over 8 ordered devices; 32 over the same 8, free; 32 with a
+                          format choice and a quality floor (the solver-speed benchmark's instances)
+``pareto``                one instance under a sweep of objectives and latency limits (a latency-energy front)
+========================  ==================================================================
+
+Slots, filled by whichever module provides them (first found wins):
+
+- ``helix``: the four published Helix clusters, a Helix-class generator and a
+  consumer-GPU swarm; from ``instances.helix`` when the max-flow work ships it,
+  else the stand-in ``benchmarks/families/helix.py`` of a source checkout.
+- ``portfolio``: 5-20 models over 20 nodes; from ``instances.portfolio`` when
+  the caching work ships it, else ``benchmarks/families/portfolio.py``.
+
+A slot's module provides it by defining ``bench_instances(seed)`` returning
+``[(name, instance dict)]``. A slot nothing provides is listed with the reason
+and left out of a run, which says so.
+
+Examples
+--------
+>>> tiny = family("tiny")
+>>> len(tiny.generate(0)) >= 30
+True
+>>> [f.name for f in families()][:3]
+['tiny', 'stress', 'chains']
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.util
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from placement.textfiles import read_mapping_file
+
+__all__ = ["Family", "family", "families", "register_family", "Generator", "SLOTS"]
+
+Generator = Callable[[int], list[tuple[str, dict[str, Any]]]]
+
+_HERE = Path(__file__).resolve().parent
+_CHECKOUT = _HERE.parent  # a source checkout keeps benchmarks/ beside the packages
+
+
+@dataclass(frozen=True)
+class Family:
+    """A registered family: ``generate(seed)`` gives ``[(name, instance dict)]``.
+
+    ``origin`` says where the generator comes from; ``missing`` is why a slot has
+    no generator here (then ``generate`` is ``None``).
+    """
+
+    name: str
+    summary: str
+    generate: Generator | None
+    origin: str = ""
+    missing: str = ""
+
+    def instances(self, seed: int) -> list[tuple[str, dict[str, Any]]]:
+        """The family's instances for ``seed``, checked for unique names."""
+        if self.generate is None:
+            raise LookupError(f"family {self.name!r} has no generator here: {self.missing}")
+        out = list(self.generate(seed))
+        names = [name for name, _ in out]
+        if len(set(names)) != len(names):
+            raise ValueError(f"family {self.name!r} seed {seed} gives duplicate instance names")
+        return out
+
+
+@dataclass(frozen=True)
+class _Slot:
+    summary: str
+    candidates: tuple[str, ...]  # "module" (importable) or "path/in/checkout.py"
+
+
+SLOTS = {
+    "helix": _Slot("the four published Helix clusters, a Helix-class generator and a consumer-GPU swarm",
+                   ("instances.helix", "benchmarks/families/helix.py")),
+    "portfolio": _Slot("portfolios of 5-20 models over 20 nodes (phones, edge servers, cloud)",
+                       ("instances.portfolio", "benchmarks/families/portfolio.py")),
+}
+_BUILTIN: dict[str, Family] = {}
+
+
+def register_family(name: str, summary: str) -> Callable[[Generator], Generator]:
+    """Register ``fn(seed) -> [(name, dict)]`` as family ``name`` (a decorator)."""
+    def add(fn: Generator) -> Generator:
+        if name in _BUILTIN or name in SLOTS:
+            raise ValueError(f"family {name!r} is already registered")
+        _BUILTIN[name] = Family(name, summary, fn, origin=f"{fn.__module__}:{fn.__name__}")
+        return fn
+    return add
+
+
+def _load_candidate(slot: str, candidate: str) -> tuple[Generator | None, str]:
+    """The candidate's ``bench_instances``, or ``None`` and why not."""
+    if candidate.endswith(".py"):
+        path = _CHECKOUT / candidate
+        if not path.is_file():
+            return None, f"{candidate} is not here (not a source checkout)"
+        spec = importlib.util.spec_from_file_location(f"_llmplace_family_{slot}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        if importlib.util.find_spec(candidate) is None:
+            return None, f"no module {candidate}"
+        module = importlib.import_module(candidate)
+    generate = getattr(module, "bench_instances", None)
+    if not callable(generate):
+        return None, f"{candidate} defines no bench_instances(seed)"
+    return generate, ""
+
+
+def _slot_family(name: str, slot: _Slot) -> Family:
+    why = []
+    for candidate in slot.candidates:
+        generate, reason = _load_candidate(name, candidate)
+        if generate is not None:
+            return Family(name, slot.summary, generate, origin=candidate)
+        why.append(reason)
+    return Family(name, slot.summary, None, missing="; ".join(why))
+
+
+def families() -> list[Family]:
+    """Every family: the built-in ones, then the slots (resolved now, or with why they are missing)."""
+    return list(_BUILTIN.values()) + [_slot_family(name, slot) for name, slot in SLOTS.items()]
+
+
+def family(name: str) -> Family:
+    """The family called ``name``; ``KeyError`` naming the known ones for a typo."""
+    if name in _BUILTIN:
+        return _BUILTIN[name]
+    if name in SLOTS:
+        return _slot_family(name, SLOTS[name])
+    raise KeyError(f"unknown instance family {name!r} (known: {', '.join([*_BUILTIN, *SLOTS])})")
+
+
+# -- the built-in families ------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _zoo(seed: int) -> list[tuple[str, dict[str, Any]]]:
+    from instances.zoo import zoo
+    return zoo(seed)
+
+
+@register_family("tiny", "the conformance zoo: at most 4 devices and 8 blocks (brute-force oracle sizes)")
+def _tiny(seed: int) -> list[tuple[str, dict[str, Any]]]:
+    # The zoo evaluates planted plans as it builds: built once per seed, handed out as copies.
+    return copy.deepcopy(_zoo(seed))
+
+
+@register_family("stress", "one 10-device, 48-block mesh with tight memory")
+def _stress(seed: int) -> list[tuple[str, dict[str, Any]]]:
+    from instances.zoo import stress
+    return [stress(seed)]
+
+
+@register_family("chains", "one model of 32-160 blocks over 4-64 devices: phones, Jetsons, consumer and "
+                           "datacentre GPUs, wireless and wired links")
+def _chains(seed: int) -> list[tuple[str, dict[str, Any]]]:
+    from instances.chains import chains
+    return chains(seed)
+
+
+@register_family("architectures", "the ready instance files: single node, vertical, horizontal, hybrid "
+                                  "(the same for every seed)")
+def _architectures(seed: int) -> list[tuple[str, dict[str, Any]]]:
+    del seed  # fixed files
+    out = []
+    for stem in ("single-edge", "device-edge-cloud", "peer-edge", "hybrid"):
+        data, _, _ = read_mapping_file(_HERE / f"{stem}.yaml")
+        out.append((str(data.get("name", stem)), data))
+    return out
+
+
+@register_family("edge", "the four edge architectures (single node, vertical, horizontal, hybrid) drawn from "
+                         "the seed")
+def _edge(seed: int) -> list[tuple[str, dict[str, Any]]]:
+    from instances.edge import edge
+    return edge(seed)
+
+
+_SPEED_DEVICES = ("rtx-4090", "rtx-3090", "jetson-agx-orin-64gb", "apple-m1-max", "l4", "rtx-4080",
+                  "jetson-agx-orin-32gb", "rtx-3060")
+
+
+def _speed_instance(num_blocks: int, ordered: bool, formats: bool, seed: int) -> dict[str, Any]:
+    """A 70B-class block shape in q8_0 over 8 mixed devices, a full mesh of seeded links."""
+    rng = random.Random(seed)
+    ids = [f"d{i}" for i in range(len(_SPEED_DEVICES))]
+    links = []
+    for i in range(len(ids)):
+        for j in range(i + 1, len(ids)):
+            near = j == i + 1  # neighbours in the list share a faster link
+            links.append({"a": ids[i], "b": ids[j],
+                          "bandwidth_mbps": rng.choice([2500, 5000, 10000]) if near else rng.choice([300, 500, 1000]),
+                          "latency_ms": round(rng.uniform(0.5, 2.0) if near else rng.uniform(2.0, 8.0), 2)})
+    kind = "formats" if formats else "chain" if ordered else "free"
+    data: dict[str, Any] = {
+        "name": f"{kind}-{num_blocks}x{len(ids)}",
+        "models": [{"id": "llm", "weight_format": "q8_0", "config": {
+            "hidden_size": 8192, "num_hidden_layers": num_blocks, "num_attention_heads": 64,
+            "num_key_value_heads": 8, "intermediate_size": 28672, "vocab_size": 128256,
+            "hidden_act": "silu", "tie_word_embeddings": False, "torch_dtype": "bfloat16"}}],
+        "devices": [{"id": i, "type": t} for i, t in zip(ids, _SPEED_DEVICES)],
+        "links": links,
+        "workload": [{"id": "chat", "source": ids[0], "prompt_tokens": 512, "output_tokens": 128}],
+        "objective": "latency",
+        "constraints": {"memory_headroom": 0.05},
+    }
+    if ordered:
+        data["constraints"]["device_order"] = ids
+    if formats:
+        data["models"][0]["allowed_formats"] = ["q8_0", "q4_0", "fp16"]
+        data["constraints"]["quality_floor"] = 0.96
+    return data
+
+
+@register_family("speed", "80 blocks over 8 ordered devices; 32 blocks over the same 8 in any order; 32 with a "
+                          "format choice and a quality floor of 0.96 (links drawn from the seed; 7 published)")
+def _speed(seed: int) -> list[tuple[str, dict[str, Any]]]:
+    out = [_speed_instance(80, True, False, seed), _speed_instance(32, False, False, seed),
+           _speed_instance(32, False, True, seed)]
+    return [(d["name"], d) for d in out]
+
+
+@register_family("pareto", "one instance (a phone, a laptop, an edge box and a cloud GPU) under latency, energy "
+                           "and energy with end-to-end latency limits: a latency-energy front; names "
+                           "base@objective")
+def _pareto(seed: int) -> list[tuple[str, dict[str, Any]]]:
+    from instances.edge import pareto
+    return pareto(seed)

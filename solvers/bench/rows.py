@@ -1,0 +1,159 @@
+"""One solver run on one problem as one row, and the gap of each row to the best bound.
+
+``llmplace compare`` and ``llmplace bench`` build their rows here, so a solver
+that raises is an ``error`` row in both (never the end of the run), a solver
+that cannot take the problem is an ``unsupported`` (or ``unavailable``) row, and
+the gap to the best known bound is computed one way.
+
+Examples
+--------
+>>> from placement import load_instance
+>>> from solvers import SolveParams
+>>> problem = load_instance("instances/device-edge-cloud.yaml")
+>>> rows = [solve_row(problem, "dp", None, SolveParams()), solve_row(problem, "greedy", None, SolveParams())]
+>>> rows = with_gaps(rows, problem.objective.sense)
+>>> [(r["status"], r["gap_to_best_bound"] == 0, r["best_bound"] == rows[0]["objective"]) for r in rows]
+[('optimal', True, True), ('feasible', False, True)]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Iterable
+from typing import Any
+
+from placement import Plan, Problem
+from solvers.api import SolveParams, SolverUnavailableError, UnsupportedProblemError, solve
+
+__all__ = ["solve_row", "solver_entries", "plan_row", "refused_row", "error_row", "with_gaps", "best_bound", "solver_label",
+           "WITH_PLAN", "REFUSED"]
+
+WITH_PLAN = ("optimal", "feasible")  # statuses whose plan keeps every limit
+REFUSED = ("unsupported", "unavailable")  # the solver did not run
+
+
+def solver_label(solver: str, backend: str | None) -> str:
+    """``ilp`` + ``cbc`` -> ``"ilp:cbc"``; a solver without backends is its name."""
+    return f"{solver}:{backend}" if backend else solver
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+def _mean(plan: Plan, problem: Problem, field: str) -> float | None:
+    """The request-weighted mean of one per-request metric (the objective's weighting)."""
+    if plan.predicted is None:
+        return None
+    weights = problem.request_weights()
+    return _finite(sum(w * getattr(plan.predicted.requests[r], field) for r, w in weights.items()))
+
+
+def plan_row(problem: Problem, plan: Plan, wall_time_s: float) -> dict[str, Any]:
+    """What a solved plan contributes to a row: statuses, objective, bound, predictions, times."""
+    return {
+        "status": plan.status.value, "termination": plan.termination.value, "proof": plan.proof.value,
+        # A heuristic's plan that breaks a limit still shows what it would cost; status says it is no solution.
+        "objective": _finite(plan.objective), "bound": _finite(plan.bound), "gap": _finite(plan.gap),
+        "ttft_ms": _mean(plan, problem, "ttft_ms"), "tpot_ms": _mean(plan, problem, "tpot_ms"),
+        "e2e_ms": _mean(plan, problem, "e2e_ms"), "energy_j": _mean(plan, problem, "energy_j"),
+        "throughput_tok_s": _finite(plan.predicted.throughput_tok_s) if plan.predicted else None,
+        "solve_time_s": plan.solve_time_s, "wall_time_s": wall_time_s,
+        "picked": plan.stats.get("picked"),
+        "shards": [[s.model, s.device, s.layers[0], s.layers[1], s.weight_format] for s in plan.shards],
+        "reasons": list(plan.reasons[:5]), "error": None,
+    }
+
+
+def refused_row(kind: str, why: str) -> dict[str, Any]:
+    """A solver that did not run: ``unsupported`` (it cannot take the problem) or ``unavailable``."""
+    return {"status": kind, "termination": "-", "proof": "none", "objective": None, "bound": None, "gap": None,
+            "ttft_ms": None, "tpot_ms": None, "e2e_ms": None, "energy_j": None, "throughput_tok_s": None,
+            "solve_time_s": 0.0, "wall_time_s": 0.0, "picked": None, "shards": [], "reasons": [why], "error": None}
+
+
+def error_row(exc: BaseException, wall_time_s: float) -> dict[str, Any]:
+    """A solver (or an instance) that raised: the exception in one line, and where it was raised."""
+    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    at = f" (at {where[0].filename.rsplit('/', 1)[-1]}:{where[0].lineno})" if where else ""
+    message = f"{type(exc).__name__}: {exc}{at}"
+    return {**refused_row("error", message), "termination": "error", "wall_time_s": wall_time_s, "error": message}
+
+
+def solve_row(problem: Problem, solver: str, backend: str | None, params: SolveParams) -> dict[str, Any]:
+    """Solve ``problem`` with one solver (and backend) and return its row; never raises for a solver's failure.
+
+    A solver that cannot take the problem gives an ``unsupported`` row (``unavailable``
+    when its backend does not import), one that raises an ``error`` row with the
+    exception; the caller checks solver names and backends before (a typo is the
+    caller's error, not a row).
+    """
+    options = {"backend": backend} if backend else {}
+    started = time.perf_counter()
+    try:
+        plan = solve(problem, solver, params, options)
+    except UnsupportedProblemError as exc:
+        return refused_row("unsupported", str(exc))
+    except SolverUnavailableError as exc:
+        return refused_row("unavailable", str(exc))
+    except Exception as exc:  # a solver that raises is a row, never the end of a comparison or a benchmark
+        return error_row(exc, time.perf_counter() - started)
+    return plan_row(problem, plan, time.perf_counter() - started)
+
+
+def best_bound(rows: Iterable[dict[str, Any]], sense: str) -> float | None:
+    """The tightest proven bound among ``rows`` (the largest lower bound when minimising)."""
+    bounds = [r["bound"] for r in rows if r.get("bound") is not None and math.isfinite(r["bound"])]
+    if not bounds:
+        return None
+    return min(bounds) if sense == "max" else max(bounds)
+
+
+def with_gaps(rows: list[dict[str, Any]], sense: str, other_bounds: Iterable[dict[str, Any]] = ()
+              ) -> list[dict[str, Any]]:
+    """``rows`` with ``best_bound`` and ``gap_to_best_bound`` (``|objective - best| / |objective|``) added.
+
+    The best bound is taken over ``rows`` and ``other_bounds`` (rows of the same
+    problem from earlier runs); a row gets a gap only when its plan keeps every limit.
+    """
+    best = best_bound([*rows, *other_bounds], sense)
+    out = []
+    for r in rows:
+        gap = None
+        if best is not None and r.get("objective") is not None and r.get("status") in WITH_PLAN:
+            gap = abs(r["objective"] - best) / max(abs(r["objective"]), 1e-12)
+        out.append({**r, "best_bound": best, "gap_to_best_bound": gap})
+    return out
+
+
+def solver_entries(chosen: list[tuple[str, str | None]] | None = None) -> list[tuple[str, str | None]]:
+    """``(solver, backend)`` pairs to run: ``chosen`` checked and each multi-backend solver named without a
+    backend expanded to every backend; ``None``: every registered solver, each backend.
+
+    Raises
+    ------
+    UnknownSolverError
+        For a name that is not registered.
+    InvalidOptionError
+        For a backend the solver does not have.
+
+    Examples
+    --------
+    >>> solver_entries([("dp", None), ("ilp", None)])
+    [('dp', None), ('ilp', 'highs'), ('ilp', 'cbc'), ('ilp', 'cpsat'), ('ilp', 'scip')]
+    """
+    from solvers.options import InvalidOptionError
+    from solvers.registry import registered, solver_info
+
+    wanted = chosen if chosen is not None else [(s.name, None) for s in registered()]
+    out: list[tuple[str, str | None]] = []
+    for name, backend in wanted:
+        info = solver_info(name)  # raises UnknownSolverError for a typo
+        if backend is not None and backend not in info.backends:
+            have = f"backends {', '.join(info.backends)}" if info.backends else "no backends"
+            raise InvalidOptionError(f"solver {name}: unknown backend {backend!r} (it has {have})")
+        pairs = [(name, b) for b in info.backends] if backend is None and info.backends else [(name, backend)]
+        out.extend(p for p in pairs if p not in out)
+    return out
