@@ -65,8 +65,12 @@ register(SolverInfo(
             "subset and order (exact up to max_exact_devices); SLOs by branch and bound",
     capabilities=Capabilities(multi_model=False),
     options=(Option("max_exact_devices", int, 10, "above this many devices (and no constraints.device_order), "
+                                                  "count interchangeable devices (types mode) or, without them, "
                                                   "search a few device orders only: a heuristic answer",
-                    minimum=1, maximum=12),),
+                    minimum=1, maximum=12),
+             Option("max_count_vectors", int, 2**20, "types mode: most count vectors (product of class sizes + 1) "
+                                                     "it searches; above, a few device orders only",
+                    minimum=1, maximum=2**40),),
 ))
 register(SolverInfo(
     name="ilp", family="ilp", exact=True, entry="solvers.ilp:solve_ilp", precondition="solvers.ilp:ilp_unsupported",
