@@ -81,5 +81,7 @@ register(SolverInfo(
     backends=("highs", "cbc", "cpsat", "scip"),
     options=(Option("backend", str, "highs", "highs (scipy.optimize.milp), cbc (PuLP), cpsat (OR-Tools CP-SAT; not "
                                              "for throughput over several classes without rate_rps) or scip "
-                                             "(OR-Tools)", choices=("highs", "cbc", "cpsat", "scip")),),
+                                             "(OR-Tools)", choices=("highs", "cbc", "cpsat", "scip")),
+             Option("warm_start", str, "auto", "plans to start from and to beat: auto (every registered provider "
+                                               "that takes the instance: dp), none, or provider names"),),
 ))
