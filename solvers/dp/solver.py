@@ -111,6 +111,24 @@ def dp_unsupported(problem: Problem) -> list[str]:
     return why
 
 
+def subset_search_bytes(n: int, L: int) -> int:
+    """Bytes the subset DP keeps: for every subset of ``n`` devices, ``[members, members, L+1]`` floats,
+    ``(L+1) * 8 * n (n+1) 2^(n-2)`` in all, twice over for the arrays it builds them from."""
+    return 2 * (L + 1) * 8 * n * (n + 1) * 2 ** max(n - 2, 0)
+
+
+def _subset_search_refusal(n: int, L: int, ordered: bool, max_exact_devices: int) -> str | None:
+    """Why the subset DP's own states would not fit :data:`TABLE_BUDGET_BYTES` beside the stage tables."""
+    if ordered or n > max_exact_devices:
+        return None
+    need = _TABLES * n * (L + 1) ** 2 * 8 + subset_search_bytes(n, L)
+    if need <= TABLE_BUDGET_BYTES:
+        return None
+    return (f"{n} devices x {L} blocks in its subset search: its tables and states would take {need / GIB:.1f} GB, "
+            f"more than its {TABLE_BUDGET_BYTES / GIB:.0f} GB budget (lower -O max_exact_devices for a heuristic "
+            f"search, give constraints.device_order, or use matching or greedy)")
+
+
 # -- the tables the DP searches --------------------------------------------------------------
 
 
@@ -320,6 +338,9 @@ def solve_dp(problem: Problem, params: Any, options: dict[str, Any], deadline: D
         return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, stats={"mode": "none"},
                     reasons=(f"network: {what} reachable from every request source ({sources})",),
                     proof=Proof.PLAN_SPACE)
+    too_big = _subset_search_refusal(len(idx), problem.models[0].num_blocks, ordered, options["max_exact_devices"])
+    if too_big:
+        raise UnsupportedProblemError(f"solver 'dp' does not handle {too_big}")
     search = _build(problem, idx)
     if deadline.expired():
         return Plan(status=Status.NO_SOLUTION, termination=Termination.TIME_LIMIT,

@@ -72,25 +72,38 @@ def _longest(stage_rep: np.ndarray, below: float) -> np.ndarray:
 
 
 class _Dominance:
-    """Pareto sets of (cost, limited quantities, counts) per (first class, last class, blocks)."""
+    """Pareto sets of (cost, limited quantities, counts) per (first class, last class, blocks).
 
-    def __init__(self):
+    Once they hold ``budget_bytes``, new entries are not stored (nothing is pruned wrongly: an entry not
+    stored only prunes less), and ``full`` says so."""
+
+    def __init__(self, budget_bytes: float):
         self.fronts: dict[tuple, np.ndarray] = {}
+        self.stored = 0
+        self.budget = budget_bytes
+        self.full = False
 
     def dominated(self, key: tuple, vec: np.ndarray) -> bool:
         front = self.fronts.get(key)
+        if front is not None and (front <= vec).all(axis=1).any():
+            return True
+        if self.stored * vec.nbytes >= self.budget:
+            self.full = True
+            return False
         if front is None:
             self.fronts[key] = vec[None]
+            self.stored += 1
             return False
-        if (front <= vec).all(axis=1).any():
-            return True
-        self.fronts[key] = np.vstack([front[~(vec <= front).all(axis=1)], vec])
+        kept = front[~(vec <= front).all(axis=1)]
+        self.fronts[key] = np.vstack([kept, vec])
+        self.stored += len(kept) + 1 - len(front)
         return False
 
 
 def best_chain_by_class(stage, hop, first, end, op, lb_obj, cons, classes: Sequence[Sequence[int]], deadline=None,
                         leaf: Callable[[list[tuple[int, int, int]]], float] | None = None,
-                        incumbent: tuple[float, list[tuple[int, int, int]]] | None = None) -> Found:
+                        incumbent: tuple[float, list[tuple[int, int, int]]] | None = None,
+                        memo_budget_bytes: float = 2**30) -> Found:
     """The cheapest chain (as :func:`solvers.dp.search.best_chain_within`), searched over count vectors.
 
     Parameters
@@ -103,6 +116,8 @@ def best_chain_by_class(stage, hop, first, end, op, lb_obj, cons, classes: Seque
         alike (the caller's guarantee).
     incumbent : (value, chain), optional
         A chain already known; only strictly better ones are searched for.
+    memo_budget_bytes : float
+        Most bytes the dominance sets keep (beyond, the search goes on pruning less).
 
     Returns
     -------
@@ -132,7 +147,7 @@ def best_chain_by_class(stage, hop, first, end, op, lb_obj, cons, classes: Seque
         best = [float(incumbent[0]), list(incumbent[1])]
     stage_rep = stage[reps]
     longest = [_longest(stage_rep, best[0] if bottleneck else math.inf)]
-    memo = _Dominance()
+    memo = _Dominance(memo_budget_bytes)
     nodes = 0
 
     def improve(value: float, chain: list) -> None:

@@ -46,16 +46,19 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MILP", "MILPResult", "solve_milp", "BACKENDS"]
+__all__ = ["MILP", "MILPResult", "solve_milp", "BACKENDS", "handover_seconds", "SCIP_MEMORY_MB"]
 
 BACKENDS = ("highs", "cbc", "cpsat", "scip")
 _FEAS_TOL = 1e-9  # primal feasibility asked of the float backends (rows are scaled to O(1))
 # HiGHS's MIP re-solves the root LP without a warm start: measured 4.0 s against 0.57 s for the same
 # relaxation solved alone (37,196 binaries), before the MIP checks its time limit for the first time.
 _MIP_ROOT_FACTOR = 8.0
-# PuLP builds CBC's model one Python object per coefficient and writes it out as text before CBC reads it
-# (measured 44.8 s for 2.0 M nonzeros, 22 us each, on the 500-block x 8-device program).
-CBC_SECONDS_PER_NONZERO = 25e-6
+# Seconds per nonzero the adapters take to build a backend's model (see handover_seconds), rounded up.
+_HANDOVER_S_PER_NONZERO = {"cbc": 25e-6, "scip": 8e-6, "cpsat": 8e-6}
+_BUILD_CHECK_ROWS = 512  # rows built between two looks at the clock
+# SCIP's own memory limit (MB): it stops with its best solution and bound when it reaches it
+# (unbounded, it took 4.8 GB on a 42-device throughput program).
+SCIP_MEMORY_MB = 1536
 
 
 @dataclass
@@ -142,6 +145,23 @@ def solve_milp(milp: MILP, backend: str = "highs", *, time_limit_s: float = 60.0
     return result
 
 
+def handover_seconds(backend: str, nonzeros: int) -> float:
+    """About how long ``backend``'s Python adapter takes to build and hand over a model of ``nonzeros``
+    coefficients, before the backend's own clock starts (measured on the 500-block x 8-device program,
+    2.0 M nonzeros: PuLP/CBC 44.8 s, SCIP's proto 15.2 s, CP-SAT 14.1 s; HiGHS takes the matrix as it is)."""
+    return nonzeros * _HANDOVER_S_PER_NONZERO.get(backend, 0.0)
+
+
+def _too_slow_to_build(backend: str, milp: MILP, deadline: float) -> MILPResult | None:
+    """A ``no_solution`` result when building ``backend``'s model alone would overrun the deadline."""
+    need = handover_seconds(backend, milp.A.nnz)
+    if need <= _left(deadline):
+        return None
+    return MILPResult("no_solution", time_limited=True,
+                      message=f"{backend}'s model ({milp.A.nnz:,} nonzeros) takes about {need:.1f} s to build, more "
+                              f"than the {_left(deadline):.1f} s left; stopped before building it")
+
+
 def _left(deadline: float) -> float:
     """Seconds to the deadline (at least 10 ms, so a backend always gets a look)."""
     return max(deadline - time.perf_counter(), 0.01)
@@ -216,6 +236,11 @@ def _highs(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
     return MILPResult("error", message=f"HiGHS: {res.message}", stats=stats)
 
 
+def _ran_out(backend: str) -> MILPResult:
+    return MILPResult("no_solution", time_limited=True, message=f"the time limit ran out while building {backend}'s "
+                                                                 "model")
+
+
 def _integral(x: np.ndarray | None, integer: np.ndarray) -> bool:
     return x is not None and bool(np.all(np.abs(x[integer] - np.round(x[integer])) <= _FEAS_TOL))
 
@@ -239,12 +264,9 @@ _CBC_BOUND = re.compile(r"Lower bound:\s*(-?[0-9.eE+-]+)")  # CBC's closing summ
 def _cbc(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, verbose: bool) -> MILPResult:
     import pulp
 
-    handover_s = milp.A.nnz * CBC_SECONDS_PER_NONZERO
-    if handover_s > _left(deadline):
-        # Building and writing the model alone would overrun the limit: stop now, honestly.
-        return MILPResult("no_solution", time_limited=True, stats={"threads": threads},
-                          message=f"CBC's model ({milp.A.nnz:,} nonzeros) takes about {handover_s:.1f} s to build, "
-                                  f"more than the {_left(deadline):.1f} s left")
+    slow = _too_slow_to_build("cbc", milp, deadline)
+    if slow is not None:
+        return slow
     prob = pulp.LpProblem("ilp", pulp.LpMinimize)
     xs = [prob.add_variable(f"x{j}", lowBound=float(lo), upBound=float(hi),
                             cat=pulp.LpInteger if isint else pulp.LpContinuous)
@@ -253,9 +275,8 @@ def _cbc(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, v
     scale = _objective_scale(milp.c)
     prob.setObjective(pulp.LpAffineExpression([(xs[j], float(milp.c[j]) * scale) for j in nz]))
     for i, (cols, vals, lo, hi) in enumerate(_rows(milp)):
-        if i % 512 == 0 and time.perf_counter() >= deadline:
-            return MILPResult("no_solution", time_limited=True, message="the time limit ran out while building "
-                              "CBC's model", stats={"threads": threads})
+        if i % _BUILD_CHECK_ROWS == 0 and time.perf_counter() >= deadline:
+            return _ran_out("cbc")
         expr = pulp.LpAffineExpression([(xs[j], float(a)) for j, a in zip(cols, vals)])
         if lo == hi:
             prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintEQ, f"r{i}", float(hi)))
@@ -309,6 +330,9 @@ def _cbc(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, v
 def _scip(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, verbose: bool) -> MILPResult:
     from ortools.linear_solver import linear_solver_pb2, pywraplp
 
+    slow = _too_slow_to_build("scip", milp, deadline)
+    if slow is not None:
+        return slow
     solver = pywraplp.Solver.CreateSolver("SCIP")
     if solver is None:
         return MILPResult("error", message="OR-Tools was built without SCIP")
@@ -318,7 +342,9 @@ def _scip(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, 
         v = proto.variable.add()
         v.lower_bound, v.upper_bound, v.is_integer, v.objective_coefficient = lo, hi, isint, c
     proto.objective_offset = milp.offset
-    for cols, vals, lo, hi in _rows(milp):
+    for i, (cols, vals, lo, hi) in enumerate(_rows(milp)):
+        if i % _BUILD_CHECK_ROWS == 0 and time.perf_counter() >= deadline:
+            return _ran_out("scip")
         ct = proto.constraint.add()
         ct.var_index.extend(cols.tolist())
         ct.coefficient.extend(vals.tolist())
@@ -336,7 +362,8 @@ def _scip(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, 
     solver.SetTimeLimit(int(math.ceil(_left(deadline) * 1000)))
     threads_ok = solver.SetNumThreads(threads)
     solver.SetSolverSpecificParametersAsString(
-        f"randomization/randomseedshift = {int(seed)}\nnumerics/feastol = {_FEAS_TOL}\n")
+        f"randomization/randomseedshift = {int(seed)}\nnumerics/feastol = {_FEAS_TOL}\n"
+        f"limits/memory = {SCIP_MEMORY_MB}\n")
     params = pywraplp.MPSolverParameters()
     params.SetDoubleParam(params.RELATIVE_MIP_GAP, rel_gap)
     status = solver.Solve(params)
@@ -390,6 +417,9 @@ def _cpsat(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
     """
     from ortools.sat.python import cp_model
 
+    slow = _too_slow_to_build("cpsat", milp, deadline)
+    if slow is not None:
+        return slow
     n = milp.num_vars
     lo, hi = milp.var_lo.astype(float), milp.var_hi.astype(float)
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
@@ -405,7 +435,9 @@ def _cpsat(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
 
     max_ones = milp.max_ones
     err_per_unit = np.zeros(n)  # rounding a row can add, per unit of each continuous variable in it
-    for cols, vals, rlo, rhi in _rows(milp):
+    for i, (cols, vals, rlo, rhi) in enumerate(_rows(milp)):
+        if i % _BUILD_CHECK_ROWS == 0 and time.perf_counter() >= deadline:
+            return _ran_out("cpsat")
         if len(cols) == 0:
             if not rlo <= 0.0 <= rhi:
                 return MILPResult("infeasible", message="an empty row excludes 0")

@@ -433,7 +433,7 @@ def build_formulation(problem: Problem) -> Formulation:
     >>> from placement import load_instance
     >>> form = build_formulation(load_instance("instances/device-edge-cloud.yaml"))
     >>> form.num_vars > 0, sorted(form.families)
-    (True, [('memory',), ('slo', 'chat', 'ttft')])
+    (True, [('memory',), ('slo', 'chat', 'tpot'), ('slo', 'chat', 'ttft')])
     """
     table = cost_table(problem)
     D = table.num_devices

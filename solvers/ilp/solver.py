@@ -38,7 +38,7 @@ from placement import Plan, Problem, Proof, Status, Termination, evaluate
 from solvers.api import InvalidOptionError, UnsupportedProblemError
 from solvers.chain import Pipeline, StageSpec, assemble
 from solvers.deadline import Deadline
-from solvers.ilp.backends import CBC_SECONDS_PER_NONZERO, MILP, MILPResult, solve_milp
+from solvers.ilp.backends import MILP, MILPResult, handover_seconds, solve_milp
 from solvers.ilp.diagnose import LIMIT_TOL, diagnose
 from solvers.ilp.formulation import Formulation, build_formulation
 from solvers.ilp.programs import bound_in_units, expand, program, throughput_mode, with_start
@@ -50,7 +50,7 @@ __all__ = ["solve_ilp", "estimated_variables", "ilp_unsupported", "MAX_VARIABLES
 # variables, 1.2 GB); above this the program would not fit a workstation's memory.
 MAX_VARIABLES = 2_000_000
 NONZEROS_PER_VARIABLE = 4  # a shard sits in about 4 rows (flow in, flow out, memory, its device)
-CBC_REFUSAL_FACTOR = 10.0
+HANDOVER_REFUSAL_FACTOR = 10.0
 
 
 def estimated_variables(problem: Problem) -> int:
@@ -220,14 +220,14 @@ def solve_ilp(problem: Problem, params: Any, options: dict[str, Any], deadline: 
 
 def backend_refusal(problem: Problem, backend: str, time_limit_s: float = float("inf")) -> str | None:
     """Why ``backend`` cannot take ``problem`` within ``time_limit_s`` (checked before any work), or ``None``."""
-    if backend == "cbc":
-        nonzeros = NONZEROS_PER_VARIABLE * estimated_variables(problem)
-        handover_s = nonzeros * CBC_SECONDS_PER_NONZERO
-        # The estimate counts every shard before memory rules most out: refuse only when it is far off.
-        if handover_s > CBC_REFUSAL_FACTOR * time_limit_s:
-            return (f"ilp's cbc backend: a program of up to {nonzeros:,} nonzeros takes PuLP about {handover_s:.0f} s "
-                    f"to build and hand to CBC, more than the {time_limit_s:g} s time limit; use backend highs or "
-                    f"scip, or a longer --time-limit")
+    nonzeros = NONZEROS_PER_VARIABLE * estimated_variables(problem)
+    handover_s = handover_seconds(backend, nonzeros)
+    # The estimate counts every shard before memory rules most out: refuse only when it is far off (a
+    # program that turns out too large to build in the time left stops before building, honestly).
+    if handover_s > HANDOVER_REFUSAL_FACTOR * time_limit_s:
+        return (f"ilp's {backend} backend: a program of up to {nonzeros:,} nonzeros takes about {handover_s:.0f} s "
+                f"to build and hand to the backend, far more than the {time_limit_s:g} s time limit; use backend "
+                f"highs, or a longer --time-limit")
     if backend == "cpsat" and problem.objective.name == "throughput":
         requests = list(problem.workload)
         from placement import cost_table
