@@ -59,7 +59,7 @@ import numpy as np
 
 from placement import Plan, Problem, Proof, Status, Termination, cost_table, evaluate
 from placement.costs import GIB, Stage, route_usage
-from placement.costs.chains import PipelineViews, objective_coefficients, metric_coefficients, upper_mask
+from placement.costs.chains import PipelineViews, additive_terms, objective_coefficients, metric_coefficients, upper_mask
 from placement.costs.symmetry import interchangeable_devices
 from placement.costs.throughput import mixed_throughput
 from solvers.api import UnsupportedProblemError
@@ -73,7 +73,15 @@ __all__ = ["solve_dp", "price_chain", "dp_unsupported", "candidate_devices", "de
            "TABLE_BUDGET_BYTES", "MAX_COUNT_VECTORS"]
 
 TABLE_BUDGET_BYTES = 2 * 2**30  # the dense stage tables dp builds, at most
-_TABLES = 8  # [n, L+1, L+1] float tables alive at once while building and searching
+# [n, L+1, L+1] float tables alive at once while building and searching: the objective's, the one the
+# search reads, the load and memory tables and their temporaries, and two per SLO (its own and the copy
+# a device order restricts it to).
+_TABLES = 8
+_TABLES_PER_SLO = 2
+
+
+def _tables(problem: Problem) -> int:
+    return _TABLES + _TABLES_PER_SLO * sum(len(r.slo.items()) for r in problem.workload)
 MAX_COUNT_VECTORS = 2**20  # default of option max_count_vectors: the types search's largest state space
 _LB_SLACK = 1.0 - 1e-9  # lower bounds are shrunk a hair so rounding never prunes a feasible chain
 
@@ -102,12 +110,14 @@ def dp_unsupported(problem: Problem) -> list[str]:
             and not cost_table(problem).rates_given():
         why.append("throughput over several request classes without rate_rps (a linear programme over the "
                    "classes' shares; use bruteforce or ilp)")
-    n = len(candidate_devices(problem)[0])
-    L = problem.models[0].num_blocks
-    need = _TABLES * n * (L + 1) ** 2 * 8
+    idx, ordered = candidate_devices(problem)
+    n, L = len(idx), problem.models[0].num_blocks
+    need = _tables(problem) * n * (L + 1) ** 2 * 8
+    if ordered or n > 10:  # the ordered DP (a device order, or the heuristic orders): [last, first, blocks]
+        need += n * n * (L + 1) * 8
     if need > TABLE_BUDGET_BYTES:
-        why.append(f"{n} devices x {L} blocks: its stage tables would take {need / GIB:.1f} GB, more than its "
-                   f"{TABLE_BUDGET_BYTES / GIB:.0f} GB budget (use matching or greedy, or fewer devices)")
+        why.append(f"{n} devices x {L} blocks: its stage tables and states would take {need / GIB:.1f} GB, more "
+                   f"than its {TABLE_BUDGET_BYTES / GIB:.0f} GB budget (use matching or greedy, or fewer devices)")
     return why
 
 
@@ -117,11 +127,11 @@ def subset_search_bytes(n: int, L: int) -> int:
     return 2 * (L + 1) * 8 * n * (n + 1) * 2 ** max(n - 2, 0)
 
 
-def _subset_search_refusal(n: int, L: int, ordered: bool, max_exact_devices: int) -> str | None:
+def _subset_search_refusal(n: int, L: int, ordered: bool, max_exact_devices: int, tables: int) -> str | None:
     """Why the subset DP's own states would not fit :data:`TABLE_BUDGET_BYTES` beside the stage tables."""
     if ordered or n > max_exact_devices:
         return None
-    need = _TABLES * n * (L + 1) ** 2 * 8 + subset_search_bytes(n, L)
+    need = tables * n * (L + 1) ** 2 * 8 + subset_search_bytes(n, L)
     if need <= TABLE_BUDGET_BYTES:
         return None
     return (f"{n} devices x {L} blocks in its subset search: its tables and states would take {need / GIB:.1f} GB, "
@@ -154,16 +164,21 @@ class _Search:
         return np.where(self.allowed, stage, np.inf), hop, first, end
 
 
-def _build(problem: Problem, idx: list[int]) -> _Search:
+def _build(problem: Problem, idx: list[int], deadline: Deadline | None = None) -> _Search | None:
+    """The search's tables, or ``None`` when ``deadline`` expires while they are built."""
     table = cost_table(problem)
     model = problem.models[0]
     views = PipelineViews(table, model.id, idx)
     objective = views.terms(objective_coefficients(problem, views.requests))
+    if deadline is not None and deadline.expired():
+        return None
     limits = {"memory": views.memory_ok(), "load": views.load_ok(), "max_layers": views.layers_ok()}
     allowed = limits["memory"] & limits["load"] & limits["max_layers"]
     slos = []
     for k, req in enumerate(views.requests):
         for name, limit in req.slo.items():
+            if deadline is not None and deadline.expired():
+                return None
             coefs = [(0.0, 0.0, 0.0)] * len(views.requests)
             coefs[k] = metric_coefficients(req, name.replace("_ms", ""))
             slos.append((f"request {req.id}: {name.replace('_ms', '').upper()}", views.terms(coefs), limit))
@@ -206,9 +221,11 @@ def _heuristic_orders(problem: Problem, search: _Search) -> list[list[int]]:
     ids = [problem.topology.nodes[d].id for d in views.idx]
     pos = {d: i for i, d in enumerate(ids)}
     by_memory = [pos[d] for d in memory_order(problem, ids)]
-    decode = views.terms([(0.0, 1.0, 0.0)] * len(views.requests))[4]
+    # Per-device figures only: the terms, not their [n, L+1, L+1] stage tables.
+    decode = additive_terms(views.table, views.requests, [(0.0, 1.0, 0.0)] * len(views.requests), views.weight_format)
     speed = decode.stage(views.idx, 0, views.L)
-    upload = views.terms([(1.0, 0.0, 0.0)] * len(views.requests))[2]
+    ttft = additive_terms(views.table, views.requests, [(1.0, 0.0, 0.0)] * len(views.requests), views.weight_format)
+    upload = ttft.first[views.idx]
     by_speed = sorted(range(views.n), key=lambda i: (speed[i], ids[i]))
     by_distance = sorted(range(views.n), key=lambda i: (upload[i], ids[i]))
     orders: list[list[int]] = []
@@ -234,6 +251,9 @@ class _Runner:
         stage, hop, first, end = self.search.tables()
         op = np.maximum if self.search.throughput else np.add
         for order in self.orders:
+            if self.deadline.expired():
+                complete = False
+                break
             tables = restrict((stage, hop, first, end), order) if self.heuristic else (stage, hop, first, end)
             on_order = self.ordered or self.heuristic
             if constrained or exact_leaf:
@@ -338,11 +358,12 @@ def solve_dp(problem: Problem, params: Any, options: dict[str, Any], deadline: D
         return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, stats={"mode": "none"},
                     reasons=(f"network: {what} reachable from every request source ({sources})",),
                     proof=Proof.PLAN_SPACE)
-    too_big = _subset_search_refusal(len(idx), problem.models[0].num_blocks, ordered, options["max_exact_devices"])
+    too_big = _subset_search_refusal(len(idx), problem.models[0].num_blocks, ordered, options["max_exact_devices"],
+                                     _tables(problem))
     if too_big:
         raise UnsupportedProblemError(f"solver 'dp' does not handle {too_big}")
-    search = _build(problem, idx)
-    if deadline.expired():
+    search = _build(problem, idx, deadline)
+    if search is None or deadline.expired():
         return Plan(status=Status.NO_SOLUTION, termination=Termination.TIME_LIMIT,
                     reasons=("the time limit ran out while building the stage tables",), stats={"mode": "none"})
     heuristic = not ordered and search.views.n > options["max_exact_devices"]
