@@ -52,10 +52,11 @@ BACKENDS = ("highs", "cbc", "cpsat", "scip")
 _FEAS_TOL = 1e-9  # primal feasibility asked of the float backends (rows are scaled to O(1))
 # HiGHS's MIP re-solves the root LP without a warm start: measured 4.0 s against 0.57 s for the same
 # relaxation solved alone (37,196 binaries), before the MIP checks its time limit for the first time.
-_MIP_ROOT_FACTOR = 8.0
+_MIP_ROOT_FACTOR = 16.0
 # Seconds per nonzero the adapters take to build a backend's model (see handover_seconds), rounded up.
 _HANDOVER_S_PER_NONZERO = {"cbc": 25e-6, "scip": 8e-6, "cpsat": 8e-6}
 _BUILD_CHECK_ROWS = 512  # rows built between two looks at the clock
+_KILL_GRACE_S = 0.5  # how long past the deadline a backend run that ignores its own limit is left running
 # SCIP's own memory limit (MB): it stops with its best solution and bound when it reaches it
 # (unbounded, it took 4.8 GB on a 42-device throughput program).
 SCIP_MEMORY_MB = 1536
@@ -297,16 +298,19 @@ def _cbc(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, v
                                    warmStart=milp.x0 is not None,
                                    options=[f"randomCbcSeed {seed + 1}", f"randomSeed {seed + 1}",
                                             f"primalTolerance {_FEAS_TOL}", "presolve off"])
-        prob.solve(solver)
+        ran = _run_killable(lambda: _cbc_solve(prob, solver, xs), deadline + _KILL_GRACE_S)
         text = open(log).read() if os.path.exists(log) else ""
     if verbose:
         print(text)
+    stats = {"threads": threads}
+    if ran is None:
+        return MILPResult("no_solution", time_limited=True, stats=stats,
+                          message="CBC ran past its time limit (its root LP does not look at the clock) and was stopped")
+    sol, status, values = ran
     found = _CBC_BOUND.findall(text)
     bound = float(found[-1]) / scale + milp.offset if found else None
-    stats = {"threads": threads}
-    sol = prob.sol_status
     if sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
-        x = np.array([v.varValue if v.varValue is not None else 0.0 for v in xs], dtype=float)
+        x = np.array([v if v is not None else 0.0 for v in values], dtype=float)
         if sol == pulp.LpSolutionOptimal:
             # CBC proved optimality, or (when it says so) a gap within rel_gap: that is its bound.
             objective = float(milp.c @ x + milp.offset)
@@ -321,7 +325,50 @@ def _cbc(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, v
         return MILPResult("infeasible", stats=stats)
     if sol == pulp.LpSolutionNoSolutionFound:
         return MILPResult("no_solution", bound=bound, time_limited=True, stats=stats)
-    return MILPResult("error", message=f"CBC: {pulp.LpStatus.get(prob.status, prob.status)}", stats=stats)
+    return MILPResult("error", message=f"CBC: {pulp.LpStatus.get(status, status)}", stats=stats)
+
+
+def _cbc_solve(prob, solver, xs) -> tuple[int, int, list]:
+    prob.solve(solver)
+    return prob.sol_status, prob.status, [v.varValue for v in xs]
+
+
+def _run_killable(work, kill_at: float):
+    """``work()`` in a forked child (its own process group, so the backend binary it starts goes with
+    it), its result, or ``None`` when it is still running at ``kill_at`` (``time.perf_counter()``) and
+    was killed."""
+    import multiprocessing
+    import signal
+
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+
+    def child() -> None:
+        os.setsid()
+        try:
+            send.send(("ok", work()))
+        except BaseException as exc:  # reported to the parent, which raises it
+            send.send(("raised", repr(exc)))
+
+    proc = ctx.Process(target=child, daemon=True)
+    proc.start()
+    send.close()
+    try:
+        if receive.poll(max(kill_at - time.perf_counter(), 0.0)):
+            kind, value = receive.recv()
+            proc.join()
+            if kind == "raised":
+                raise RuntimeError(f"CBC run failed: {value}")
+            return value
+    except EOFError:  # the child died without a word
+        proc.join()
+        raise RuntimeError(f"CBC run died (exit {proc.exitcode})") from None
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.join()
+    return None
 
 
 # -- SCIP (OR-Tools) -----------------------------------------------------------------------
