@@ -13,9 +13,27 @@ A plan that a backend's float tolerance leaves a hair over a limit is caught by
 program re-solved; the bound of the first solve is kept (it is the proof). A
 proven-infeasible program is explained by :mod:`solvers.ilp.diagnose`.
 
+**Warm starts** (option ``warm_start``, :mod:`solvers.ilp.warm`): the solve starts
+from the best pipeline plan its providers find (``dp`` where dp takes the
+instance, within 30% of the time left; any plan a registered provider returns,
+e.g. a max-flow placement, is reduced to the pipelines it holds). The program
+then asks only for better plans: a cutoff row, and for throughput a bound on the
+bottleneck under which every shard and transfer whose own load reaches it is
+dropped. The backend gets the plan as a start (CBC, SCIP and CP-SAT take one),
+and ilp answers at least that plan, with the best bound known: the backend's,
+the program's proof that nothing is better (an infeasible improvement program),
+or the provider's own proof when it searched the same plans (then the program is
+not solved at all; ``stats`` says where the answer and the bound come from).
+
+**Symmetry**: interchangeable devices (:mod:`placement.costs.symmetry`) are used
+in index order (:func:`~solvers.ilp.formulation.symmetry_rows`), so branch and
+bound does not search copies of one plan.
+
 Backends (option ``backend``): ``cpsat`` takes integers only, so it refuses the
 free-rate throughput program (several classes without ``rate_rps``); HiGHS runs
-on one thread.
+on one thread. A backend whose Python adapter would need more than ten times the
+time limit to build the program refuses the instance up front; one that could not
+build it in the time left stops before building (see ``README``: Limits).
 
 Examples
 --------
