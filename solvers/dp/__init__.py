@@ -2,8 +2,8 @@
 
 from solvers.dp.solver import (
     MAX_COUNT_VECTORS, TABLE_BUDGET_BYTES, candidate_devices, device_classes, dp_unsupported, price_chain,
-    search_mode, solve_dp, subset_search_bytes,
+    relaxed_pipeline_bound, search_mode, solve_dp, subset_search_bytes,
 )
 
 __all__ = ["solve_dp", "dp_unsupported", "candidate_devices", "price_chain", "device_classes", "search_mode",
-           "subset_search_bytes", "TABLE_BUDGET_BYTES", "MAX_COUNT_VECTORS"]
+           "relaxed_pipeline_bound", "subset_search_bytes", "TABLE_BUDGET_BYTES", "MAX_COUNT_VECTORS"]

@@ -70,7 +70,7 @@ from solvers.dp.search import best_chain as _best_chain
 from solvers.dp.types import best_chain_by_class, count_vectors, relaxed_bound
 
 __all__ = ["solve_dp", "price_chain", "dp_unsupported", "candidate_devices", "device_classes", "search_mode",
-           "TABLE_BUDGET_BYTES", "MAX_COUNT_VECTORS"]
+           "relaxed_pipeline_bound", "TABLE_BUDGET_BYTES", "MAX_COUNT_VECTORS"]
 
 TABLE_BUDGET_BYTES = 2 * 2**30  # the dense stage tables dp builds, at most
 # [n, L+1, L+1] float tables alive at once while building and searching: the objective's, the one the
@@ -449,6 +449,34 @@ def _answer_types(problem: Problem, search: _Search, runner: _Runner, classes: l
     gap = abs(value - bound) / max(abs(value), 1e-12) if bound is not None else None
     return plan.with_(status=Status.FEASIBLE, termination=Termination.TIME_LIMIT, objective=value, bound=bound,
                       gap=gap, stats=stats)
+
+
+def relaxed_pipeline_bound(problem: Problem, deadline: Deadline | None = None) -> float | None:
+    """A proven bound on the best pipeline's objective, in its units (an upper bound for throughput), from
+    the relaxations of dp's types mode (:func:`solvers.dp.types.relaxed_bound`: devices of a class may
+    repeat; for a bottleneck, the capacity bound), or ``None`` when dp does not take the instance.
+
+    Examples
+    --------
+    >>> from placement import load_instance
+    >>> from solvers import solve
+    >>> problem = load_instance("instances/device-edge-cloud.yaml")
+    >>> relaxed_pipeline_bound(problem) <= solve(problem, "dp").objective
+    True
+    """
+    from solvers.registry import solver_info
+    if solver_info("dp").unsupported(problem):
+        return None
+    idx, _ = candidate_devices(problem)
+    search = _build(problem, idx, deadline) if idx else None
+    if search is None:
+        return None
+    classes = _classes(problem, search)
+    if not classes:
+        return None
+    stage, hop, first, end = search.tables()
+    lower = relaxed_bound(stage, hop, first, end, np.maximum if search.throughput else np.add, classes)
+    return _in_units(search, lower)
 
 
 def _in_units(search: _Search, lower: float | None) -> float | None:

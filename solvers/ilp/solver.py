@@ -47,6 +47,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -263,6 +264,16 @@ def _best_warm(problem: Problem, found: list[WarmStart]) -> WarmStart | None:
     return min(found, key=lambda w: sense * w.objective)
 
 
+def _relaxed_bound(problem: Problem, objective: float) -> float | None:
+    """dp's relaxation bound (same plans, where dp takes the instance), never on the wrong side of a plan
+    found: a bound when the backend gave none."""
+    from solvers.dp import relaxed_pipeline_bound
+    bound = relaxed_pipeline_bound(problem)
+    if bound is None or not math.isfinite(bound):
+        return None
+    return max(bound, objective) if problem.objective.sense == "max" else min(bound, objective)
+
+
 def _out_of_time(problem: Problem, warm: WarmStart | None, backend: str, stats: dict) -> Plan:
     common = dict(backend=backend, stats={k: v for k, v in stats.items() if v is not None})
     if warm is None:
@@ -285,6 +296,9 @@ def _warm_answer(problem: Problem, warm: WarmStart, info: dict, common: dict, pr
         source = "backend" if bound is not None else None
     if warm.proven and (bound is None or abs(bound - value) > 0):
         bound, source = value, f"warm start ({warm.source})"
+    if bound is None:
+        bound = _relaxed_bound(problem, value)
+        source = "dp relaxation" if bound is not None else None
     gap = abs(value - bound) / max(abs(value), 1e-12) if bound is not None else None
     stats = {**common["stats"], "answer_from": f"warm start ({warm.source})", "bound_from": source}
     if gap is not None and gap <= max(proven_within or 0.0, 1e-9):
@@ -313,6 +327,8 @@ def _answer(problem: Problem, form: Formulation, result: MILPResult, first: MILP
     bound = bound_in_units(info, first, objective)  # tightened re-solves prove less: keep the first bound
     if warm is not None and warm.proven and bound is None:
         bound = warm.objective
+    if bound is None:
+        bound = _relaxed_bound(problem, objective)
     gap = abs(objective - bound) / max(abs(objective), 1e-12) if bound is not None else None
     if result.status == "optimal" and gap is not None and gap <= 1e-9:
         status, term, bound, gap = Status.OPTIMAL, Termination.CONVERGED, objective, 0.0
