@@ -12,8 +12,8 @@ Each run is a child process (``resource`` reports its peak memory) with the same
 ``--label`` tags the rows (``before`` for a run of the code before these changes, given on
 ``PYTHONPATH``; such code has no ``warm_start`` option, so ``--cold`` is left off there).
 
-Results: ``benchmarks/results/throughput_pipelines.jsonl`` (rows are appended per label; a
-label's old rows are replaced) and ``throughput_pipelines.md`` (every label's rows).
+Results: ``benchmarks/results/throughput_pipelines.jsonl`` (a label's rows on the instances run
+again replace its old ones) and ``throughput_pipelines.md`` (every label's rows).
 
 Run::
 
@@ -119,7 +119,11 @@ def main() -> None:
 def write(rows: list[dict[str, Any]], label: str) -> None:
     from placement import write_atomic
     old = [json.loads(line) for line in JSONL.read_text().splitlines()] if JSONL.exists() else []
-    kept = [r for r in old if r["label"] != label] + rows
+    rerun = {(r["label"], r["instance"]) for r in rows}  # a label's rows on the instances run again are replaced
+    kept = [r for r in old if (r["label"], r["instance"]) not in rerun]
+    order = {name: i for i, (name, _) in enumerate(instances())}
+    labels = list(dict.fromkeys([r["label"] for r in kept] + [label]))
+    kept = sorted(kept + rows, key=lambda r: (labels.index(r["label"]), order.get(r["instance"], 99)))
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_atomic(JSONL, "".join(json.dumps(r) + "\n" for r in kept))
     write_atomic(MD, markdown(kept))

@@ -54,7 +54,7 @@ _FEAS_TOL = 1e-9  # primal feasibility asked of the float backends (rows are sca
 # relaxation solved alone (37,196 binaries), before the MIP checks its time limit for the first time.
 _MIP_ROOT_FACTOR = 16.0
 # Seconds per nonzero the adapters take to build a backend's model (see handover_seconds), rounded up.
-_HANDOVER_S_PER_NONZERO = {"cbc": 25e-6, "scip": 8e-6, "cpsat": 8e-6}
+_HANDOVER_S_PER_NONZERO = {"cbc": 25e-6, "scip": 8e-6, "cpsat": 8e-6, "highs": 1.2e-6}
 _BUILD_CHECK_ROWS = 512  # rows built between two looks at the clock
 _KILL_GRACE_S = 0.5  # how long past the deadline a backend run that ignores its own limit is left running
 # SCIP's own memory limit (MB): it stops with its best solution and bound when it reaches it
@@ -148,8 +148,9 @@ def solve_milp(milp: MILP, backend: str = "highs", *, time_limit_s: float = 60.0
 
 def handover_seconds(backend: str, nonzeros: int) -> float:
     """About how long ``backend``'s Python adapter takes to build and hand over a model of ``nonzeros``
-    coefficients, before the backend's own clock starts (measured on the 500-block x 8-device program,
-    2.0 M nonzeros: PuLP/CBC 44.8 s, SCIP's proto 15.2 s, CP-SAT 14.1 s; HiGHS takes the matrix as it is)."""
+    coefficients, before the backend's own clock starts (measured on the 500-block x 4-device program,
+    2.0 M nonzeros: PuLP/CBC 44.8 s, SCIP's proto 15.2 s, CP-SAT 14.1 s; scipy's HiGHS wrapper 2.1 s per
+    call, converting the arrays and each variable's integrality in Python)."""
     return nonzeros * _HANDOVER_S_PER_NONZERO.get(backend, 0.0)
 
 
@@ -204,7 +205,13 @@ def _highs(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
                                   options=opts)
 
     # The LP relaxation first: path formulations are often integral at the root, and HiGHS's MIP
-    # set-up (clique tables over thousands of binaries) costs far more than the LP itself.
+    # set-up (clique tables over thousands of binaries) costs far more than the LP itself. scipy's
+    # wrapper works outside HiGHS's clock: HiGHS gets what is left after it.
+    slow = _too_slow_to_build("highs", milp, deadline)
+    if slow is not None:
+        return slow
+    handover = handover_seconds("highs", milp.A.nnz)
+    options["time_limit"] = max(_left(deadline) - handover, 0.01)
     lp_started = time.perf_counter()
     lp = run(np.zeros(milp.num_vars, dtype=int), options)
     lp_s = time.perf_counter() - lp_started
@@ -213,7 +220,7 @@ def _highs(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
     if lp.status == 0 and _integral(lp.x, milp.integer):
         return MILPResult("optimal", lp.x, bound=float(lp.fun) + milp.offset, message=lp.message,
                           stats={"nodes": 0, "threads": 1, "root_lp": True})
-    if lp.status == 1 or (lp.status == 0 and _left(deadline) < _MIP_ROOT_FACTOR * lp_s):
+    if lp.status == 1 or (lp.status == 0 and _left(deadline) < _MIP_ROOT_FACTOR * lp_s + handover):
         # HiGHS's MIP solves the root LP again, cold, before it first looks at its clock; with less time
         # left than that takes (or none, when the relaxation itself hit the limit), starting it would
         # overrun the limit. A solved relaxation still bounds the optimum.
@@ -221,7 +228,7 @@ def _highs(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
         return MILPResult("no_solution", bound=bound, time_limited=True,
                           message="time limit reached before branch and bound could start",
                           stats={"nodes": 0, "threads": 1, "root_lp": True})
-    options["time_limit"] = _left(deadline)
+    options["time_limit"] = max(_left(deadline) - handover, 0.01)
     res = run(milp.integer.astype(int), options)
     bound = res.get("mip_dual_bound")
     bound = float(bound) + milp.offset if bound is not None and math.isfinite(bound) else None
