@@ -264,14 +264,23 @@ def _best_warm(problem: Problem, found: list[WarmStart]) -> WarmStart | None:
     return min(found, key=lambda w: sense * w.objective)
 
 
-def _relaxed_bound(problem: Problem, objective: float) -> float | None:
-    """dp's relaxation bound (same plans, where dp takes the instance), never on the wrong side of a plan
-    found: a bound when the backend gave none."""
+_RELAXATION_MAX_DEVICES = 64  # dp's relaxation costs O(n^3 L + n^2 L^2): beyond, only when nothing else bounds
+
+
+def _relaxed_bound(problem: Problem, objective: float, bound: float | None) -> float | None:
+    """The tighter of ``bound`` and dp's relaxation bound (it bounds the same plans, where dp takes the
+    instance), never on the wrong side of a plan found."""
     from solvers.dp import relaxed_pipeline_bound
-    bound = relaxed_pipeline_bound(problem)
-    if bound is None or not math.isfinite(bound):
-        return None
-    return max(bound, objective) if problem.objective.sense == "max" else min(bound, objective)
+    if bound is not None and len(problem.topology.nodes) > _RELAXATION_MAX_DEVICES:
+        return bound
+    relaxed = relaxed_pipeline_bound(problem)
+    if relaxed is None or not math.isfinite(relaxed):
+        return bound
+    maximise = problem.objective.sense == "max"
+    relaxed = max(relaxed, objective) if maximise else min(relaxed, objective)
+    if bound is None:
+        return relaxed
+    return min(bound, relaxed) if maximise else max(bound, relaxed)
 
 
 def _out_of_time(problem: Problem, warm: WarmStart | None, backend: str, stats: dict) -> Plan:
@@ -296,9 +305,9 @@ def _warm_answer(problem: Problem, warm: WarmStart, info: dict, common: dict, pr
         source = "backend" if bound is not None else None
     if warm.proven and (bound is None or abs(bound - value) > 0):
         bound, source = value, f"warm start ({warm.source})"
-    if bound is None:
-        bound = _relaxed_bound(problem, value)
-        source = "dp relaxation" if bound is not None else None
+    tighter = _relaxed_bound(problem, value, bound)
+    if tighter is not None and tighter != bound:
+        bound, source = tighter, "dp relaxation"
     gap = abs(value - bound) / max(abs(value), 1e-12) if bound is not None else None
     stats = {**common["stats"], "answer_from": f"warm start ({warm.source})", "bound_from": source}
     if gap is not None and gap <= max(proven_within or 0.0, 1e-9):
@@ -327,8 +336,7 @@ def _answer(problem: Problem, form: Formulation, result: MILPResult, first: MILP
     bound = bound_in_units(info, first, objective)  # tightened re-solves prove less: keep the first bound
     if warm is not None and warm.proven and bound is None:
         bound = warm.objective
-    if bound is None:
-        bound = _relaxed_bound(problem, objective)
+    bound = _relaxed_bound(problem, objective, bound)
     gap = abs(objective - bound) / max(abs(objective), 1e-12) if bound is not None else None
     if result.status == "optimal" and gap is not None and gap <= 1e-9:
         status, term, bound, gap = Status.OPTIMAL, Termination.CONVERGED, objective, 0.0
