@@ -169,3 +169,23 @@ def test_the_warm_start_vector_keeps_every_row_of_the_program():
     Ax = milp.A @ np.concatenate([x, np.zeros(milp.num_vars - len(x))])
     assert np.all(Ax <= milp.row_hi + 1e-9) and np.all(Ax >= milp.row_lo - 1e-9)
     assert float(milp.c[: len(x)] @ x) == pytest.approx(dp.objective, rel=1e-9)
+
+
+def test_a_replicated_plan_offers_each_route_as_a_pipeline():
+    from placement import Route, Shard
+    from solvers.ilp.warm import best_pipeline_plan, pipelines_of
+
+    problem = parse_instance(_cluster(5, 6))
+    shards = (Shard("a0", "llm", "n0", (0, 3)), Shard("a1", "llm", "n1", (3, 6)),
+              Shard("b0", "llm", "n2", (0, 6)))
+    plan = Plan(shards=shards, routes=(Route("serve", ("a0", "a1"), fraction=0.5),
+                                       Route("serve", ("b0",), fraction=0.5)))
+    candidates = pipelines_of(problem, plan)
+    assert [[tuple(s.device for s in p.stages) for p in c] for c in candidates] == [[("n0", "n1")], [("n2",)]]
+    found = best_pipeline_plan(problem, "given", plan)
+    values = []
+    for pipes in candidates:
+        shards_, routes_ = assemble(pipes)
+        m = evaluate(problem, Plan(shards=shards_, routes=routes_))
+        values.append(m.objective if m.feasible else -1.0)
+    assert found is not None and found.objective == pytest.approx(max(values)) and not found.proven
