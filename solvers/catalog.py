@@ -71,8 +71,12 @@ register(SolverInfo(
             "subset and order (exact up to max_exact_devices); SLOs by branch and bound",
     capabilities=Capabilities(multi_model=False),
     options=(Option("max_exact_devices", int, 10, "above this many devices (and no constraints.device_order), "
+                                                  "count interchangeable devices (types mode) or, without them, "
                                                   "search a few device orders only: a heuristic answer",
-                    minimum=1, maximum=12),),
+                    minimum=1, maximum=12),
+             Option("max_count_vectors", int, 2**20, "types mode: most count vectors (product of class sizes + 1) "
+                                                     "it searches; above, a few device orders only",
+                    minimum=1, maximum=2**40),),
 ))
 register(SolverInfo(
     name="ilp", family="ilp", exact=True, entry="solvers.ilp:solve_ilp", precondition="solvers.ilp:ilp_unsupported",
@@ -84,7 +88,9 @@ register(SolverInfo(
     backends=("highs", "cbc", "cpsat", "scip"),
     options=(Option("backend", str, "highs", "highs (scipy.optimize.milp), cbc (PuLP), cpsat (OR-Tools CP-SAT; not "
                                              "for throughput over several classes without rate_rps) or scip "
-                                             "(OR-Tools)", choices=("highs", "cbc", "cpsat", "scip")),),
+                                             "(OR-Tools)", choices=("highs", "cbc", "cpsat", "scip")),
+             Option("warm_start", str, "auto", "plans to start from and to beat: auto (every registered provider "
+                                               "that takes the instance: dp), none, or provider names"),),
 ))
 
 _CACHING = Capabilities(objectives=CACHING_OBJECTIVES, format_choice=True, portfolio=True)

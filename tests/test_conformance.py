@@ -34,6 +34,9 @@ CONFORMANCE: tuple[Entry, ...] = (
     Entry("ilp-cbc", "ilp", {"backend": "cbc"}),
     Entry("ilp-cpsat", "ilp", {"backend": "cpsat"}),
     Entry("ilp-scip", "ilp", {"backend": "scip"}),
+    # Without a warm start: the program alone (with a warm start ilp often returns dp's proven plan).
+    Entry("ilp-highs-cold", "ilp", {"backend": "highs", "warm_start": "none"}),
+    Entry("ilp-cbc-cold", "ilp", {"backend": "cbc", "warm_start": "none"}),
     Entry("matching", "matching"),
     Entry("greedy", "greedy"),
     Entry("uniform", "uniform"),

@@ -219,3 +219,22 @@ def test_too_large_a_program_is_refused_up_front():
 def test_unknown_backend_is_a_usage_error():
     with pytest.raises(InvalidOptionError, match="option backend: must be one of highs, cbc, cpsat, scip, got 'gurobi'"):
         solve(parse_instance(_instance()), "ilp", options={"backend": "gurobi"})
+
+
+def test_a_backend_that_cannot_build_the_program_in_time_refuses_up_front():
+    import time as _time
+    from test_limits import _deep_model
+    problem = parse_instance(_deep_model(500))  # a million variables: PuLP would need ~50 s to hand it to CBC
+    started = _time.perf_counter()
+    with pytest.raises(UnsupportedProblemError, match="cbc backend.*time limit"):
+        solve(problem, "ilp", SolveParams(time_limit_s=2), options={"backend": "cbc"})
+    assert _time.perf_counter() - started < 1.5
+
+
+def test_scip_gets_a_memory_limit_of_its_own():
+    from solvers.ilp.backends import MILP, SCIP_MEMORY_MB, solve_milp
+    import numpy as np
+    import scipy.sparse as sp
+    m = MILP(c=np.array([-1.0, -2.0]), A=sp.csr_matrix([[1.0, 1.0]]), row_lo=np.array([-np.inf]),
+             row_hi=np.array([1.0]), var_lo=np.zeros(2), var_hi=np.ones(2), integer=np.ones(2, bool))
+    assert 0 < SCIP_MEMORY_MB <= 2048 and solve_milp(m, "scip", time_limit_s=5).status == "optimal"

@@ -29,8 +29,10 @@ from solvers import SolveParams, UnsupportedProblemError, registered, solve
 
 MEMORY_CAP_BYTES = 4 * 2**30  # address space of a child run; real peaks are far below
 LARGE_RSS_LIMIT_MB = 1024  # what validating and solving 1,000 devices may use
+MEMORY_BUDGET_MB = 2048 + 512  # the README's budget for dp's and ilp's own memory, plus the instance and table
 TIME_LIMIT_S = 1.0
-SLACK_S = 1.5  # time a solver may take past its limit to stop, build the plan and evaluate it
+SLACK_S = 1.5  # time a solver may take past its limit to stop, build the plan and evaluate it (README: Limits)
+ILP_BACKENDS = ("highs", "cbc", "cpsat", "scip")
 
 # Runs solvers on an instance file, one JSON line per event, in a child process.
 _WORKER = r"""
@@ -43,10 +45,14 @@ for name in names:
     print(json.dumps({"solver": name, "event": "start"}), flush=True)
     started = time.perf_counter()
     out = {"solver": name, "event": "done"}
+    solver, *variant = name.split(":")  # "ilp:cbc" runs a backend; "ilp:cbc:cold" without a warm start
+    options = {"backend": variant[0]} if variant else {}
+    if variant[1:] == ["cold"]:
+        options["warm_start"] = "none"
     try:
-        plan = solve(problem, name, SolveParams(time_limit_s=limit, seed=0))
+        plan = solve(problem, solver, SolveParams(time_limit_s=limit, seed=0), options=options)
         out.update(status=plan.status.value, termination=plan.termination.value, objective=plan.objective,
-                   bound=plan.bound, gap=plan.gap, reasons=list(plan.reasons),
+                   bound=plan.bound, gap=plan.gap, reasons=list(plan.reasons), stats=plan.stats,
                    confirmed=evaluate(problem, plan).feasible if plan.shards else None)
     except UnsupportedProblemError as exc:
         out.update(status="refused", reasons=[str(exc)])
@@ -222,6 +228,70 @@ def test_five_hundred_blocks_every_solver(tmp_path):
     path = _write(tmp_path / "deep.yaml", _deep_model(500))
     for report in _run_solvers(path, _available(), 10.0):
         _check_report(report, 10.0)
+
+
+def _largest(num_blocks: int = 4096, devices: int = MAX_DEVICES) -> dict:
+    """The reader's largest instance: 2,000 devices and a model of 4,096 blocks."""
+    data = _star(devices)
+    data["models"] = _deep_model(num_blocks)["models"]
+    return data
+
+
+@pytest.mark.slow
+def test_dp_and_ilp_refuse_the_largest_instance_up_front(tmp_path):
+    # 2,000 devices x 4,096 blocks: dp's tables alone would be 2 TB, ilp's program 33 billion variables.
+    path = _write(tmp_path / "largest.yaml", _largest())
+    for report in _run_solvers(path, ["dp", "ilp", "ilp:cbc", "ilp:scip"], 5.0):
+        assert report["status"] == "refused", report
+        assert "budget" in report["reasons"][0] or "too large for memory" in report["reasons"][0]
+        _check_report(report, 5.0)
+        assert report["maxrss_mb"] < LARGE_RSS_LIMIT_MB, report
+
+
+@pytest.mark.slow
+def test_dp_at_the_edge_of_its_memory_budget(tmp_path):
+    # 1,000 devices x 100 blocks: 1.4 GB of tables and states, accepted; it must keep time and memory.
+    path = _write(tmp_path / "wide.yaml", _largest(num_blocks=100, devices=1000))
+    for report in _run_solvers(path, ["dp"], 10.0):
+        _check_report(report, 10.0)
+        assert report["maxrss_mb"] < MEMORY_BUDGET_MB, report
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("limit_s", [2.0, 5.0])
+def test_every_ilp_backend_keeps_the_limit_on_five_hundred_blocks(tmp_path, limit_s):
+    # 500 blocks x 4 devices: a million variables; cbc used to take 36 s on a 2 s limit building its model.
+    path = _write(tmp_path / "deep.yaml", _deep_model(500))
+    names = [f"ilp:{b}{suffix}" for b in ILP_BACKENDS for suffix in ("", ":cold")]
+    for report in _run_solvers(path, names, limit_s):
+        _check_report(report, limit_s)
+        assert report["maxrss_mb"] < MEMORY_BUDGET_MB, report
+        if report["status"] != "refused" and not report["solver"].endswith(":cold"):
+            assert report["status"] in ("optimal", "feasible"), report  # at least dp's warm start
+
+
+def _helix24() -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from helix_like import helix_like
+    return helix_like(24, 80)
+
+
+@pytest.mark.slow
+def test_ilp_on_a_helix_cluster_returns_its_warm_start_with_a_bound(tmp_path):
+    # 24 nodes x 80 blocks, throughput: ilp/highs found no plan in 300 s; cpsat returned errors.
+    path = _write(tmp_path / "helix24.yaml", _helix24())
+    limit = 10.0
+    reports = _run_solvers(path, ["dp", *(f"ilp:{b}" for b in ILP_BACKENDS), *(f"ilp:{b}:cold" for b in ILP_BACKENDS)],
+                           limit)
+    dp = reports[0]
+    assert dp["status"] == "optimal" and dp["stats"]["mode"] == "types"
+    for report in reports:
+        _check_report(report, limit)
+        assert report["maxrss_mb"] < MEMORY_BUDGET_MB, report
+        if report["status"] == "refused" or report["solver"].endswith(":cold"):
+            continue
+        assert report["status"] in ("optimal", "feasible"), report
+        assert report["objective"] >= dp["objective"] * (1 - 1e-9) and report["bound"] is not None, report
 
 
 def test_too_many_devices_is_refused_with_the_limit(tmp_path):

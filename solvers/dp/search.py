@@ -45,6 +45,7 @@ class Found:
     chain: list[tuple[int, int, int]]  # (candidate position, start, end)
     complete: bool  # the search finished (the value is the optimum)
     states: int
+    bound: float | None = None  # a proven lower bound on the optimum, when the search knows one
 
 
 def _bits(mask: int) -> list[int]:

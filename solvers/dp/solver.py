@@ -30,10 +30,17 @@ chain found is returned (``feasible``) with the DP's optimum as a proven bound.
 ``constraints.device_order``, the pipeline visits a subsequence of that order:
 O(n^2 L^2) numpy work. Otherwise every subset and order is searched exactly by
 a DP over (used set, last device, first device, blocks placed) for up to
-``max_exact_devices`` devices (default 10; O(2^n n^2 L^2) time); beyond that,
-the ordered DP runs on a few orders (largest memory first, fastest first,
-nearest to the source first) and the answer is a heuristic one (``feasible``,
-no bound).
+``max_exact_devices`` devices (default 10; O(2^n n^2 L^2) time). Beyond that,
+when devices fall into classes of interchangeable ones (same spec, engine,
+profiles and links: :func:`placement.costs.symmetry.interchangeable_devices`)
+with at most ``max_count_vectors`` count vectors, a branch and bound over *how
+many* devices of each class the chain uses (``types`` mode,
+:mod:`solvers.dp.types`) starts from the heuristic orders' best chain and is
+exact when it finishes; stopped by the time limit it returns its best chain
+(``feasible``) with a proven bound and gap. Otherwise the ordered DP runs on a
+few orders (largest memory first, fastest first, nearest to the source first)
+and the answer is a heuristic one (``feasible``, no bound). ``stats["mode"]``
+says which search ran: ``ordered``, ``subsets``, ``types`` or ``orders``.
 
 **Not handled** (refused before solving): several models, a choice of weight
 formats, ``throughput`` over several request classes unless every class gives
@@ -52,17 +59,30 @@ import numpy as np
 
 from placement import Plan, Problem, Proof, Status, Termination, cost_table, evaluate
 from placement.costs import GIB, Stage, route_usage
-from placement.costs.chains import PipelineViews, objective_coefficients, metric_coefficients, upper_mask
+from placement.costs.chains import PipelineViews, additive_terms, objective_coefficients, metric_coefficients, upper_mask
+from placement.costs.symmetry import interchangeable_devices
 from placement.costs.throughput import mixed_throughput
 from solvers.api import UnsupportedProblemError
 from solvers.chain import Pipeline, StageSpec, assemble, memory_order
 from solvers.deadline import Deadline
 from solvers.dp.search import Found, best_chain, best_chain_within, restrict
+from solvers.dp.search import best_chain as _best_chain
+from solvers.dp.types import best_chain_by_class, count_vectors, relaxed_bound
 
-__all__ = ["solve_dp", "price_chain", "dp_unsupported", "candidate_devices", "TABLE_BUDGET_BYTES"]
+__all__ = ["solve_dp", "price_chain", "dp_unsupported", "candidate_devices", "device_classes", "search_mode",
+           "relaxed_pipeline_bound", "TABLE_BUDGET_BYTES", "MAX_COUNT_VECTORS"]
 
 TABLE_BUDGET_BYTES = 2 * 2**30  # the dense stage tables dp builds, at most
-_TABLES = 8  # [n, L+1, L+1] float tables alive at once while building and searching
+# [n, L+1, L+1] float tables alive at once while building and searching: the objective's, the one the
+# search reads, the load and memory tables and their temporaries, and two per SLO (its own and the copy
+# a device order restricts it to).
+_TABLES = 8
+_TABLES_PER_SLO = 2
+
+
+def _tables(problem: Problem) -> int:
+    return _TABLES + _TABLES_PER_SLO * sum(len(r.slo.items()) for r in problem.workload)
+MAX_COUNT_VECTORS = 2**20  # default of option max_count_vectors: the types search's largest state space
 _LB_SLACK = 1.0 - 1e-9  # lower bounds are shrunk a hair so rounding never prunes a feasible chain
 
 Chain = list[tuple[int, int, int]]  # (candidate position, start block, end block)
@@ -90,13 +110,33 @@ def dp_unsupported(problem: Problem) -> list[str]:
             and not cost_table(problem).rates_given():
         why.append("throughput over several request classes without rate_rps (a linear programme over the "
                    "classes' shares; use bruteforce or ilp)")
-    n = len(candidate_devices(problem)[0])
-    L = problem.models[0].num_blocks
-    need = _TABLES * n * (L + 1) ** 2 * 8
+    idx, ordered = candidate_devices(problem)
+    n, L = len(idx), problem.models[0].num_blocks
+    need = _tables(problem) * n * (L + 1) ** 2 * 8
+    if ordered or n > 10:  # the ordered DP (a device order, or the heuristic orders): [last, first, blocks]
+        need += n * n * (L + 1) * 8
     if need > TABLE_BUDGET_BYTES:
-        why.append(f"{n} devices x {L} blocks: its stage tables would take {need / GIB:.1f} GB, more than its "
-                   f"{TABLE_BUDGET_BYTES / GIB:.0f} GB budget (use matching or greedy, or fewer devices)")
+        why.append(f"{n} devices x {L} blocks: its stage tables and states would take {need / GIB:.1f} GB, more "
+                   f"than its {TABLE_BUDGET_BYTES / GIB:.0f} GB budget (use matching or greedy, or fewer devices)")
     return why
+
+
+def subset_search_bytes(n: int, L: int) -> int:
+    """Bytes the subset DP keeps: for every subset of ``n`` devices, ``[members, members, L+1]`` floats,
+    ``(L+1) * 8 * n (n+1) 2^(n-2)`` in all, twice over for the arrays it builds them from."""
+    return 2 * (L + 1) * 8 * n * (n + 1) * 2 ** max(n - 2, 0)
+
+
+def _subset_search_refusal(n: int, L: int, ordered: bool, max_exact_devices: int, tables: int) -> str | None:
+    """Why the subset DP's own states would not fit :data:`TABLE_BUDGET_BYTES` beside the stage tables."""
+    if ordered or n > max_exact_devices:
+        return None
+    need = tables * n * (L + 1) ** 2 * 8 + subset_search_bytes(n, L)
+    if need <= TABLE_BUDGET_BYTES:
+        return None
+    return (f"{n} devices x {L} blocks in its subset search: its tables and states would take {need / GIB:.1f} GB, "
+            f"more than its {TABLE_BUDGET_BYTES / GIB:.0f} GB budget (lower -O max_exact_devices for a heuristic "
+            f"search, give constraints.device_order, or use matching or greedy)")
 
 
 # -- the tables the DP searches --------------------------------------------------------------
@@ -124,16 +164,21 @@ class _Search:
         return np.where(self.allowed, stage, np.inf), hop, first, end
 
 
-def _build(problem: Problem, idx: list[int]) -> _Search:
+def _build(problem: Problem, idx: list[int], deadline: Deadline | None = None) -> _Search | None:
+    """The search's tables, or ``None`` when ``deadline`` expires while they are built."""
     table = cost_table(problem)
     model = problem.models[0]
     views = PipelineViews(table, model.id, idx)
     objective = views.terms(objective_coefficients(problem, views.requests))
+    if deadline is not None and deadline.expired():
+        return None
     limits = {"memory": views.memory_ok(), "load": views.load_ok(), "max_layers": views.layers_ok()}
     allowed = limits["memory"] & limits["load"] & limits["max_layers"]
     slos = []
     for k, req in enumerate(views.requests):
         for name, limit in req.slo.items():
+            if deadline is not None and deadline.expired():
+                return None
             coefs = [(0.0, 0.0, 0.0)] * len(views.requests)
             coefs[k] = metric_coefficients(req, name.replace("_ms", ""))
             slos.append((f"request {req.id}: {name.replace('_ms', '').upper()}", views.terms(coefs), limit))
@@ -176,9 +221,11 @@ def _heuristic_orders(problem: Problem, search: _Search) -> list[list[int]]:
     ids = [problem.topology.nodes[d].id for d in views.idx]
     pos = {d: i for i, d in enumerate(ids)}
     by_memory = [pos[d] for d in memory_order(problem, ids)]
-    decode = views.terms([(0.0, 1.0, 0.0)] * len(views.requests))[4]
+    # Per-device figures only: the terms, not their [n, L+1, L+1] stage tables.
+    decode = additive_terms(views.table, views.requests, [(0.0, 1.0, 0.0)] * len(views.requests), views.weight_format)
     speed = decode.stage(views.idx, 0, views.L)
-    upload = views.terms([(1.0, 0.0, 0.0)] * len(views.requests))[2]
+    ttft = additive_terms(views.table, views.requests, [(1.0, 0.0, 0.0)] * len(views.requests), views.weight_format)
+    upload = ttft.first[views.idx]
     by_speed = sorted(range(views.n), key=lambda i: (speed[i], ids[i]))
     by_distance = sorted(range(views.n), key=lambda i: (upload[i], ids[i]))
     orders: list[list[int]] = []
@@ -204,6 +251,9 @@ class _Runner:
         stage, hop, first, end = self.search.tables()
         op = np.maximum if self.search.throughput else np.add
         for order in self.orders:
+            if self.deadline.expired():
+                complete = False
+                break
             tables = restrict((stage, hop, first, end), order) if self.heuristic else (stage, hop, first, end)
             on_order = self.ordered or self.heuristic
             if constrained or exact_leaf:
@@ -270,7 +320,8 @@ def solve_dp(problem: Problem, params: Any, options: dict[str, Any], deadline: D
         The DP is deterministic and exact, so ``seed``, ``threads`` and ``rel_gap`` change nothing.
     options : dict
         ``max_exact_devices`` (int): above this many candidate devices without a
-        ``device_order``, search a few orders only.
+        ``device_order``, count interchangeable devices, or search a few orders only;
+        ``max_count_vectors`` (int): the largest count-vector space the types mode takes.
     deadline : Deadline
 
     Returns
@@ -307,15 +358,148 @@ def solve_dp(problem: Problem, params: Any, options: dict[str, Any], deadline: D
         return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, stats={"mode": "none"},
                     reasons=(f"network: {what} reachable from every request source ({sources})",),
                     proof=Proof.PLAN_SPACE)
-    search = _build(problem, idx)
-    if deadline.expired():
+    too_big = _subset_search_refusal(len(idx), problem.models[0].num_blocks, ordered, options["max_exact_devices"],
+                                     _tables(problem))
+    if too_big:
+        raise UnsupportedProblemError(f"solver 'dp' does not handle {too_big}")
+    search = _build(problem, idx, deadline)
+    if search is None or deadline.expired():
         return Plan(status=Status.NO_SOLUTION, termination=Termination.TIME_LIMIT,
                     reasons=("the time limit ran out while building the stage tables",), stats={"mode": "none"})
     heuristic = not ordered and search.views.n > options["max_exact_devices"]
     orders = _heuristic_orders(problem, search) if heuristic else [list(range(search.views.n))]
-    mode = "orders" if heuristic else ("ordered" if ordered else "subsets")
     runner = _Runner(problem, search, orders, ordered, heuristic, deadline)
+    mode = search_mode(problem, options, search)
+    if mode == "types":
+        return _answer_types(problem, search, runner, _classes(problem, search))
     return _answer(problem, search, runner, mode, heuristic)
+
+
+def _classes(problem: Problem, search: _Search) -> list[list[int]]:
+    """Candidate positions in classes of interchangeable devices, without those no stage fits."""
+    pos = {int(d): i for i, d in enumerate(search.views.idx)}
+    usable = search.allowed.reshape(search.views.n, -1).any(axis=1)
+    out = []
+    for cls in interchangeable_devices(problem):
+        members = [pos[d] for d in cls if d in pos and usable[pos[d]]]
+        if members:
+            out.append(members)
+    return out
+
+
+def device_classes(problem: Problem) -> list[list[str]]:
+    """The candidate devices dp's ``types`` mode counts, in classes of interchangeable ones (device ids;
+    devices no stage fits are left out)."""
+    idx, _ = candidate_devices(problem)
+    search = _build(problem, idx)
+    return [[problem.topology.nodes[search.views.idx[p]].id for p in cls] for cls in _classes(problem, search)]
+
+
+def search_mode(problem: Problem, options: dict[str, Any] | None = None, search: _Search | None = None) -> str:
+    """How dp searches ``problem``: ``ordered`` (a fixed device order), ``subsets`` (every subset and
+    order, up to ``max_exact_devices``), ``types`` (counts of interchangeable devices, up to
+    ``max_count_vectors`` count vectors) or ``orders`` (a few orders: a heuristic without a bound).
+    The first three are exact when they finish within the time limit."""
+    opts = {"max_exact_devices": 10, "max_count_vectors": MAX_COUNT_VECTORS, **(options or {})}
+    idx, ordered = candidate_devices(problem)
+    if ordered:
+        return "ordered"
+    if len(idx) <= opts["max_exact_devices"]:
+        return "subsets"
+    search = search or _build(problem, idx)
+    classes = _classes(problem, search)
+    merged = sum(len(c) for c in classes) > len(classes)
+    return "types" if merged and count_vectors(classes) <= opts["max_count_vectors"] else "orders"
+
+
+def _answer_types(problem: Problem, search: _Search, runner: _Runner, classes: list[list[int]]) -> Plan:
+    """The count-vector search, started from the heuristic orders' best chain, and what it proves."""
+    stage, hop, first, end = search.tables()
+    op = np.maximum if search.throughput else np.add
+    lb = np.zeros(search.views.L + 1) if search.throughput else runner._objective_bounds(list(range(search.views.n)))
+    cons = runner._constraints(list(range(search.views.n)))
+    heuristic = _Runner(problem, search, runner.orders, False, True, runner.deadline).run(constrained=False)
+    incumbent = (heuristic.value, heuristic.chain) if heuristic.chain and runner.meets_slos(heuristic.chain) else None
+    found = best_chain_by_class(stage, hop, first, end, op, lb, cons, classes, runner.deadline, incumbent=incumbent)
+    stats: dict[str, Any] = {"mode": "types", "devices": search.views.n, "classes": len(classes),
+                             "count_vectors": count_vectors(classes), "search_nodes": found.states,
+                             "heuristic_start": _plan(problem, search, heuristic.chain)[1] if incumbent else None}
+    if found.chain and search.throughput:
+        true_load = _true_load(problem, search, found.chain)
+        if true_load > found.value * (1 + 1e-9):
+            stats["shared_resources"] = True  # the table's bottleneck only bounds the true one: judge leaves by it
+            again = best_chain_by_class(stage, hop, first, end, op, lb, cons, classes, runner.deadline,
+                                        leaf=runner._leaf(list(range(search.views.n))),
+                                        incumbent=(true_load, found.chain))
+            stats["search_nodes"] += again.states
+            found = Found(again.value, again.chain, again.complete, found.states + again.states,
+                          bound=min(found.bound, again.bound) if found.bound is not None else again.bound)
+    if not found.complete:
+        found = Found(found.value, found.chain, False, found.states,
+                      bound=max(found.bound if found.bound is not None else -math.inf,
+                                relaxed_bound(stage, hop, first, end, op, classes)))
+    stats = {k: v for k, v in stats.items() if v is not None}
+    if not found.chain:
+        return _no_chain_types(problem, search, runner, found, classes, stats)
+    plan, value = _plan(problem, search, found.chain)
+    if found.complete:
+        return plan.with_(status=Status.OPTIMAL, termination=Termination.CONVERGED, objective=value, bound=value,
+                          gap=0.0, stats=stats, proof=Proof.PLAN_SPACE)
+    bound = _in_units(search, found.bound)
+    gap = abs(value - bound) / max(abs(value), 1e-12) if bound is not None else None
+    return plan.with_(status=Status.FEASIBLE, termination=Termination.TIME_LIMIT, objective=value, bound=bound,
+                      gap=gap, stats=stats)
+
+
+def relaxed_pipeline_bound(problem: Problem, deadline: Deadline | None = None) -> float | None:
+    """A proven bound on the best pipeline's objective, in its units (an upper bound for throughput), from
+    the relaxations of dp's types mode (:func:`solvers.dp.types.relaxed_bound`: devices of a class may
+    repeat; for a bottleneck, the capacity bound), or ``None`` when dp does not take the instance.
+
+    Examples
+    --------
+    >>> from placement import load_instance
+    >>> from solvers import solve
+    >>> problem = load_instance("instances/device-edge-cloud.yaml")
+    >>> relaxed_pipeline_bound(problem) <= solve(problem, "dp").objective
+    True
+    """
+    from solvers.registry import solver_info
+    if solver_info("dp").unsupported(problem):
+        return None
+    idx, _ = candidate_devices(problem)
+    search = _build(problem, idx, deadline) if idx else None
+    if search is None:
+        return None
+    classes = _classes(problem, search)
+    if not classes:
+        return None
+    stage, hop, first, end = search.tables()
+    lower = relaxed_bound(stage, hop, first, end, np.maximum if search.throughput else np.add, classes)
+    return _in_units(search, lower)
+
+
+def _in_units(search: _Search, lower: float | None) -> float | None:
+    """A lower bound on the searched quantity in the objective's units (an upper bound for throughput)."""
+    if lower is None or not math.isfinite(lower):
+        return None
+    if search.throughput:
+        return search.views.demand() / lower if lower > 0 else None
+    return float(lower)
+
+
+def _no_chain_types(problem: Problem, search: _Search, runner: _Runner, found: Found, classes: list[list[int]],
+                    stats: dict[str, Any]) -> Plan:
+    if found.complete:
+        reasons = _infeasibility(problem, search, False, classes)
+        if reasons:
+            return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, reasons=tuple(reasons),
+                        stats=stats, proof=Proof.PLAN_SPACE)
+        return Plan(status=Status.NO_SOLUTION, termination=Termination.CONVERGED, stats=stats,
+                    reasons=("every chain's objective value overflows floating point (check the objective's "
+                             "weights); nothing is proven",))
+    return Plan(status=Status.NO_SOLUTION, termination=Termination.TIME_LIMIT, stats=stats,
+                reasons=("no chain meets every limit within the time limit (count-vector search)",))
 
 
 def _answer(problem: Problem, search: _Search, runner: _Runner, mode: str, heuristic: bool) -> Plan:
@@ -404,11 +588,20 @@ def _gb(x: float) -> str:
     return f"{x / GIB:.2f} GB"
 
 
-def _infeasibility(problem: Problem, search: _Search, ordered: bool) -> list[str]:
-    """Why no chain exists: each limit that alone leaves none, with its numbers (empty: none binds)."""
+def _infeasibility(problem: Problem, search: _Search, ordered: bool,
+                   classes: list[list[int]] | None = None) -> list[str]:
+    """Why no chain exists: each limit that alone leaves none, with its numbers (empty: none binds).
+    With ``classes``, chains are searched over count vectors (dp's ``types`` mode)."""
     views, limits = search.views, search.limits
     n, L = views.n, views.L
     zero_hop, zero_first, zero_end = np.zeros((n, n)), np.zeros(n), np.zeros((n, n))
+
+    def best_chain(stage, hop, first, end, op=np.add, ordered=False) -> Found:  # noqa: F811 (dispatch)
+        if classes is None:
+            return _best_chain(stage, hop, first, end, op=op, ordered=ordered)
+        every = _all_positions(classes, n)
+        lb = np.zeros(L + 1)
+        return best_chain_by_class(stage, hop, first, end, op, lb, [], every)
 
     def possible(mask: np.ndarray) -> bool:
         return bool(best_chain(np.where(mask, 0.0, np.inf), zero_hop, zero_first, zero_end, ordered=ordered).chain)
@@ -440,6 +633,12 @@ def _infeasibility(problem: Problem, search: _Search, ordered: bool) -> list[str
             reasons.append(f"SLO: {label} is at least {f.value:.1f} ms on every split that fits the devices' "
                            f"limits > SLO {limit:g} ms")
     return reasons or [f"SLO: no split meets the SLOs all at once; each alone can be met (best {', '.join(best)})"]
+
+
+def _all_positions(classes: list[list[int]], n: int) -> list[list[int]]:
+    """``classes`` plus a singleton class for every position they leave out (devices no stage fits)."""
+    covered = {p for c in classes for p in c}
+    return sorted([list(c) for c in classes] + [[p] for p in range(n) if p not in covered])
 
 
 def _memory_reason(problem: Problem, search: _Search) -> str:

@@ -46,13 +46,20 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MILP", "MILPResult", "solve_milp", "BACKENDS"]
+__all__ = ["MILP", "MILPResult", "solve_milp", "BACKENDS", "handover_seconds", "SCIP_MEMORY_MB"]
 
 BACKENDS = ("highs", "cbc", "cpsat", "scip")
 _FEAS_TOL = 1e-9  # primal feasibility asked of the float backends (rows are scaled to O(1))
 # HiGHS's MIP re-solves the root LP without a warm start: measured 4.0 s against 0.57 s for the same
 # relaxation solved alone (37,196 binaries), before the MIP checks its time limit for the first time.
-_MIP_ROOT_FACTOR = 8.0
+_MIP_ROOT_FACTOR = 16.0
+# Seconds per nonzero the adapters take to build a backend's model (see handover_seconds), rounded up.
+_HANDOVER_S_PER_NONZERO = {"cbc": 25e-6, "scip": 8e-6, "cpsat": 8e-6, "highs": 1.2e-6}
+_BUILD_CHECK_ROWS = 512  # rows built between two looks at the clock
+_KILL_GRACE_S = 0.5  # how long past the deadline a backend run that ignores its own limit is left running
+# SCIP's own memory limit (MB): it stops with its best solution and bound when it reaches it
+# (unbounded, it took 4.8 GB on a 42-device throughput program).
+SCIP_MEMORY_MB = 1536
 
 
 @dataclass
@@ -72,6 +79,7 @@ class MILP:
     integer: np.ndarray
     offset: float = 0.0
     max_ones: int | None = None
+    x0: np.ndarray | None = None  # a start the backend may begin from (every backend but highs takes it)
 
     @property
     def num_vars(self) -> int:
@@ -138,6 +146,24 @@ def solve_milp(milp: MILP, backend: str = "highs", *, time_limit_s: float = 60.0
     return result
 
 
+def handover_seconds(backend: str, nonzeros: int) -> float:
+    """About how long ``backend``'s Python adapter takes to build and hand over a model of ``nonzeros``
+    coefficients, before the backend's own clock starts (measured on the 500-block x 4-device program,
+    2.0 M nonzeros: PuLP/CBC 44.8 s, SCIP's proto 15.2 s, CP-SAT 14.1 s; scipy's HiGHS wrapper 2.1 s per
+    call, converting the arrays and each variable's integrality in Python)."""
+    return nonzeros * _HANDOVER_S_PER_NONZERO.get(backend, 0.0)
+
+
+def _too_slow_to_build(backend: str, milp: MILP, deadline: float) -> MILPResult | None:
+    """A ``no_solution`` result when building ``backend``'s model alone would overrun the deadline."""
+    need = handover_seconds(backend, milp.A.nnz)
+    if need <= _left(deadline):
+        return None
+    return MILPResult("no_solution", time_limited=True,
+                      message=f"{backend}'s model ({milp.A.nnz:,} nonzeros) takes about {need:.1f} s to build, more "
+                              f"than the {_left(deadline):.1f} s left; stopped before building it")
+
+
 def _left(deadline: float) -> float:
     """Seconds to the deadline (at least 10 ms, so a backend always gets a look)."""
     return max(deadline - time.perf_counter(), 0.01)
@@ -179,7 +205,13 @@ def _highs(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
                                   options=opts)
 
     # The LP relaxation first: path formulations are often integral at the root, and HiGHS's MIP
-    # set-up (clique tables over thousands of binaries) costs far more than the LP itself.
+    # set-up (clique tables over thousands of binaries) costs far more than the LP itself. scipy's
+    # wrapper works outside HiGHS's clock: HiGHS gets what is left after it.
+    slow = _too_slow_to_build("highs", milp, deadline)
+    if slow is not None:
+        return slow
+    handover = handover_seconds("highs", milp.A.nnz)
+    options["time_limit"] = max(_left(deadline) - handover, 0.01)
     lp_started = time.perf_counter()
     lp = run(np.zeros(milp.num_vars, dtype=int), options)
     lp_s = time.perf_counter() - lp_started
@@ -188,7 +220,7 @@ def _highs(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
     if lp.status == 0 and _integral(lp.x, milp.integer):
         return MILPResult("optimal", lp.x, bound=float(lp.fun) + milp.offset, message=lp.message,
                           stats={"nodes": 0, "threads": 1, "root_lp": True})
-    if lp.status == 1 or (lp.status == 0 and _left(deadline) < _MIP_ROOT_FACTOR * lp_s):
+    if lp.status == 1 or (lp.status == 0 and _left(deadline) < _MIP_ROOT_FACTOR * lp_s + handover):
         # HiGHS's MIP solves the root LP again, cold, before it first looks at its clock; with less time
         # left than that takes (or none, when the relaxation itself hit the limit), starting it would
         # overrun the limit. A solved relaxation still bounds the optimum.
@@ -196,7 +228,7 @@ def _highs(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
         return MILPResult("no_solution", bound=bound, time_limited=True,
                           message="time limit reached before branch and bound could start",
                           stats={"nodes": 0, "threads": 1, "root_lp": True})
-    options["time_limit"] = _left(deadline)
+    options["time_limit"] = max(_left(deadline) - handover, 0.01)
     res = run(milp.integer.astype(int), options)
     bound = res.get("mip_dual_bound")
     bound = float(bound) + milp.offset if bound is not None and math.isfinite(bound) else None
@@ -210,6 +242,11 @@ def _highs(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
     if res.status == 2:
         return MILPResult("infeasible", message=res.message, stats=stats)
     return MILPResult("error", message=f"HiGHS: {res.message}", stats=stats)
+
+
+def _ran_out(backend: str) -> MILPResult:
+    return MILPResult("no_solution", time_limited=True, message=f"the time limit ran out while building {backend}'s "
+                                                                 "model")
 
 
 def _integral(x: np.ndarray | None, integer: np.ndarray) -> bool:
@@ -235,6 +272,9 @@ _CBC_BOUND = re.compile(r"Lower bound:\s*(-?[0-9.eE+-]+)")  # CBC's closing summ
 def _cbc(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, verbose: bool) -> MILPResult:
     import pulp
 
+    slow = _too_slow_to_build("cbc", milp, deadline)
+    if slow is not None:
+        return slow
     prob = pulp.LpProblem("ilp", pulp.LpMinimize)
     xs = [prob.add_variable(f"x{j}", lowBound=float(lo), upBound=float(hi),
                             cat=pulp.LpInteger if isint else pulp.LpContinuous)
@@ -243,6 +283,8 @@ def _cbc(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, v
     scale = _objective_scale(milp.c)
     prob.setObjective(pulp.LpAffineExpression([(xs[j], float(milp.c[j]) * scale) for j in nz]))
     for i, (cols, vals, lo, hi) in enumerate(_rows(milp)):
+        if i % _BUILD_CHECK_ROWS == 0 and time.perf_counter() >= deadline:
+            return _ran_out("cbc")
         expr = pulp.LpAffineExpression([(xs[j], float(a)) for j, a in zip(cols, vals)])
         if lo == hi:
             prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintEQ, f"r{i}", float(hi)))
@@ -256,19 +298,26 @@ def _cbc(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, v
         # CBC's seed 0 means "time of day"; shift by one so every seed is reproducible. Its
         # presolve is off: on a throughput program it let root cuts raise the bound above a
         # feasible solution (a wrong "optimal", 3e-6 off), and it gains nothing on these models.
+        if milp.x0 is not None:
+            for j in np.flatnonzero(milp.integer):
+                xs[j].setInitialValue(float(round(milp.x0[j])))
         solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=_left(deadline), gapRel=rel_gap, threads=threads, logPath=log,
+                                   warmStart=milp.x0 is not None,
                                    options=[f"randomCbcSeed {seed + 1}", f"randomSeed {seed + 1}",
                                             f"primalTolerance {_FEAS_TOL}", "presolve off"])
-        prob.solve(solver)
+        ran = _run_killable(lambda: _cbc_solve(prob, solver, xs), deadline + _KILL_GRACE_S)
         text = open(log).read() if os.path.exists(log) else ""
     if verbose:
         print(text)
+    stats = {"threads": threads}
+    if ran is None:
+        return MILPResult("no_solution", time_limited=True, stats=stats,
+                          message="CBC ran past its time limit (its root LP does not look at the clock) and was stopped")
+    sol, status, values = ran
     found = _CBC_BOUND.findall(text)
     bound = float(found[-1]) / scale + milp.offset if found else None
-    stats = {"threads": threads}
-    sol = prob.sol_status
     if sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
-        x = np.array([v.varValue if v.varValue is not None else 0.0 for v in xs], dtype=float)
+        x = np.array([v if v is not None else 0.0 for v in values], dtype=float)
         if sol == pulp.LpSolutionOptimal:
             # CBC proved optimality, or (when it says so) a gap within rel_gap: that is its bound.
             objective = float(milp.c @ x + milp.offset)
@@ -283,7 +332,50 @@ def _cbc(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, v
         return MILPResult("infeasible", stats=stats)
     if sol == pulp.LpSolutionNoSolutionFound:
         return MILPResult("no_solution", bound=bound, time_limited=True, stats=stats)
-    return MILPResult("error", message=f"CBC: {pulp.LpStatus.get(prob.status, prob.status)}", stats=stats)
+    return MILPResult("error", message=f"CBC: {pulp.LpStatus.get(status, status)}", stats=stats)
+
+
+def _cbc_solve(prob, solver, xs) -> tuple[int, int, list]:
+    prob.solve(solver)
+    return prob.sol_status, prob.status, [v.varValue for v in xs]
+
+
+def _run_killable(work, kill_at: float):
+    """``work()`` in a forked child (its own process group, so the backend binary it starts goes with
+    it), its result, or ``None`` when it is still running at ``kill_at`` (``time.perf_counter()``) and
+    was killed."""
+    import multiprocessing
+    import signal
+
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+
+    def child() -> None:
+        os.setsid()
+        try:
+            send.send(("ok", work()))
+        except BaseException as exc:  # reported to the parent, which raises it
+            send.send(("raised", repr(exc)))
+
+    proc = ctx.Process(target=child, daemon=True)
+    proc.start()
+    send.close()
+    try:
+        if receive.poll(max(kill_at - time.perf_counter(), 0.0)):
+            kind, value = receive.recv()
+            proc.join()
+            if kind == "raised":
+                raise RuntimeError(f"CBC run failed: {value}")
+            return value
+    except EOFError:  # the child died without a word
+        proc.join()
+        raise RuntimeError(f"CBC run died (exit {proc.exitcode})") from None
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.join()
+    return None
 
 
 # -- SCIP (OR-Tools) -----------------------------------------------------------------------
@@ -292,6 +384,9 @@ def _cbc(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, v
 def _scip(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, verbose: bool) -> MILPResult:
     from ortools.linear_solver import linear_solver_pb2, pywraplp
 
+    slow = _too_slow_to_build("scip", milp, deadline)
+    if slow is not None:
+        return slow
     solver = pywraplp.Solver.CreateSolver("SCIP")
     if solver is None:
         return MILPResult("error", message="OR-Tools was built without SCIP")
@@ -301,7 +396,9 @@ def _scip(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, 
         v = proto.variable.add()
         v.lower_bound, v.upper_bound, v.is_integer, v.objective_coefficient = lo, hi, isint, c
     proto.objective_offset = milp.offset
-    for cols, vals, lo, hi in _rows(milp):
+    for i, (cols, vals, lo, hi) in enumerate(_rows(milp)):
+        if i % _BUILD_CHECK_ROWS == 0 and time.perf_counter() >= deadline:
+            return _ran_out("scip")
         ct = proto.constraint.add()
         ct.var_index.extend(cols.tolist())
         ct.coefficient.extend(vals.tolist())
@@ -311,12 +408,16 @@ def _scip(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float, 
         return MILPResult("error", message=f"SCIP: {error}")
     xs = solver.variables()
     obj = solver.Objective()
+    if milp.x0 is not None:
+        ints = np.flatnonzero(milp.integer)
+        solver.SetHint([xs[j] for j in ints], [float(round(milp.x0[j])) for j in ints])
     if verbose:
         solver.EnableOutput()
     solver.SetTimeLimit(int(math.ceil(_left(deadline) * 1000)))
     threads_ok = solver.SetNumThreads(threads)
     solver.SetSolverSpecificParametersAsString(
-        f"randomization/randomseedshift = {int(seed)}\nnumerics/feastol = {_FEAS_TOL}\n")
+        f"randomization/randomseedshift = {int(seed)}\nnumerics/feastol = {_FEAS_TOL}\n"
+        f"limits/memory = {SCIP_MEMORY_MB}\n")
     params = pywraplp.MPSolverParameters()
     params.SetDoubleParam(params.RELATIVE_MIP_GAP, rel_gap)
     status = solver.Solve(params)
@@ -370,6 +471,9 @@ def _cpsat(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
     """
     from ortools.sat.python import cp_model
 
+    slow = _too_slow_to_build("cpsat", milp, deadline)
+    if slow is not None:
+        return slow
     n = milp.num_vars
     lo, hi = milp.var_lo.astype(float), milp.var_hi.astype(float)
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
@@ -385,7 +489,9 @@ def _cpsat(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
 
     max_ones = milp.max_ones
     err_per_unit = np.zeros(n)  # rounding a row can add, per unit of each continuous variable in it
-    for cols, vals, rlo, rhi in _rows(milp):
+    for i, (cols, vals, rlo, rhi) in enumerate(_rows(milp)):
+        if i % _BUILD_CHECK_ROWS == 0 and time.perf_counter() >= deadline:
+            return _ran_out("cpsat")
         if len(cols) == 0:
             if not rlo <= 0.0 <= rhi:
                 return MILPResult("infeasible", message="an empty row excludes 0")
@@ -435,6 +541,9 @@ def _cpsat(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
     # A continuous objective variable may sit above its true optimum by one step plus its rows' rounding.
     widen = float(sum(abs(milp.c[j]) * (step[j] + err_per_unit[j]) for j in np.flatnonzero(cont & (milp.c != 0))))
 
+    if milp.x0 is not None:
+        for j in np.flatnonzero(milp.integer):
+            model.add_hint(zs[j], int(round(milp.x0[j])))
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = _left(deadline)
     solver.parameters.num_workers = threads

@@ -20,7 +20,8 @@ with side constraints:
   runtime of what it holds once.
 - :func:`structure_rows`: flow conservation at every (block, device) makes the
   shards one path from block 0 to block L; each device serves a model at most
-  once (with ``constraints.device_order`` the devices follow that order).
+  once (with ``constraints.device_order`` the devices follow that order);
+  interchangeable devices are used in index order (:func:`symmetry_rows`).
 - :func:`class_vectors`: per request class, its TTFT, TPOT, E2E and energy as
   coefficients (the table's :func:`~placement.costs.chains.additive_terms`), its
   device load at the class's request rate, and its per-token use of every
@@ -43,6 +44,7 @@ import scipy.sparse as sp
 from placement import Problem, cost_table
 from placement.costs import CostTable
 from placement.costs.chains import additive_terms, metric_coefficients
+from placement.costs.symmetry import interchangeable_devices
 
 __all__ = ["Formulation", "build_formulation", "Rows"]
 
@@ -114,6 +116,7 @@ class Formulation:
     resources: dict[str, sp.csr_matrix]
     max_ones: int
     stats: dict[str, Any] = field(default_factory=dict)
+    level_members: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (level, segments it covers)
 
     @property
     def offsets(self) -> tuple[int, int, int]:
@@ -231,9 +234,26 @@ def runtime_levels(seg: dict[str, np.ndarray], runtime: np.ndarray, D: int, mult
     return devices, steps, rows
 
 
+def symmetry_rows(st: "Rows", seg, classes) -> int:
+    """Interchangeable devices in index order: a class's next member holds no more shards (over every
+    model) than the one before it. Any plan can be renumbered within classes to meet these rows at the
+    same cost, so they cut only copies of plans (the branch and bound's symmetric twins). Returns the
+    number of rows added."""
+    rows = 0
+    for cls in classes:
+        for d0, d1 in zip(cls, cls[1:]):
+            on0, on1 = np.flatnonzero(seg["d"] == d0), np.flatnonzero(seg["d"] == d1)
+            if len(on1):
+                st.add(np.concatenate([on1, on0]), np.concatenate([np.ones(len(on1)), -np.ones(len(on0))]),
+                       -np.inf, 0.0)
+                rows += 1
+    return rows
+
+
 def structure_rows(models: list, seg, hop, loop, level_rows, D: int, N: int, offsets: tuple[int, int, int],
-                   ordered: bool) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """Rows that make the binaries one pipeline per model (see the module docstring)."""
+                   ordered: bool, classes=()) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """Rows that make the binaries one pipeline per model (see the module docstring), and the
+    symmetry rows of interchangeable devices (:func:`symmetry_rows`)."""
     off_h, off_w, off_r = offsets
     S, H, W = len(seg["m"]), len(hop["m"]), len(loop["m"])
     sidx, hidx, widx = np.arange(S), off_h + np.arange(H), off_w + np.arange(W)
@@ -270,6 +290,7 @@ def structure_rows(models: list, seg, hop, loop, level_rows, D: int, N: int, off
             cols = sidx[members & (seg["m"] == mi)]
             if len(cols):
                 st.add(np.append(cols, off_r + k), np.append(np.ones(len(cols)), -1.0), -np.inf, 0.0)
+    symmetry_rows(st, seg, classes)
     return st.matrix()
 
 
@@ -425,11 +446,13 @@ def build_formulation(problem: Problem) -> Formulation:
     S, H, W, V = len(seg["m"]), len(hop["m"]), len(loop["m"]), len(levels[0])
     offsets = (S, S + H, S + H + W)
     N = S + H + W + V
-    structure = structure_rows(models, seg, hop, loop, levels[2], D, N, offsets, space.ordered)
+    classes = [c for c in interchangeable_devices(problem) if len(c) > 1] if not space.ordered else []
+    structure = structure_rows(models, seg, hop, loop, levels[2], D, N, offsets, space.ordered, classes)
     vectors = class_vectors(table, models, seg, hop, loop, offsets, N)
     families = limit_families(problem, table, models, seg, seg_mem, levels, vectors, N, offsets[2], multi_model,
                               seg_runtime)
     max_ones = len(models) * (2 * D + 1) + V
-    stats = {"segments": S, "hops": H, "loops": W, "runtime_levels": V}
+    stats = {"segments": S, "hops": H, "loops": W, "runtime_levels": V,
+             "symmetric_devices": sum(len(c) for c in classes)}
     return Formulation(problem, models, seg, hop, loop, N, structure, families, vectors.metric, vectors.resources,
-                       max_ones, stats)
+                       max_ones, stats, level_members=list(levels[2]))

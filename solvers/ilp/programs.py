@@ -22,7 +22,8 @@ from placement import cost_table
 from solvers.ilp.backends import MILP, MILPResult
 from solvers.ilp.formulation import Formulation
 
-__all__ = ["objective_vector", "program", "stack", "limit_blocks", "bound_in_units", "throughput_mode"]
+__all__ = ["objective_vector", "program", "stack", "limit_blocks", "bound_in_units", "throughput_mode", "expand",
+           "drop_columns", "with_start"]
 
 _SCALE = {"latency": 1e3, "ttft": 1e3, "tpot": 1e3, "energy": 1.0}  # seconds -> ms; joules stay
 
@@ -75,23 +76,96 @@ def _append_rows(milp: MILP, rows: sp.csr_matrix, hi: np.ndarray) -> MILP:
     return milp
 
 
-def program(form: Formulation, hi_shift: dict | None = None) -> tuple[MILP, dict[str, Any]]:
-    """The program for the problem's objective with every limit; ``info`` says how to read it."""
+def program(form: Formulation, hi_shift: dict | None = None, better_than: float | None = None,
+            eps: float = 1e-9) -> tuple[MILP, dict[str, Any]]:
+    """The program for the problem's objective with every limit; ``info`` says how to read it.
+
+    With ``better_than`` (an objective value in its own units, e.g. a warm start's), only plans
+    better by a share ``eps`` are left: a cutoff row (a bound on the bottleneck for throughput),
+    and for throughput the shards and transfers whose own load already reaches that bottleneck are
+    dropped (``info["keep"]`` marks the columns kept; a solution is expanded with :func:`expand`).
+    """
     problem = form.problem
     blocks = [form.structure] + limit_blocks(form, form.families, hi_shift)
     n = form.num_vars
     if problem.objective.name != "throughput":
-        return stack(form, blocks, 0, np.zeros(0), np.zeros(0), np.zeros(0), objective_vector(form)), {"mode": "min"}
-    table = cost_table(problem)
+        c = objective_vector(form)
+        milp = stack(form, blocks, 0, np.zeros(0), np.zeros(0), np.zeros(0), c)
+        if better_than is not None and np.isfinite(better_than):
+            milp = _append_rows(milp, sp.csr_matrix(c[None]), np.array([better_than - eps * abs(better_than)]))
+        return milp, {"mode": "min"}
     requests = [r for _, reqs, _ in form.models for r in reqs]
     if throughput_mode(form) == "scale":
-        load = sum(table.decode_demand(r) * form.resources[r.id] for r in requests)
-        load = load[np.flatnonzero(load.getnnz(axis=1))]
-        t_hi = float(load.sum(axis=1).max()) if load.shape[0] else 1.0
-        milp = stack(form, blocks, 1, np.array([1.0]), np.zeros(1), np.array([max(t_hi, 1e-12)]), np.zeros(n))
-        milp = _append_rows(milp, sp.hstack([load, -np.ones((load.shape[0], 1))]).tocsr(), np.zeros(load.shape[0]))
-        return milp, {"mode": "scale", "demand": sum(table.decode_demand(r) for r in requests)}
-    return _free_rate_program(form, blocks, requests)
+        return _bottleneck_program(form, blocks, requests, better_than, eps)
+    milp, info = _free_rate_program(form, blocks, requests)
+    if better_than is not None and better_than > 0:
+        C = len(requests)
+        row = np.zeros(milp.num_vars)
+        row[n:n + C] = -1.0
+        milp = _append_rows(milp, sp.csr_matrix(row[None]), np.array([-better_than * (1 + eps)]))
+    return milp, info
+
+
+def _bottleneck_program(form: Formulation, blocks, requests, better_than: float | None, eps: float
+                        ) -> tuple[MILP, dict[str, Any]]:
+    """Min ``T`` with every resource's busy seconds per second at unit scale ``<= T``. ``T`` is
+    measured in units of ``t_scale`` (the warm start's bottleneck, or the largest possible), so its
+    rows have coefficients near 1: HiGHS's dual simplex stalled for minutes on the raw seconds."""
+    table = cost_table(form.problem)
+    n = form.num_vars
+    demand = sum(table.decode_demand(r) for r in requests)
+    load = sum(table.decode_demand(r) * form.resources[r.id] for r in requests)
+    load = load[np.flatnonzero(load.getnnz(axis=1))].tocsr()
+    t_hi = float(load.sum(axis=1).max()) if load.shape[0] else 1.0
+    t_cut = demand / better_than * (1 - eps) if better_than is not None and better_than > 0 else None
+    t_scale = max(t_cut if t_cut is not None else t_hi, 1e-300)
+    scaled = (load / t_scale).tocsr()
+    milp = stack(form, blocks, 1, np.array([1.0]), np.zeros(1), np.array([max(t_hi, t_scale * 1e-12) / t_scale]),
+                 np.zeros(n))
+    milp = _append_rows(milp, sp.hstack([scaled, -np.ones((scaled.shape[0], 1))]).tocsr(), np.zeros(scaled.shape[0]))
+    info: dict[str, Any] = {"mode": "scale", "demand": demand, "t_scale": t_scale}
+    if t_cut is None:
+        return milp, info
+    milp.var_hi[-1] = min(milp.var_hi[-1], 1.0)
+    own = np.asarray(abs(scaled).max(axis=0).todense()).ravel() if scaled.shape[0] else np.zeros(n)
+    keep = np.concatenate([own <= 1.0, [True]])
+    info["keep"] = keep
+    info["pruned"] = int(n - keep[:n].sum())
+    return drop_columns(milp, keep), info
+
+
+def drop_columns(milp: MILP, keep: np.ndarray) -> MILP:
+    """``milp`` without the columns ``keep`` leaves out (they are fixed at 0)."""
+    cols = np.flatnonzero(keep)
+    return MILP(c=milp.c[cols], A=milp.A.tocsc()[:, cols].tocsr(), row_lo=milp.row_lo, row_hi=milp.row_hi,
+                var_lo=milp.var_lo[cols], var_hi=milp.var_hi[cols], integer=milp.integer[cols], offset=milp.offset,
+                max_ones=milp.max_ones, x0=None if milp.x0 is None else milp.x0[cols])
+
+
+def expand(info: dict[str, Any], x: np.ndarray | None) -> np.ndarray | None:
+    """A solution of a program with dropped columns, as a vector over all of its columns."""
+    keep = info.get("keep")
+    if x is None or keep is None:
+        return x
+    full = np.zeros(len(keep))
+    full[keep] = x
+    return full
+
+
+def with_start(milp: MILP, info: dict[str, Any], x_binaries: np.ndarray | None) -> MILP:
+    """``milp`` with a start for its binaries (extra variables left for the backend to fill), when the
+    start keeps every column the program kept."""
+    if x_binaries is None:
+        return milp
+    full = np.concatenate([x_binaries, np.zeros(len(info["keep"]) - len(x_binaries) if "keep" in info
+                                                else milp.num_vars - len(x_binaries))])
+    keep = info.get("keep")
+    if keep is not None:
+        if np.any(full[~keep] > 0.5):
+            return milp
+        full = full[keep]
+    milp.x0 = full
+    return milp
 
 
 def _free_rate_program(form: Formulation, blocks, requests) -> tuple[MILP, dict[str, Any]]:
@@ -144,7 +218,8 @@ def bound_in_units(info: dict[str, Any], result: MILPResult, objective: float) -
     if info["mode"] == "min":
         return min(result.bound, objective) if math.isfinite(objective) else result.bound
     if info["mode"] == "scale":
-        upper = info["demand"] / result.bound if result.bound > 0 else None
+        t = result.bound * info.get("t_scale", 1.0)
+        upper = info["demand"] / t if t > 0 else None
     else:
         upper = -result.bound
     return max(upper, objective) if upper is not None else None
