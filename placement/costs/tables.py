@@ -278,13 +278,21 @@ class CostTable:
             return readonly([runtime_bytes(n, execution_rates(n, fmt)) for n in self.topology.nodes])
         return self._memo(("runtime", weight_format), build)
 
+    @cached_property
+    def may_hold(self) -> np.ndarray:
+        """Whether each device may hold blocks at all (``devices[].holds_blocks``: False for a
+        gateway or coordinator)."""
+        return readonly([n.holds_blocks for n in self.topology.nodes], dtype=bool)
+
     def max_blocks(self, model: str) -> np.ndarray:
-        """Most blocks of ``model`` each device may hold by its measured profile (``inf`` without one)."""
+        """Most blocks of ``model`` each device may hold: 0 where it holds none (:attr:`may_hold`),
+        its measured profile's ``max_layers``, else ``inf``."""
         def build():
             out = []
             for n in self.topology.nodes:
                 p = n.profile_for(model)
-                out.append(p.max_layers if p is not None and p.max_layers is not None else np.inf)
+                most = p.max_layers if p is not None and p.max_layers is not None else np.inf
+                out.append(most if n.holds_blocks else 0)
             return readonly(out)
         return self._memo(("max_blocks", model), build)
 
