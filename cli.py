@@ -144,7 +144,8 @@ def evaluate(instance: str, plan_file: str, as_json: bool) -> None:
     saved = placement.load_plan(plan_file)
     metrics = placement.evaluate(problem, saved)
     if as_json:
-        out = placement.plan_to_dict(saved.with_(predicted=metrics), problem)
+        # A plan without routes was routed by evaluate (max-flow): show the routes it priced.
+        out = placement.plan_to_dict(saved.with_(predicted=metrics, routes=saved.routes or metrics.routes), problem)
         out["evaluation"] = {"meets_every_limit": metrics.feasible, "objective": metrics.objective,
                              "violations": [v.to_dict() for v in metrics.violations]}
         click.echo(json.dumps(out, indent=2))

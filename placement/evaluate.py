@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from placement.costs.flows import route_shards
 from placement.costs.routes import RouteTimes, Stage, route_quality, route_times, route_usage
 from placement.costs.tables import GIB, CostTable, cost_table
 from placement.costs.throughput import combine_usage, free_throughput, mixed_throughput, rated_loads
@@ -294,7 +295,11 @@ def _device_metrics(problem: Problem, table: CostTable, plan: Plan, routed: dict
             violations.append(_memory_violation(problem, node.id, used, parts, capacity))
         for model_id, count in blocks_by_model.items():
             most = float(table.max_blocks(model_id)[d])
-            if count > most:
+            if count > most and not table.may_hold[d]:
+                violations.append(Violation(Kind.MAX_LAYERS, node.id, count, 0.0,
+                                            f"device {node.id}: holds {count} blocks of {model_id} but holds no "
+                                            "blocks (holds_blocks: false: a gateway or coordinator)"))
+            elif count > most:
                 violations.append(Violation(Kind.MAX_LAYERS, node.id, count, most,
                                             f"device {node.id}: holds {count} blocks of {model_id} > its profile's "
                                             f"max_layers {most:g}"))
@@ -395,6 +400,7 @@ def evaluate(problem: Problem, plan: Plan) -> Metrics:
     True
     """
     check_plan(problem, plan)
+    plan, routing = _routed_plan(problem, plan)
     table = cost_table(problem)
     routed = _price_routes(problem, table, plan)
     requests: dict[str, RequestMetrics] = {}
@@ -417,4 +423,13 @@ def evaluate(problem: Problem, plan: Plan) -> Metrics:
     aggregates = {f"{name}_{METRICS[name][1].replace('/', '_per_')}": value for name, value in per_metric.items()}
     return Metrics(requests=requests, devices=devices, throughput_tok_s=throughput,
                    objective=objective_value(problem, per_metric), feasible=not violations,
-                   violations=tuple(violations), calibrated=calibrated, aggregates=aggregates)
+                   violations=tuple(violations), calibrated=calibrated, aggregates=aggregates,
+                   routing=routing, routes=plan.routes if routing == "max-flow" else ())
+
+
+def _routed_plan(problem: Problem, plan: Plan) -> tuple[Plan, str]:
+    """``plan`` as evaluated: a plan with shards and no routes is routed by max-flow
+    (:func:`placement.costs.flows.route_shards`), one with routes as it says."""
+    if not plan.shards or plan.routes:
+        return plan, "given"
+    return plan.with_(routes=route_shards(problem, plan.shards).routes), "max-flow"

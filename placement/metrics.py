@@ -64,7 +64,10 @@ class Metrics:
 
     ``objective`` is the instance objective's value for this plan: the number
     every solver must report. ``violations`` says, typed and in words and
-    numbers, why an infeasible plan is infeasible.
+    numbers, why an infeasible plan is infeasible. ``routing`` says where the
+    routes came from: ``given`` (the plan's own) or ``max-flow`` (a plan with
+    shards and no routes, routed by :func:`placement.costs.flows.route_shards`;
+    ``routes`` then holds the routes evaluated).
     """
 
     requests: dict[str, RequestMetrics]
@@ -75,6 +78,8 @@ class Metrics:
     violations: tuple[Violation, ...] = ()
     calibrated: bool = True
     aggregates: dict[str, float] = field(default_factory=dict)
+    routing: str = "given"
+    routes: tuple[Any, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +91,7 @@ class Metrics:
             "violations": [v.to_dict() for v in self.violations],
             "calibrated": self.calibrated,
             "aggregates": dict(self.aggregates),
+            "routing": self.routing,
         }
 
     @staticmethod
@@ -100,4 +106,5 @@ class Metrics:
             violations=tuple(Violation.from_dict(v) for v in d.get("violations", ())),
             calibrated=bool(d.get("calibrated", True)),
             aggregates=dict(d.get("aggregates", {})),
+            routing=str(d.get("routing", "given")),
         )

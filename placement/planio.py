@@ -104,6 +104,7 @@ def plan_to_dict(plan: Plan, problem: Problem | None = None) -> dict[str, Any]:
             "feasible": m.feasible,
             "calibrated": m.calibrated,
             "aggregates": m.aggregates,
+            "routing": m.routing,
         }
     out = {
         "schema_version": PLAN_SCHEMA_VERSION,

@@ -130,14 +130,20 @@ def _body(problem: Problem, plan: Plan) -> list[str]:
           s.weight_format or problem.model(s.model).weight_format] for s in plan.shards],
     ))
     shards = {s.id: s for s in plan.shards}
-    out.append("\nroutes:")
-    for r in plan.routes:
+    m = plan.predicted
+    routes = plan.routes
+    if m is not None and m.routing == "max-flow" and not routes:
+        routes = m.routes
+        out.append(f"\nroutes (routing: max-flow; the plan gives none, so evaluate routed its shards: "
+                   f"{len(routes)} route(s)):")
+    else:
+        out.append("\nroutes:")
+    for r in routes:
         req = problem.request(r.request)
         hops = " -> ".join(f"{sid}@{shards[sid].device}" for sid in r.path)
         share = f" ({r.fraction:.0%})" if r.fraction is not None and r.fraction < 1 else ""
         share += f" at {fmt_num(r.rate_tok_s)} tok/s" if r.rate_tok_s is not None else ""
         out.append(f"  {r.request}{share}: {req.source} -> {hops} -> {req.source}")
-    m = plan.predicted
     if m is None:
         return out
     out.append("\nrequests:")
@@ -156,7 +162,8 @@ def _body(problem: Problem, plan: Plan) -> list[str]:
                      "-" if dm.utilization is None else f"{dm.utilization:.0%}"])
     out.append(table(["device", "used / usable", "mem", "weights", "KV", "workspace", "runtime", "busy"], rows))
     calib = "calibrated efficiencies" if m.calibrated else "some default (uncalibrated) efficiencies"
-    out.append(f"\nthroughput: {fmt_num(m.throughput_tok_s)} tok/s; predictions use {calib}")
+    routing = " (routing: max-flow)" if m.routing == "max-flow" else ""
+    out.append(f"\nthroughput: {m.throughput_tok_s:,.2f} tok/s{routing}; predictions use {calib}")
     return out
 
 
