@@ -19,11 +19,12 @@ Three ways to solve it, picked by :func:`route_shards`:
   by one element of the network only (a device holding one of the class's shards,
   a link direction or NIC carried by one shard pair). Then it is a pure max-flow
   with node capacities, solved by OR-Tools ``SimpleMaxFlow`` on integers: each
-  capacity (tokens/s) is multiplied by a power of two ``scale`` (the largest
-  capacity becomes about 2**50) and rounded *down*, so the flow found never
+  capacity (tokens/s, capped at the first shard's, which no element can exceed) is
+  multiplied by a power of two ``scale`` (the largest becomes about 2**50) and
+  rounded *down*, so the flow found never
   exceeds a true capacity, and the true max-flow exceeds it by at most
-  ``arcs / scale`` tokens/s (reported as ``rounding_error_tok_s``; about 1e-9 of
-  the flow on the published clusters).
+  ``arcs / scale`` tokens/s (reported as ``rounding_error_tok_s``; below 1e-9
+  tokens/s on the published clusters).
 - ``lp``: shared capacities (a device holding several shards, a link or NIC carried
   by several shard pairs, several classes, request rates): a linear program over arc
   flows, one commodity per (class, first shard), since the sampled token's loop
@@ -491,7 +492,11 @@ def _max_flow(net: _ClassNet) -> tuple[list[tuple[tuple[int, ...], float]], floa
     elements = [("node", i, None, 1.0 / net.token_s[i]) for i in nodes]
     elements += [("hop", i, j, _capacity(use)) for i in nodes for j, use in net.hops[i]]
     elements += [("end", i, None, _capacity(net.ends(i, f))) for i in nodes if net.ends(i, f) is not None]
-    finite = [cap for *_, cap in elements if math.isfinite(cap)]
+    # No element carries more than the first shard does: capping every capacity there loses nothing
+    # and keeps the integer scale fine for the elements that bind.
+    ceiling = elements[nodes.index(f)][3]
+    elements = [(kind, i, j, min(cap, ceiling)) for kind, i, j, cap in elements]
+    finite = [cap for *_, cap in elements]
     top = max(finite, default=1.0)
     scale = 2.0 ** math.floor(math.log2(_SCALE_TOP / top))
     unbounded = int(sum(math.floor(cap * scale) for cap in finite)) + 1
