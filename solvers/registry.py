@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from placement import Problem
 from solvers.options import Option
 
-__all__ = ["Capabilities", "SolverInfo", "PlanSpace", "PLAN_SPACES", "PIPELINE", "REPLICATED", "register",
+__all__ = ["Capabilities", "SolverInfo", "PlanSpace", "PLAN_SPACES", "PIPELINE", "REPLICATED", "RANGES", "register",
            "registered", "solver_info", "UnknownSolverError"]
 
 ALL_OBJECTIVES = frozenset({"latency", "ttft", "tpot", "energy", "throughput", "weighted"})
@@ -61,7 +61,11 @@ PIPELINE = PlanSpace(
 REPLICATED = PlanSpace(
     "replicated", "copies of a model (whole, or pipelines), one or more per model, each request class routed "
                   "through one or several of them", lambda problem: False)
-PLAN_SPACES = {s.name: s for s in (PIPELINE, REPLICATED)}
+RANGES = PlanSpace(
+    "ranges", "one model; each device holds at most one contiguous range of its blocks (fitting with the KV cache "
+              "of every request class; replicas and overlaps allowed); the classes routed over the shards by "
+              "max-flow, every route meeting its SLOs", lambda problem: False)
+PLAN_SPACES = {s.name: s for s in (PIPELINE, REPLICATED, RANGES)}
 
 
 @dataclass(frozen=True)

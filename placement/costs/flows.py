@@ -357,8 +357,7 @@ def _solve_program(table: CostTable, nets: Sequence[_ClassNet], prog: _Program) 
     if load_limited and shares is not None:
         devices: dict[int, int] = {}
         for j, col in enumerate(cols):
-            req = nets[col.cls].req
-            coef = req.rate_rps / (req.batch * shares[col.cls])  # type: ignore[operator]
+            coef = table.load_per_busy_s(nets[col.cls].req) / shares[col.cls]
             for d, busy in col.busy.items():
                 if busy:
                     ub_r.append(rows_ub + devices.setdefault(d, len(devices)))

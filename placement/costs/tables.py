@@ -470,6 +470,12 @@ class CostTable:
         reqs = [self.request(r) for r in (requests if requests is not None else self.problem.workload)]
         return bool(reqs) and all(r.rate_rps for r in reqs)
 
+    def load_per_busy_s(self, request: RequestClass | str) -> float:
+        """Share of time a device is busy, at the class's request rate, per second it works on one of
+        its batches (``rate / batch``; 0 without a rate): :meth:`stage_load` is this x share x busy seconds."""
+        req = self.request(request)
+        return (req.rate_rps or 0.0) / req.batch
+
     def stage_load(self, request: RequestClass | str, bc: BlockCosts, d, a, b, share: float = 1.0):
         """Share of time device ``d`` is busy serving ``share`` of ``request``'s requests through
         blocks ``[a, b)`` at the class's request rate (0 without one)."""

@@ -1,0 +1,203 @@
+"""``maxflow``: the placement of replicated, overlapping shards that serves the most tokens/s.
+
+**Plan space** (:data:`solvers.registry.RANGES`): one model; each device holds at most one
+contiguous range of its blocks (a range fits the device's memory with the KV cache of
+every request class, and its profile's ``max_layers``); replicas and overlaps allowed;
+the classes are routed over the shards by max-flow
+(:func:`placement.costs.flows.route_shards`), every route meeting its class's SLOs, the
+devices' load at the request rates (when every class gives one) at most 1.
+
+**How.** (a) A combinatorial search (:mod:`solvers.maxflow.search`): stage layouts by
+bottleneck thresholds, then local search over boundaries, replicas and swaps, scored by
+the exact routing (or the line model's max-flow where that is exact). (b) An exact MILP
+on an open backend (HiGHS, CBC or SCIP through :func:`solvers.ilp.backends.solve_milp`),
+warm-started from (a) by a cutoff (it must beat the incumbent): the route MILP
+(:mod:`solvers.maxflow.paths`) where every candidate route can be listed, else the line
+MILP (:mod:`solvers.maxflow.line`), exact when no link can bind and there are no SLOs or
+rates, a relaxation otherwise. Upper bounds: the fluid bound
+(:mod:`solvers.maxflow.bounds`, always; tighter than the compute-only bound), the cover
+bound (:mod:`solvers.maxflow.cover`, when its covers can be listed) and the MILP's.
+
+The plan says which step found it (``stats["found_by"]``), every bound
+(``stats["bounds"]``), the gap, and is ``optimal`` when a bound meets it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from placement import Plan, Problem, Proof, Status, Termination, evaluate
+from placement.costs.flows import route_shards
+from solvers.deadline import Deadline
+from solvers.ilp.backends import solve_milp
+from solvers.maxflow.bounds import compute_bound, fluid_bound
+from solvers.maxflow.cover import cover_bound
+from solvers.maxflow.line import line_program, links_never_bind
+from solvers.maxflow.paths import candidate_routes, route_program
+from solvers.maxflow.regions import region_layouts
+from solvers.maxflow.search import Scorer, local_search, stage_layouts
+from solvers.maxflow.space import Space, build_space
+
+__all__ = ["solve_maxflow", "maxflow_unsupported"]
+
+_EPS = 1e-7  # a MILP must beat the incumbent by this share (and a bound within it proves optimality)
+
+
+def maxflow_unsupported(problem: Problem) -> list[str]:
+    """What maxflow cannot take beyond its capability flags."""
+    return []
+
+
+class _Best:
+    """The incumbent: an assignment, its plan and throughput, and which step found it."""
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.assignment = None
+        self.plan: Plan | None = None
+        self.found_by = "none"
+
+    def offer(self, space: Space, assignment, found_by: str) -> bool:
+        """Keep ``assignment`` if its exact plan keeps every limit and serves more."""
+        plan, value = _plan(space, assignment)
+        if plan is None or value <= self.value * (1 + 1e-12):
+            return False
+        self.value, self.assignment, self.plan, self.found_by = value, assignment, plan, found_by
+        return True
+
+
+def _plan(space: Space, assignment) -> tuple[Plan | None, float]:
+    """The plan of an assignment: its used shards and max-flow routes, if it keeps every limit."""
+    shards = space.shards(assignment)
+    if not shards:
+        return None, 0.0
+    routing = route_shards(space.problem, shards)
+    if routing.unserved or not routing.routes:
+        return None, 0.0
+    used = {sid for r in routing.routes for sid in r.path}
+    plan = Plan(shards=tuple(s for s in shards if s.id in used), routes=routing.routes)
+    metrics = evaluate(space.problem, plan)
+    if not metrics.feasible:
+        return None, 0.0
+    return plan, metrics.objective
+
+
+def _no_slo_no_rates(space: Space) -> bool:
+    return not any(r.slo.items() for r in space.requests) and not any(
+        space.table.load_per_busy_s(r) for r in space.requests)
+
+
+def solve_maxflow(problem: Problem, params: Any, options: dict[str, Any], deadline: Deadline) -> Plan:
+    space = build_space(problem)
+    rng = random.Random(params.seed)
+    stats: dict[str, Any] = {"devices": space.n, "groups": len(space.groups), "regions": len(set(space.regions))}
+    if space.n == 0:
+        why = [f"no device may hold blocks of {problem.models[0].id} and reach every request source"]
+        why += [f"{d}: {reason}" for d, reason in space.excluded.items()]
+        return Plan(status=Status.NO_SOLUTION, termination=Termination.CONVERGED, reasons=tuple(why), stats=stats)
+    compute, fluid = compute_bound(space), fluid_bound(space)
+    bounds = {"compute_only": compute, "fluid": fluid}
+    plain = _no_slo_no_rates(space)
+    line_exact = plain and links_never_bind(space, fluid)
+    stats.update(line_model_exact=line_exact)
+    best = _Best()
+    _search(space, options, deadline, rng, line_exact and len(space.requests) == 1, fluid, best, stats)
+    if not deadline.expired() and best.plan is not None and fluid > best.value * (1 + _EPS):
+        bound, proven = cover_bound(space, best.value, fluid, deadline, options["backend"], _EPS)
+        if bound is not None:
+            bounds["cover"] = bound
+    proven = _milp(space, options, params, deadline, line_exact, best, bounds, stats)
+    return _answer(space, best, bounds, proven, deadline.expired() or stats.get("time_limited", False), stats,
+                   params)
+
+
+def _search(space: Space, options: dict[str, Any], deadline: Deadline, rng: random.Random, line_scores: bool,
+            fluid: float, best: _Best, stats: dict[str, Any]) -> None:
+    """(a): stage layouts, then local search from the best of them, within the search's share of the time."""
+    share = Deadline(deadline.left() * options["search_share"])
+    scorer = Scorer(space, line_scores, share)
+    rate, layouts = stage_layouts(space, fluid, rng)
+    layouts = region_layouts(space, fluid) + layouts
+    scored = sorted(((scorer(a), k, a) for k, a in enumerate(layouts)), key=lambda t: (-t[0], t[1]))
+    stats.update(stage_rate=rate, layouts=len(layouts))
+    for value, _, assignment in scored[: options["starts"]]:
+        if share.expired():
+            break
+        best.offer(space, assignment, "stage layout")
+        found, got, steps = local_search(space, assignment, scorer, rng, share,
+                                         accept=lambda cand: _plan(space, cand)[0] is not None)
+        if steps:
+            best.offer(space, found, "local search")
+    if best.plan is None:  # every layout failed its limits (SLOs, rates): search from the best anyway
+        for value, _, assignment in scored[: options["starts"]]:
+            best.offer(space, assignment, "stage layout")
+    stats.update(evaluations=scorer.evaluations)
+
+
+def _milp(space: Space, options: dict[str, Any], params: Any, deadline: Deadline, line_exact: bool,
+          best: _Best, bounds: dict[str, float], stats: dict[str, Any]) -> bool:
+    """(b): the exact program warm-started by a cutoff; True when it proves that nothing in the plan space
+    beats the incumbent (or, without one, that nothing serves every class)."""
+    mode = options["milp"]
+    upper = min(bounds.values())
+    if mode == "off" or deadline.expired() or upper <= best.value * (1 + _EPS):
+        return False
+    routes = candidate_routes(space, options["max_routes"], deadline) if mode in ("auto", "route") else None
+    if routes is None and mode == "route":
+        stats["milp"] = f"skipped: more than {options['max_routes']} candidate routes"
+        return False
+    cutoff = best.value * (1 + _EPS) if best.plan is not None else upper * 1e-9
+    if routes is not None:
+        if not routes:
+            stats["milp"] = "route MILP: no candidate route"
+            return True
+        prog = route_program(space, routes, upper, cutoff)
+        kind, exact = "route MILP", True
+    else:
+        prog = line_program(space, upper, cutoff)
+        kind, exact = "line MILP", line_exact
+    result = solve_milp(prog.milp, options["backend"], time_limit_s=max(deadline.left(), 0.01),
+                        threads=params.threads, seed=params.seed, rel_gap=max(params.rel_gap, _EPS))
+    stats["milp"] = {"program": kind, "status": result.status, "variables": prog.milp.num_vars,
+                     "rows": prog.milp.num_rows, "exact": exact, **{k: v for k, v in result.stats.items()
+                                                                     if k in ("nodes", "backend_time_s")}}
+    stats["time_limited"] = bool(result.time_limited)
+    if result.x is not None:
+        best.offer(space, prog.assignment(space, result.x), kind)
+    if result.status == "infeasible":
+        # Nothing beats the cutoff in the program, hence (exact or a relaxation) in the plan space.
+        bounds[kind] = cutoff
+        return True
+    if result.bound is not None:
+        bounds[kind] = max(cutoff, -result.bound)
+    return exact and result.status == "optimal"
+
+
+def _answer(space: Space, best: _Best, bounds: dict[str, float], proven: bool, timed_out: bool,
+            stats: dict[str, Any], params: Any) -> Plan:
+    stats["bounds"] = {k: round(v, 6) for k, v in bounds.items()}
+    stats["found_by"] = best.found_by
+    if best.plan is None:
+        if proven:
+            return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, proof=Proof.PLAN_SPACE,
+                        reasons=(f"no placement of one range per device serves every request class of "
+                                 f"{space.model} within its limits (memory, SLOs, load at the request rates)",),
+                        stats=stats)
+        return Plan(status=Status.NO_SOLUTION,
+                    termination=Termination.TIME_LIMIT if timed_out else Termination.HEURISTIC,
+                    reasons=("no placement found whose shards serve every request class within the limits",),
+                    stats=stats)
+    value = best.value
+    bound = max(min(bounds.values()), value)
+    gap = (bound - value) / max(value, 1e-12)
+    proven = gap <= max(params.rel_gap, 10 * _EPS)
+    least = min(bounds.values())
+    which = next(k for k, v in bounds.items() if v <= least * (1 + 1e-9))  # the simplest of equal bounds
+    notes = (f"found by {best.found_by}; bound {bound:,.2f} tok/s ({which}; compute-only {bounds['compute_only']:,.2f},"
+             f" fluid {bounds['fluid']:,.2f}), gap {100 * gap:.3g}%",)
+    status = Status.OPTIMAL if proven else Status.FEASIBLE
+    termination = Termination.CONVERGED if proven else (Termination.TIME_LIMIT if timed_out else Termination.HEURISTIC)
+    return best.plan.with_(status=status, termination=termination, objective=value, bound=bound, gap=gap,
+                           proof=Proof.PLAN_SPACE if proven else Proof.NONE, stats=stats, reasons=notes)
