@@ -86,8 +86,7 @@ register(SolverInfo(
             "by max-flow; stage layouts and local search, then a MILP warm-started by a cutoff; fluid, cover and "
             "MILP bounds",
     capabilities=Capabilities(objectives=frozenset({"throughput"}), multi_model=False),
-    requires=("scipy", "ortools"),
-    backends=("highs", "cbc", "scip"),
+    requires=("scipy", "ortools", "pulp"),
     plan_space=RANGES,
     options=(
         Option("backend", str, "highs", "MILP backend for the route, line and cover programs: highs "

@@ -35,6 +35,7 @@ CONFORMANCE: tuple[Entry, ...] = (
     Entry("ilp-cpsat", "ilp", {"backend": "cpsat"}),
     Entry("ilp-scip", "ilp", {"backend": "scip"}),
     Entry("matching", "matching"),
+    Entry("maxflow", "maxflow"),
     Entry("greedy", "greedy"),
     Entry("uniform", "uniform"),
     Entry("source", "source"),

@@ -59,11 +59,13 @@ def fluid_bound(space, rel_tol: float = 1e-12) -> float:
 
     hi = compute_bound(space)
     lo = 0.0
-    if hi <= 0:
-        return 0.0
+    if hi <= 0 or sum(float(kk.max()) for kk in ks if len(kk)) < space.L:
+        return 0.0  # the devices cannot hold every block at once: no flow at all
     if enough(hi):
         return hi
-    while hi - lo > rel_tol * hi:
+    for _ in range(200):
+        if hi - lo <= rel_tol * hi:
+            break
         mid = 0.5 * (lo + hi)
         if enough(mid):
             lo = mid

@@ -35,9 +35,9 @@ import scipy.sparse as sp
 from solvers.deadline import Deadline
 from solvers.ilp.backends import MILP, solve_milp
 
-__all__ = ["cover_feasible", "cover_bound", "MAX_COVERS"]
+__all__ = ["cover_feasible", "cover_bound", "affordable", "MAX_COVERS"]
 
-MAX_COVERS = 20_000
+MAX_COVERS = 5_000
 _TOL = 1e-12  # a cover short of 1 by rounding still counts (more covers only weaken the bound)
 
 
@@ -54,7 +54,17 @@ def _items(space, rate: float) -> list[tuple[int, int, float, int]]:
     return out
 
 
-def _covers(items: list[tuple[int, int, float, int]], limit: int) -> list[dict[int, int]] | None:
+def affordable(milp: MILP, backend: str, deadline: Deadline) -> bool:
+    """Whether ``backend`` can take ``milp`` before ``deadline``: CBC and SCIP get their models through
+    Python (PuLP, OR-Tools' wrapper) at a few microseconds a coefficient, HiGHS through scipy's arrays;
+    a program whose set-up alone would overrun the limit is not started."""
+    per_nonzero = 2e-7 if backend == "highs" else 5e-6
+    setup = 0.05 + milp.A.nnz * per_nonzero + (0.3 if backend == "cbc" else 0.0)  # CBC runs as a subprocess
+    return deadline.left() > 2 * setup
+
+
+def _covers(items: list[tuple[int, int, float, int]], limit: int, deadline: Deadline | None = None
+            ) -> list[dict[int, int]] | None:
     """Minimal covers as {item: multiplicity} (None when there are more than ``limit``).
 
     Items join a cover in order of decreasing ``rho``, so the last one is the smallest: a
@@ -74,7 +84,7 @@ def _covers(items: list[tuple[int, int, float, int]], limit: int) -> list[dict[i
                 continue
             if total + r >= 1.0 - _TOL:
                 out.append(dict(Counter([*chosen, i])))
-                if len(out) > limit:
+                if len(out) > limit or (deadline is not None and len(out) % 512 == 0 and deadline.expired()):
                     return False
                 continue
             if total + r * (devices - len(chosen)) < 1.0 - _TOL:
@@ -95,7 +105,7 @@ def cover_feasible(space, rate: float, deadline: Deadline, backend: str = "highs
                    max_covers: int = MAX_COVERS) -> bool | None:
     """Whether the cover program admits ``rate`` (None: too many covers, or no answer in time)."""
     items = _items(space, rate)
-    covers = _covers(items, max_covers)
+    covers = _covers(items, max_covers, deadline)
     if covers is None:
         return None
     if not covers:
@@ -113,9 +123,12 @@ def cover_feasible(space, rate: float, deadline: Deadline, backend: str = "highs
         hi.append(high)
 
     row([(s, 1.0) for s in range(S)], float(space.L), np.inf)
+    members: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for s, cover in enumerate(covers):
+        for i, mult in cover.items():
+            members[i].append((s, float(mult)))
     for i, (g, k, _, _) in enumerate(items):
-        row([(s, float(cover[i])) for s, cover in enumerate(covers) if i in cover] + [(S + i, -float(k))],
-            -np.inf, 0.0)
+        row(members[i] + [(S + i, -float(k))], -np.inf, 0.0)
     by_group: dict[int, list[int]] = defaultdict(list)
     for i, (g, _, _, _) in enumerate(items):
         by_group[g].append(i)
@@ -126,6 +139,8 @@ def cover_feasible(space, rate: float, deadline: Deadline, backend: str = "highs
     milp = MILP(c=np.zeros(nv), A=matrix, row_lo=np.array(lo), row_hi=np.array(hi), var_lo=np.zeros(nv),
                 var_hi=np.concatenate([np.full(S, float(space.L)), [float(size) for *_, size in items]]),
                 integer=np.ones(nv, dtype=bool))
+    if not affordable(milp, backend, deadline):
+        return None
     result = solve_milp(milp, backend, time_limit_s=max(deadline.left(), 0.01))
     if result.status == "infeasible":
         return False

@@ -86,7 +86,7 @@ def links_never_bind(space, upper: float) -> bool:
                     return False
                 for r, seconds in use.items():
                     load[r] = load.get(r, 0.0) + seconds * flow
-    return max(load.values(), default=0.0) <= 1.0
+    return bool(max(load.values(), default=0.0) <= 1.0)
 
 
 @dataclass

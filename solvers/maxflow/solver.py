@@ -33,7 +33,7 @@ from placement.costs.flows import route_shards
 from solvers.deadline import Deadline
 from solvers.ilp.backends import solve_milp
 from solvers.maxflow.bounds import compute_bound, fluid_bound
-from solvers.maxflow.cover import cover_bound
+from solvers.maxflow.cover import affordable, cover_bound
 from solvers.maxflow.line import line_program, links_never_bind
 from solvers.maxflow.paths import candidate_routes, route_program
 from solvers.maxflow.regions import region_layouts
@@ -142,6 +142,9 @@ def _milp(space: Space, options: dict[str, Any], params: Any, deadline: Deadline
     beats the incumbent (or, without one, that nothing serves every class)."""
     mode = options["milp"]
     upper = min(bounds.values())
+    if upper <= 0:
+        stats["milp"] = "skipped: the devices cannot hold every block at once (memory, max_layers)"
+        return True  # nothing can flow: the bound proves it
     if mode == "off" or deadline.expired() or upper <= best.value * (1 + _EPS):
         return False
     routes = candidate_routes(space, options["max_routes"], deadline) if mode in ("auto", "route") else None
@@ -158,6 +161,9 @@ def _milp(space: Space, options: dict[str, Any], params: Any, deadline: Deadline
     else:
         prog = line_program(space, upper, cutoff)
         kind, exact = "line MILP", line_exact
+    if not affordable(prog.milp, options["backend"], deadline):
+        stats["milp"] = f"{kind}: skipped, no time left to set it up on {options['backend']}"
+        return False
     result = solve_milp(prog.milp, options["backend"], time_limit_s=max(deadline.left(), 0.01),
                         threads=params.threads, seed=params.seed, rel_gap=max(params.rel_gap, _EPS))
     stats["milp"] = {"program": kind, "status": result.status, "variables": prog.milp.num_vars,
@@ -181,10 +187,14 @@ def _answer(space: Space, best: _Best, bounds: dict[str, float], proven: bool, t
     stats["found_by"] = best.found_by
     if best.plan is None:
         if proven:
+            why = (f"no placement of one range per device serves every request class of {space.model} within its "
+                   "limits (memory, SLOs, load at the request rates)")
+            if min(bounds.values()) <= 0:
+                held = int(sum(max((b - a for a, b in space.ranges(i)), default=0) for i in range(space.n)))
+                why = (f"memory: the {space.n} candidate devices hold at most {held} of {space.model}'s {space.L} "
+                       "blocks at once (each one range within its memory and max_layers)")
             return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, proof=Proof.PLAN_SPACE,
-                        reasons=(f"no placement of one range per device serves every request class of "
-                                 f"{space.model} within its limits (memory, SLOs, load at the request rates)",),
-                        stats=stats)
+                        reasons=(why,), stats=stats)
         return Plan(status=Status.NO_SOLUTION,
                     termination=Termination.TIME_LIMIT if timed_out else Termination.HEURISTIC,
                     reasons=("no placement found whose shards serve every request class within the limits",),
