@@ -138,8 +138,19 @@ def best_ranges(problem: Problem, limit: int = MAX_ASSIGNMENTS) -> Plan:
         raise ValueError(f"{problem.name}: more than {limit} assignments to enumerate")
     best_value, best_plan = 0.0, None
     names = [problem.topology.nodes[d].id for d in cands]
+    # A shard carries at most its best class's tokens/s: the least over blocks of what covers them bounds
+    # an assignment's flow, and skips the routing of assignments that cannot beat the best so far.
+    alone = {(i, r): max(1.0 / float(table.blocks(q).stage_token_s(cands[i], *r)) for q in reqs)
+             for i, opts in enumerate(options) for r in opts if r is not None}
     for combo in itertools.product(*options):
         if not _spans([r for r in combo if r is not None], L):
+            continue
+        cover = [0.0] * L
+        for i, r in enumerate(combo):
+            if r is not None:
+                for block in range(*r):
+                    cover[block] += alone[(i, r)]
+        if min(cover) <= best_value * (1 + 1e-12):
             continue
         shards = tuple(Shard(f"{names[i]}[{r[0]},{r[1]})", model.id, names[i], r) for i, r in enumerate(combo) if r)
         routing = route_shards(problem, shards)
