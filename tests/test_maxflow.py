@@ -109,3 +109,20 @@ def test_time_limit_on_the_largest_cluster():
     plan = solve(problem, "maxflow", SolveParams(time_limit_s=3))
     assert time.perf_counter() - started < 3 + 1.5
     assert plan.has_solution and plan.termination.value in ("time_limit", "heuristic")
+
+
+def test_generator_builds_helix_class_clusters():
+    from instances.helix.generate import helix_cluster
+    from placement import parse_instance
+
+    one = parse_instance(helix_cluster({"A100": 2, "L4x2": 1, "T4x4": 1}))
+    topo = one.topology
+    assert len(topo.nodes) == 5 and topo.node("n2").count == 2 and topo.node("n3").count == 4
+    assert len(topo.links) == 3 * 4 // 2 + 4  # one group of the nodes, and the coordinator's links
+    assert topo.node("n0").profile_for("llama-2-70b").max_layers == 12
+    geo = parse_instance(helix_cluster({"A100": 2, "T4": 4}, regions=2, seed=3, profiles="analytic"))
+    assert all(not n.profiles for n in geo.topology.nodes)
+    slow = [l for l in geo.topology.links if l.latency_ms >= 40]
+    assert slow and all(l.rate_mbps < 200 for l in slow)
+    with pytest.raises(ValueError, match="unknown machine type"):
+        helix_cluster({"H100": 1})

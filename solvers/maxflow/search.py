@@ -292,3 +292,60 @@ def local_search(space, start, score: Scorer, rng: random.Random, deadline: Dead
                 improved = True
                 break
     return current, value, steps
+
+
+# -- copies: disjoint short pipelines ----------------------------------------------------------------
+
+
+def _split(space, devices: list[int]) -> list[tuple[int, int]] | None:
+    """A contiguous split of the blocks over ``devices`` (in order) that balances their capacities: the
+    highest rate at which each device, in turn, takes as many blocks as it carries at that rate."""
+    L = space.L
+
+    def lay(rate: float) -> list[tuple[int, int]] | None:
+        out, start = [], 0
+        for i in devices:
+            if start == L:
+                break
+            ends = [b for b in range(start + 1, L + 1) if space.ok[i, start, b] and space.capacity[i, start, b] >= rate]
+            if not ends:
+                return None
+            out.append((start, max(ends)))
+            start = max(ends)
+        return out if start == L else None
+
+    lo, hi = 0.0, float(space.capacity[devices].max(initial=0.0))
+    if lay(lo) is None:
+        return None
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        if lay(mid) is None:
+            hi = mid
+        else:
+            lo = mid
+    return lay(lo)
+
+
+def copy_layouts(space, most: int = 6) -> list[tuple]:
+    """Assignments of disjoint copies of the model, each a short pipeline of ``k`` devices (k = 1 .. most):
+    devices by capacity, dealt round-robin into copies so that the copies are alike, each split to
+    balance its devices. Under an SLO that long pipelines miss, these are where the search starts."""
+    strength = space.capacity.reshape(space.n, -1).max(axis=1) * np.array(
+        [max((b - a for a, b in space.ranges(i)), default=0) for i in range(space.n)])
+    order = sorted(range(space.n), key=lambda i: (-strength[i], i))
+    out = []
+    for k in range(1, most + 1):
+        copies = len(order) // k
+        if copies == 0:
+            break
+        assignment: list = [None] * space.n
+        for c in range(copies):
+            members = order[c::copies][:k]
+            split = _split(space, members)
+            if split is None:
+                continue
+            for i, rng in zip(members, split):
+                assignment[i] = rng
+        if any(r is not None for r in assignment) and tuple(assignment) not in out:
+            out.append(tuple(assignment))
+    return out

@@ -37,7 +37,7 @@ from solvers.maxflow.cover import affordable, cover_bound
 from solvers.maxflow.line import line_program, links_never_bind
 from solvers.maxflow.paths import candidate_routes, route_program
 from solvers.maxflow.regions import region_layouts
-from solvers.maxflow.search import Scorer, local_search, stage_layouts
+from solvers.maxflow.search import Scorer, copy_layouts, local_search, stage_layouts
 from solvers.maxflow.space import Space, build_space
 
 __all__ = ["solve_maxflow", "maxflow_unsupported"]
@@ -119,7 +119,7 @@ def _search(space: Space, options: dict[str, Any], deadline: Deadline, rng: rand
     share = Deadline(deadline.left() * options["search_share"])
     scorer = Scorer(space, line_scores, share)
     rate, layouts = stage_layouts(space, fluid, rng)
-    layouts = region_layouts(space, fluid) + layouts
+    layouts = region_layouts(space, fluid) + layouts + copy_layouts(space)
     scored = sorted(((scorer(a), k, a) for k, a in enumerate(layouts)), key=lambda t: (-t[0], t[1]))
     stats.update(stage_rate=rate, layouts=len(layouts))
     for value, _, assignment in scored[: options["starts"]]:
