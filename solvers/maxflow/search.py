@@ -349,3 +349,99 @@ def copy_layouts(space, most: int = 6) -> list[tuple]:
         if any(r is not None for r in assignment) and tuple(assignment) not in out:
             out.append(tuple(assignment))
     return out
+
+
+# -- mixed stages: devices of several groups on one range ------------------------------------------
+
+
+def _stage_program(space, lengths: list[np.ndarray], rate: float, deadline: Deadline, backend: str):
+    """The most blocks stages of mixed groups cover at ``rate`` (each stage's devices on one range of
+    ``k`` blocks, their capacities at ``k`` summing to the rate), and those stages; None when the stage
+    kinds are too many to list or the program has no answer in time."""
+    import scipy.sparse as sp
+
+    from solvers.ilp.backends import MILP, solve_milp
+    from solvers.maxflow.cover import _covers, affordable
+
+    sizes = [len(m) for m in space.groups]
+    kinds: list[tuple[int, dict[int, int]]] = []
+    for k in range(1, space.L + 1):
+        items = [(g, k, min(1.0, float(lengths[g][k]) / rate), sizes[g]) for g in range(len(space.groups))
+                 if lengths[g][k] > 0]
+        covers = _covers(items, 2000, deadline)
+        if covers is None:
+            return None
+        kinds += [(k, {items[i][0]: m for i, m in cover.items()}) for cover in covers]
+    if not kinds:
+        return 0, []
+    rows, cols, vals = [], [], []
+    for s, (_, members) in enumerate(kinds):
+        for g, m in members.items():
+            rows.append(g)
+            cols.append(s)
+            vals.append(float(m))
+    G, S = len(space.groups), len(kinds)
+    milp = MILP(c=-np.array([float(k) for k, _ in kinds]), A=sp.csr_matrix((vals, (rows, cols)), shape=(G, S)),
+                row_lo=np.full(G, -np.inf), row_hi=np.array(sizes, dtype=float), var_lo=np.zeros(S),
+                var_hi=np.full(S, float(space.L)), integer=np.ones(S, dtype=bool))
+    if not affordable(milp, backend, deadline):
+        return None
+    result = solve_milp(milp, backend, time_limit_s=max(min(deadline.left(), 5.0), 0.01))
+    if result.x is None:
+        return None
+    stages = [(k, members) for (k, members), u in zip(kinds, np.round(result.x)) for _ in range(int(u))]
+    return int(sum(k for k, _ in stages)), stages
+
+
+def mixed_stage_layouts(space, low: float, high: float, deadline: Deadline, backend: str = "highs") -> list[tuple]:
+    """Layouts of mixed stages at the best rate a bisection between ``low`` (a rate the one-group stages
+    reach) and ``high`` finds (see :func:`_stage_program`)."""
+    lengths = _group_lengths(space)
+    best = None
+    lo, hi = low, high
+    for _ in range(30):
+        if deadline.expired() or hi - lo <= 1e-6 * hi:
+            break
+        mid = 0.5 * (lo + hi)
+        got = _stage_program(space, lengths, mid, deadline, backend)
+        if got is None:
+            break
+        covered, stages = got
+        if covered >= space.L:
+            lo, best = mid, stages
+        else:
+            hi = mid
+    if best is None:
+        return []
+    out = []
+    for order in (sorted(best, key=lambda s: -sum(s[1].values())), sorted(best, key=lambda s: s[0])):
+        assignment = _lay_mixed(space, [(k, dict(m)) for k, m in order], lengths, lo)
+        if assignment is not None:
+            out.append(assignment)
+    return out
+
+
+def _lay_mixed(space, stages: list[tuple[int, dict[int, int]]], lengths, rate: float):
+    """Lay mixed stages along the blocks, shortening the ones with the most spare capacity to fit ``L``."""
+    ks = [k for k, _ in stages]
+    total = sum(ks)
+    while total > space.L:
+        spare = [(sum(m * float(lengths[g][ks[j] - 1]) for g, m in stages[j][1].items()), j)
+                 for j in range(len(stages)) if ks[j] > 1]
+        if not spare:
+            return None
+        ks[max(spare)[1]] -= 1
+        total -= 1
+    free = {g: list(members) for g, members in enumerate(space.groups)}
+    out: list = [None] * space.n
+    start = 0
+    for (_, members), k in zip(stages, ks):
+        rng = (start, start + k)
+        for g, m in members.items():
+            for _ in range(m):
+                i = free[g].pop(0)
+                if not space.ok[i, rng[0], rng[1]]:
+                    return None
+                out[i] = rng
+        start += k
+    return tuple(out) if start == space.L else None

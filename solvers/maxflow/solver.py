@@ -37,7 +37,7 @@ from solvers.maxflow.cover import affordable, cover_bound
 from solvers.maxflow.line import line_program, links_never_bind
 from solvers.maxflow.paths import candidate_routes, route_program
 from solvers.maxflow.regions import region_layouts
-from solvers.maxflow.search import Scorer, copy_layouts, local_search, stage_layouts
+from solvers.maxflow.search import Scorer, copy_layouts, local_search, mixed_stage_layouts, stage_layouts
 from solvers.maxflow.space import Space, build_space
 
 __all__ = ["solve_maxflow", "maxflow_unsupported"]
@@ -115,24 +115,24 @@ def solve_maxflow(problem: Problem, params: Any, options: dict[str, Any], deadli
 
 def _search(space: Space, options: dict[str, Any], deadline: Deadline, rng: random.Random, line_scores: bool,
             fluid: float, best: _Best, stats: dict[str, Any]) -> None:
-    """(a): stage layouts, then local search from the best of them, within the search's share of the time."""
+    """(a): layouts (region by region, mixed stages, one-group stages, short copies), then local search
+    from the best of them, within the search's share of the time."""
     share = Deadline(deadline.left() * options["search_share"])
     scorer = Scorer(space, line_scores, share)
-    rate, layouts = stage_layouts(space, fluid, rng)
-    layouts = region_layouts(space, fluid) + layouts + copy_layouts(space)
-    scored = sorted(((scorer(a), k, a) for k, a in enumerate(layouts)), key=lambda t: (-t[0], t[1]))
+    rate, stages = stage_layouts(space, fluid, rng)
+    mixed = mixed_stage_layouts(space, rate, fluid, share, options["backend"]) if rate > 0 else []
+    layouts = [("region layout", a) for a in region_layouts(space, fluid)] + [("mixed stages", a) for a in mixed]
+    layouts += [("stage layout", a) for a in stages] + [("short copies", a) for a in copy_layouts(space)]
+    scored = sorted(((scorer(a), k, label, a) for k, (label, a) in enumerate(layouts)), key=lambda t: (-t[0], t[1]))
     stats.update(stage_rate=rate, layouts=len(layouts))
-    for value, _, assignment in scored[: options["starts"]]:
+    for value, _, label, assignment in scored[: options["starts"]]:
         if share.expired():
             break
-        best.offer(space, assignment, "stage layout")
+        best.offer(space, assignment, label)
         found, got, steps = local_search(space, assignment, scorer, rng, share,
                                          accept=lambda cand: _plan(space, cand)[0] is not None)
         if steps:
-            best.offer(space, found, "local search")
-    if best.plan is None:  # every layout failed its limits (SLOs, rates): search from the best anyway
-        for value, _, assignment in scored[: options["starts"]]:
-            best.offer(space, assignment, "stage layout")
+            best.offer(space, found, f"local search from a {label}")
     stats.update(evaluations=scorer.evaluations)
 
 
