@@ -290,14 +290,18 @@ def list_solvers(as_json: bool) -> None:
     infos = solvers.registered()
     if as_json:
         click.echo(json.dumps([{
-            "name": s.name, "family": s.family, "exact": s.exact, "plan_space": s.plan_space, "available": s.available(),
-            "backends": list(s.backends), "options": s.options, "summary": s.summary,
+            "name": s.name, "family": s.family, "exact": s.exact, "plan_space": s.plan_space.name,
+            "plan_space_description": s.plan_space.description, "available": s.available(),
+            "backends": list(s.backends),
+            "options": [{"name": o.name, "type": o.kind.__name__, "default": o.default, "expects": o.expects(),
+                         "help": o.help} for o in s.options],
+            "summary": s.summary,
             "objectives": sorted(s.capabilities.objectives), "multi_model": s.capabilities.multi_model,
             "multi_request": s.capabilities.multi_request, "format_choice": s.capabilities.format_choice,
         } for s in infos], indent=2))
         return
     click.echo(table(["name", "family", "exact", "searches", "available", "backends", "summary"],
-                     [[s.name, s.family, "yes" if s.exact else "no", s.plan_space, "yes" if s.available() else "no",
+                     [[s.name, s.family, "yes" if s.exact else "no", s.plan_space.name, "yes" if s.available() else "no",
                        ",".join(s.backends) or "-", s.summary] for s in infos], indent=""))
 
 

@@ -126,3 +126,24 @@ def test_generator_builds_helix_class_clusters():
     assert slow and all(l.rate_mbps <= 15 * 8 for l in slow)  # 12.5 +- 2.5 MB/s across regions
     with pytest.raises(ValueError, match="unknown machine type"):
         helix_cluster({"H100": 1})
+
+
+def test_solvers_listing_names_the_plan_spaces():
+    import json
+
+    result = CliRunner().invoke(main, ["solvers", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.output)}
+    assert rows["maxflow"]["plan_space"] == "ranges" and rows["dp"]["plan_space"] == "pipeline"
+    assert {o["name"] for o in rows["maxflow"]["options"]} >= {"backend", "milp", "max_routes"}
+    table = CliRunner().invoke(main, ["solvers"])
+    assert "PlanSpace(" not in table.output and " ranges " in table.output
+
+
+def test_cli_evaluate_json_carries_the_routes_it_found():
+    import json
+
+    result = CliRunner().invoke(main, ["evaluate", str(HELIX / "quality10.yaml"), str(HELIX / "quality10.published.json"),
+                                       "--json"])
+    out = json.loads(result.output)
+    assert out["predicted"]["routing"] == "max-flow" and out["routes"] and out["routes"][0]["rate_tok_s"] > 0

@@ -96,10 +96,6 @@ class LineProgram:
     milp: MILP
     arcs: list[tuple[int, int, int]]  # (group, a, b) of each y variable, in order
     classes: int
-    sign: float = -1.0  # objective = -T
-
-    def total(self, x: np.ndarray) -> float:
-        return float(x[-1])
 
     def assignment(self, space, x: np.ndarray):
         """An assignment with ``round(y)`` devices of each group on each range."""

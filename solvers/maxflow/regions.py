@@ -147,7 +147,6 @@ def _best_split(segs, regs, crossing, L: int) -> tuple[float, tuple | None]:
         keep = p1 >= 1
         p1, p2 = p1[keep], p2[keep]
         lengths, cuts = [p1, p2 - p1, L - p2], [p1, p2]
-    members = [r for seg in segs for r in seg]
     choices = []
     for j, seg in enumerate(segs):
         for r in seg:
@@ -171,7 +170,6 @@ def _best_split(segs, regs, crossing, L: int) -> tuple[float, tuple | None]:
         if float(rate[k]) > best[0]:
             bounds = [0, *(int(c[k]) for c in cuts if q > 1), L] if q > 1 else [0, L]
             best = (float(rate[k]), (bounds, wmap))
-    del members
     return best
 
 

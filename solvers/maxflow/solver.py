@@ -45,8 +45,19 @@ __all__ = ["solve_maxflow", "maxflow_unsupported"]
 _EPS = 1e-7  # a MILP must beat the incumbent by this share (and a bound within it proves optimality)
 
 
+TABLE_BUDGET_BYTES = 2 * 2**30  # the range tables the search keeps, at most
+
+
 def maxflow_unsupported(problem: Problem) -> list[str]:
-    """What maxflow cannot take beyond its capability flags."""
+    """What maxflow cannot take beyond its capability flags: instances whose range tables (every device x
+    every range, per class, and three more) would not fit in :data:`TABLE_BUDGET_BYTES`."""
+    if len(problem.models) != 1:
+        return []
+    n, L = len(problem.topology.nodes), problem.models[0].num_blocks
+    need = n * (L + 1) ** 2 * 8 * (len(problem.workload) + 3)
+    if need > TABLE_BUDGET_BYTES:
+        return [f"{n} devices x {L} blocks: its range tables would take {need / 2**30:.1f} GB, more than its "
+                f"{TABLE_BUDGET_BYTES / 2**30:.0f} GB budget (use dp, matching or greedy)"]
     return []
 
 
