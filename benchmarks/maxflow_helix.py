@@ -31,6 +31,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 INSTANCES = [("helix/single24", True), ("helix/geo3region24", True), ("helix/hetero42", True),
              ("helix/quality10", True), ("swarm-consumer-gpus", False)]
 SOLVERS = {"maxflow": {}, "dp": {}, "ilp": {"backend": "highs"}, "matching": {}}
+# The best single pipeline under the swarm's SLO takes dp's branch and bound longer than a minute.
+EXTRA = [("swarm-consumer-gpus", "dp", {}, 300.0)]
 
 
 def _published(name: str) -> dict[str, Any]:
@@ -48,7 +50,8 @@ def _run(name: str, solver: str, options: dict[str, Any], limit: float) -> dict[
     problem = load_instance(ROOT / "instances" / f"{name}.yaml")
     started = time.perf_counter()
     row: dict[str, Any] = {"instance": problem.name, "solver": solver + (f":{options['backend']}"
-                                                                         if "backend" in options else "")}
+                                                                         if "backend" in options else ""),
+                           "time_limit_s": limit}
     try:
         plan = solve(problem, solver, SolveParams(time_limit_s=limit, threads=2), options=dict(options))
     except Exception as exc:  # noqa: BLE001 (a failing solver is a result, recorded as such)
@@ -93,7 +96,8 @@ def _markdown(rows: list[dict[str, Any]], limit: float) -> str:
     ]
     for r in rows:
         gap = "-" if r.get("gap") is None else f"{100 * r['gap']:.3g}%"
-        lines.append(f"| {r['instance']} | {r['solver']} | {r['status']} | {_fmt(r.get('objective_tok_s'))} | "
+        solver = r["solver"] + (f" ({r['time_limit_s']:g} s)" if r.get("time_limit_s", limit) != limit else "")
+        lines.append(f"| {r['instance']} | {solver} | {r['status']} | {_fmt(r.get('objective_tok_s'))} | "
                      f"{_fmt(r.get('bound_tok_s'))} | {gap} | {_fmt(r.get('time_s'), 1)} | "
                      f"{str(r.get('note', '')).replace('|', '/')} |")
     return "\n".join(lines) + "\n"
@@ -113,6 +117,10 @@ def main() -> int:
         for solver in chosen:
             rows.append(_run(name, solver, SOLVERS.get(solver, {}), args.time_limit))
             print(json.dumps(rows[-1], default=str), flush=True)
+        for extra_name, solver, options, limit in EXTRA:
+            if extra_name == name and solver in chosen:
+                rows.append(_run(name, solver, options, limit))
+                print(json.dumps(rows[-1], default=str), flush=True)
     RESULTS.mkdir(exist_ok=True)
     write_atomic(RESULTS / "maxflow_helix.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows))
     write_atomic(RESULTS / "maxflow_helix.md", _markdown(rows, args.time_limit))

@@ -100,5 +100,8 @@ register(SolverInfo(
         Option("search_share", float, 0.5, "share of the time limit the combinatorial search may take before "
                                            "the MILP", minimum=0.01, maximum=1.0),
         Option("starts", int, 3, "stage layouts the local search starts from", minimum=1, maximum=100),
+        Option("kicks", int, 300, "random kicks in a row without improvement after which the iterated local "
+                                  "search stops (before the time limit); none where every route can be listed and "
+                                  "the route MILP follows", minimum=0, maximum=1_000_000),
     ),
 ))

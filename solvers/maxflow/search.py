@@ -16,7 +16,8 @@ kept when it raises the score. The score is the exact routing's throughput
 (:func:`placement.costs.flows.route_shards`), or the line model's max-flow where that is
 exact (links that cannot bind, one class, no SLOs or rates); where it is not, the line
 flow (an upper bound on the exact one for one class) first discards the moves that
-cannot improve.
+cannot improve. When no move improves, a few random moves kick the best assignment
+and the search starts again from there, for as long as the time allows.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from placement.costs.flows import route_shards
 from solvers.deadline import Deadline
 from solvers.maxflow.line import line_flow
 
-__all__ = ["Scorer", "stage_layouts", "local_search"]
+__all__ = ["Scorer", "stage_layouts", "local_search", "iterated_search", "copy_layouts", "mixed_stage_layouts"]
+
+
 
 
 @dataclass
@@ -233,6 +236,8 @@ def _moves(space, assignment, rng: random.Random) -> list[tuple]:
             continue
         for delta in (-1, 1, -2, 2):
             q = p + delta
+            if not 0 < q < L:
+                continue
             nxt = []
             for r in cur:
                 if r is None:
@@ -292,6 +297,34 @@ def local_search(space, start, score: Scorer, rng: random.Random, deadline: Dead
                 improved = True
                 break
     return current, value, steps
+
+
+def iterated_search(space, start, score: Scorer, rng: random.Random, deadline: Deadline,
+                    accept: Callable[[tuple], bool] | None = None, target: float = math.inf,
+                    max_stall: int = 300) -> tuple[tuple, float, int]:
+    """Local search, then until time is up, the score reaches ``target`` (a bound) or ``max_stall`` kicks
+    in a row found nothing better: kick the best assignment by a few random moves and search again from
+    there, keeping what beats it (iterated local search; seeded, so repeatable).
+
+    Returns the best assignment, its score and the number of kicks that improved it.
+    """
+    best, best_value, _ = local_search(space, start, score, rng, deadline, accept)
+    kicks = improved = stalled = 0
+    while not deadline.expired() and stalled < max_stall and best_value < target:
+        kicks += 1
+        stalled += 1
+        cand = best
+        for _ in range(rng.randint(2, 4)):
+            moves = _moves(space, cand, rng)
+            if not moves:
+                break
+            cand = moves[0]
+        found, value, _ = local_search(space, cand, score, rng, deadline)
+        if value > best_value * (1 + 1e-9) and (accept is None or accept(found)):
+            best, best_value = found, value
+            improved += 1
+            stalled = 0
+    return best, best_value, improved
 
 
 # -- copies: disjoint short pipelines ----------------------------------------------------------------

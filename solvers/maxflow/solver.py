@@ -37,7 +37,7 @@ from solvers.maxflow.cover import affordable, cover_bound
 from solvers.maxflow.line import line_program, links_never_bind
 from solvers.maxflow.paths import candidate_routes, route_program
 from solvers.maxflow.regions import region_layouts
-from solvers.maxflow.search import Scorer, copy_layouts, local_search, mixed_stage_layouts, stage_layouts
+from solvers.maxflow.search import Scorer, copy_layouts, iterated_search, mixed_stage_layouts, stage_layouts
 from solvers.maxflow.space import Space, build_space
 
 __all__ = ["solve_maxflow", "maxflow_unsupported"]
@@ -114,21 +114,47 @@ def solve_maxflow(problem: Problem, params: Any, options: dict[str, Any], deadli
     line_exact = plain and links_never_bind(space, fluid)
     stats.update(line_model_exact=line_exact)
     best = _Best()
-    _search(space, options, deadline, rng, line_exact and len(space.requests) == 1, fluid, best, stats)
-    if not deadline.expired() and best.plan is not None and fluid > best.value * (1 + _EPS):
-        bound, proven = cover_bound(space, best.value, fluid, deadline, options["backend"], _EPS)
-        if bound is not None:
-            bounds["cover"] = bound
-    proven = _milp(space, options, params, deadline, line_exact, best, bounds, stats)
+    program = _program(space, options)
+    stats["milp_plan"] = program
+    _search(space, options, deadline, rng, line_exact and len(space.requests) == 1, bounds, best, stats,
+            share=options["search_share"] if program != "none" else 1.0)
+    _cover(space, options, deadline, best, bounds)
+    proven = _milp(space, options, params, deadline, line_exact, best, bounds, stats) if program != "none" \
+        else min(bounds.values()) <= 0
     return _answer(space, best, bounds, proven, deadline.expired() or stats.get("time_limited", False), stats,
                    params)
 
 
+_LINE_MILP_MOST = 4_000  # integer variables beyond which auto does not try the line MILP (it finds nothing in time)
+_ROUTE_MILP_DEVICES = 12  # auto lists candidate routes up to this many devices
+
+
+def _program(space: Space, options: dict[str, Any]) -> str:
+    """The exact program to run after the search: route, line, or none (the search takes all the time)."""
+    mode = options["milp"]
+    if mode != "auto":
+        return {"off": "none"}.get(mode, mode)
+    if space.n <= _ROUTE_MILP_DEVICES:
+        return "route"
+    arcs = sum(int(space.ok[members[0]].sum()) for members in space.groups)
+    return "line" if arcs <= _LINE_MILP_MOST else "none"
+
+
+def _cover(space: Space, options: dict[str, Any], deadline: Deadline, best: _Best, bounds: dict[str, float]) -> None:
+    """The cover bound above the incumbent (when its covers can be listed)."""
+    if deadline.expired() or best.plan is None or min(bounds.values()) <= best.value * (1 + _EPS):
+        return
+    bound, _ = cover_bound(space, best.value, min(bounds.values()), deadline, options["backend"], _EPS)
+    if bound is not None:
+        bounds["cover"] = min(bound, bounds.get("cover", bound))
+
+
 def _search(space: Space, options: dict[str, Any], deadline: Deadline, rng: random.Random, line_scores: bool,
-            fluid: float, best: _Best, stats: dict[str, Any]) -> None:
+            bounds: dict[str, float], best: _Best, stats: dict[str, Any], share: float) -> None:
     """(a): layouts (region by region, mixed stages, one-group stages, short copies), then local search
-    from the best of them, within the search's share of the time."""
-    share = Deadline(deadline.left() * options["search_share"])
+    from the best of them, within ``share`` of the time left; it stops early once a bound meets the plan."""
+    fluid = bounds["fluid"]
+    share = Deadline(deadline.left() * share)
     scorer = Scorer(space, line_scores, share)
     rate, stages = stage_layouts(space, fluid, rng)
     mixed = mixed_stage_layouts(space, rate, fluid, share, options["backend"]) if rate > 0 else []
@@ -136,13 +162,22 @@ def _search(space: Space, options: dict[str, Any], deadline: Deadline, rng: rand
     layouts += [("stage layout", a) for a in stages] + [("short copies", a) for a in copy_layouts(space)]
     scored = sorted(((scorer(a), k, label, a) for k, (label, a) in enumerate(layouts)), key=lambda t: (-t[0], t[1]))
     stats.update(stage_rate=rate, layouts=len(layouts))
-    for value, _, label, assignment in scored[: options["starts"]]:
-        if share.expired():
+    starts = scored[: options["starts"]]
+    for _, _, label, assignment in starts:
+        if best.offer(space, assignment, label):
+            break  # the best layout that keeps every limit
+    _cover(space, options, share, best, bounds)
+    for k, (value, _, label, assignment) in enumerate(starts):
+        if share.expired() or min(bounds.values()) <= best.value * (1 + _EPS):
             break
         best.offer(space, assignment, label)
-        found, got, steps = local_search(space, assignment, scorer, rng, share,
-                                         accept=lambda cand: _plan(space, cand)[0] is not None)
-        if steps:
+        # Each start gets its share of what is left; the last one keeps kicking until the search's time is up.
+        budget = Deadline(share.left() / (len(starts) - k))
+        found, got, steps = iterated_search(space, assignment, scorer, rng, budget,
+                                            accept=lambda cand: _plan(space, cand)[0] is not None,
+                                            target=min(bounds.values()) / (1 + _EPS),
+                                            max_stall=0 if stats["milp_plan"] == "route" else options["kicks"])
+        if got > value * (1 + 1e-9):
             best.offer(space, found, f"local search from a {label}")
     stats.update(evaluations=scorer.evaluations)
 
@@ -158,7 +193,7 @@ def _milp(space: Space, options: dict[str, Any], params: Any, deadline: Deadline
         return True  # nothing can flow: the bound proves it
     if mode == "off" or deadline.expired() or upper <= best.value * (1 + _EPS):
         return False
-    routes = candidate_routes(space, options["max_routes"], deadline) if mode in ("auto", "route") else None
+    routes = candidate_routes(space, options["max_routes"], deadline) if stats["milp_plan"] == "route" else None
     if routes is None and mode == "route":
         stats["milp"] = f"skipped: more than {options['max_routes']} candidate routes"
         return False
