@@ -16,6 +16,14 @@ most ``k x cap(k)`` of them, where ``cap`` is its tokens/s on the range:
 
 With several classes a device's capacity is its best class's (a bound for any mix).
 Both ignore links, SLOs and request rates, which only lower what a placement serves.
+
+Examples
+--------
+>>> from placement import load_instance
+>>> from solvers.maxflow.space import build_space
+>>> space = build_space(load_instance("instances/helix/single24.yaml"))
+>>> round(compute_bound(space), 2), round(fluid_bound(space), 2)
+(2803.86, 2045.64)
 """
 
 from __future__ import annotations

@@ -23,6 +23,15 @@ fluid bound is 340.7).
 
 Covers are enumerated; when there would be more than ``max_covers`` (many slow devices,
 each a small share of ``T``), the bound is not computed.
+
+Examples
+--------
+>>> from placement import load_instance
+>>> from solvers.deadline import Deadline
+>>> from solvers.maxflow.space import build_space
+>>> space = build_space(load_instance("instances/helix/quality10.yaml"))
+>>> cover_feasible(space, 286.59 * (1 + 1e-7), Deadline(30)), cover_feasible(space, 286.59, Deadline(30))
+(False, True)
 """
 
 from __future__ import annotations

@@ -19,6 +19,13 @@ blocks and have a network path to and from every request class's source):
   bind.
 
 Nothing here is a cost of its own: every number is a table lookup.
+
+Examples
+--------
+>>> from placement import load_instance
+>>> space = build_space(load_instance("instances/helix/quality10.yaml"))
+>>> space.n, [len(g) for g in space.groups], space.excluded
+(10, [6, 4], {'coordinator': 'holds no blocks'})
 """
 
 from __future__ import annotations
