@@ -301,7 +301,8 @@ def list_solvers(as_json: bool) -> None:
         } for s in infos], indent=2))
         return
     click.echo(table(["name", "family", "exact", "searches", "available", "backends", "summary"],
-                     [[s.name, s.family, "yes" if s.exact else "no", s.plan_space.name, "yes" if s.available() else "no",
+                     [[s.name, s.family, "yes" if s.exact else "no", s.plan_space.name,
+                       "yes" if s.available() else "no",
                        ",".join(s.backends) or "-", s.summary] for s in infos], indent=""))
 
 

@@ -584,7 +584,8 @@ def _rz_overlap(rng: random.Random) -> dict:
     """Measured tables where a fast device feeds two slow replicas (an overlap no pipeline has)."""
     devices = [_gateway(),
                {"id": "fast", "type": "a100-sxm-40gb",
-                "profile": {"model": "m", "max_layers": 4, "throughput_tokens_per_s": _table(rng.uniform(900, 1100), 4, 4)}},
+                "profile": {"model": "m", "max_layers": 4,
+                            "throughput_tokens_per_s": _table(rng.uniform(900, 1100), 4, 4)}},
                {"id": "slow1", "type": "t4", "profile": {"model": "m", "max_layers": 2,
                                                          "throughput_tokens_per_s": _table(rng.uniform(300, 400), 2, 4)}},
                {"id": "slow2", "type": "t4", "profile": {"model": "m", "max_layers": 2,

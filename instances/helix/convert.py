@@ -69,7 +69,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
@@ -164,9 +163,11 @@ def instance(cluster: dict, reference: dict) -> dict:
     return {
         "schema_version": 1,
         "name": f"helix-{CLUSTERS[cluster['name']]}",
-        "description": (f"{cluster['description']} Published in Helix (ASPLOS'25) {cluster['reported']['paper_section']}; "
+        "description": (f"{cluster['description']} Published in Helix (ASPLOS'25) "
+                        f"{cluster['reported']['paper_section']}; "
                         f"its MILP placement serves {milp['objective_max_flow_tokens_per_s']} tokens/s. Converted by "
-                        "instances/helix/convert.py from the Helix artifact (github.com/Thesys-lab/Helix-ASPLOS25@148b733): "
+                        "instances/helix/convert.py from the Helix artifact "
+                        "(github.com/Thesys-lab/Helix-ASPLOS25@148b733): "
                         "bandwidths x8 (Helix reads 'Mbps' as MB/s), coordinator links x2 more (2-byte tokens there, "
                         "4 here); see the script for every mapping."),
         "models": [{"id": model, "weight_format": "fp16"}],
@@ -181,8 +182,8 @@ def instance(cluster: dict, reference: dict) -> dict:
 def published_plan(cluster: dict, model: str) -> Plan:
     """The published placement: one shard per node, no routes (evaluate routes them by max-flow)."""
     milp = _milp(cluster)
-    shards = tuple(Shard(f"s-{node}", model, node, (int(a), int(b)))
-                   for node, (a, b) in sorted(milp["placement_layers_half_open"].items(), key=lambda kv: int(kv[0][1:])))
+    layout = sorted(milp["placement_layers_half_open"].items(), key=lambda kv: int(kv[0][1:]))
+    shards = tuple(Shard(f"s-{node}", model, node, (int(a), int(b))) for node, (a, b) in layout)
     stats = {"published_max_flow_tok_s": milp["objective_max_flow_tokens_per_s"], "published_by": milp.get("solver"),
              "sources": milp.get("sources", []), "paper_section": cluster["reported"]["paper_section"]}
     return Plan(shards=shards, status=Status.FEASIBLE, termination=Termination.HEURISTIC, solver="helix-milp",
@@ -202,7 +203,8 @@ def _check_mapping(cluster: dict, reference: dict) -> None:
     table = _milp(cluster)["helix_node_capacity_tokens_per_s_by_layers"]["table"]
     layers = reference["models"][key]["layers"]
     # No placement carries more than every node's best tokens x layers spread over the model's layers.
-    best = sum(max((k + 1) * v for k, v in enumerate(table[n["helix_machine_type"]])) for n in cluster["nodes"]) / layers
+    best = sum(max((k + 1) * v for k, v in enumerate(table[n["helix_machine_type"]]))
+               for n in cluster["nodes"]) / layers
     slowest_in = min(l["bandwidth_mbps"] for l in cluster["links"] if l["kind"] == "ingress") * 1e6
     slowest_compute = min(l["bandwidth_mbps"] for l in cluster["links"] if l["kind"] == "compute") * 1e6
     carried = min(slowest_in / HELIX_TOKEN_BYTES, slowest_compute / TOKEN_ID_BYTES)

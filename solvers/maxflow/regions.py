@@ -18,7 +18,6 @@ judged by the exact routing and improved by the local search.
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 

@@ -24,7 +24,6 @@ The plan says which step found it (``stats["found_by"]``), every bound
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Any
 
