@@ -220,7 +220,8 @@ def evaluate(instance: str, plan_file: str, as_json: bool, ignore_instance_misma
     saved = placement.load_plan(plan_file, problem, ignore_instance_mismatch=ignore_instance_mismatch)
     metrics = placement.evaluate(problem, saved)
     if as_json:
-        out = placement.plan_to_dict(saved.with_(predicted=metrics), problem)
+        # A plan without routes was routed by evaluate (max-flow): show the routes it priced.
+        out = placement.plan_to_dict(saved.with_(predicted=metrics, routes=saved.routes or metrics.routes), problem)
         out["evaluation"] = {"meets_every_limit": metrics.feasible, "objective": metrics.objective,
                              "violations": [v.to_dict() for v in metrics.violations]}
         click.echo(json.dumps(out, indent=2))
@@ -541,15 +542,17 @@ def list_solvers(as_json: bool) -> None:
         click.echo(json.dumps([{
             "name": s.name, "family": s.family, "exact": s.exact, "plan_space": s.plan_space.name,
             "plan_space_description": s.plan_space.description, "available": s.available(),
-            "backends": list(s.backends), "summary": s.summary,
+            "backends": list(s.backends),
             "options": [{"name": o.name, "type": o.kind.__name__, "default": o.default, "expects": o.expects(),
                          "help": o.help} for o in s.options],
+            "summary": s.summary,
             "objectives": sorted(s.capabilities.objectives), "multi_model": s.capabilities.multi_model,
             "multi_request": s.capabilities.multi_request, "format_choice": s.capabilities.format_choice,
         } for s in infos], indent=2))
         return
     click.echo(table(["name", "family", "exact", "searches", "available", "backends", "summary"],
-                     [[s.name, s.family, "yes" if s.exact else "no", s.plan_space.name, "yes" if s.available() else "no",
+                     [[s.name, s.family, "yes" if s.exact else "no", s.plan_space.name,
+                       "yes" if s.available() else "no",
                        ",".join(s.backends) or "-", s.summary] for s in infos], indent=""))
 
 

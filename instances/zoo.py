@@ -44,7 +44,7 @@ import numpy as np
 from placement import Plan, Problem, Route, Shard, block_costs, cost_table, evaluate, parse_instance
 from placement.costs import GIB
 
-__all__ = ["zoo", "stress"]
+__all__ = ["zoo", "stress", "replicated_zoo"]
 
 # Device types by tier: the request source is a device-tier type.
 _SOURCE_TYPES = ("snapdragon-8-gen3", "apple-m1", "raspberry-pi-5-8gb", "intel-i3-1315u")
@@ -529,18 +529,158 @@ def zoo(seed: int = 0) -> list[tuple[str, dict]]:
     return out
 
 
-def stress(seed: int = 0, devices: int = 10, blocks: int = 48) -> tuple[str, dict]:
+def stress(seed: int = 0, devices: int = 10, blocks: int = 48, objective: str = "latency") -> tuple[str, dict]:
     """One larger instance (default 10 devices, 48 blocks, mesh, latency) for time-limit checks.
 
     Too big to enumerate, small enough to build quickly: solvers must stop at their time limit.
+    ``objective`` may be changed for solvers of one objective (the instance is otherwise the same).
     """
     rng = random.Random(seed)
     types = [rng.choice(_SOURCE_TYPES)] + [rng.choice(_EDGE_TYPES + _CLOUD_TYPES) for _ in range(devices - 1)]
     devs = _devices(types)
     ids = [d["id"] for d in devs]
-    name = f"stress-{devices}dev-{blocks}blk"
+    name = f"stress-{devices}dev-{blocks}blk" + ("" if objective == "latency" else f"-{objective}")
     data = {"name": name, "models": [_model(blocks, rng)], "devices": devs, "links": _links(ids, "mesh", rng),
             "workload": [{"id": "r0", "source": ids[0], "prompt_tokens": 512, "output_tokens": 64}],
-            "objective": "latency"}
+            "objective": objective}
     _fit_memory(data, _planted(parse_instance(data), rng, min_stages=4), "tight", rng)
     return name, data
+
+
+# -- instances whose best plan replicates or overlaps shards (the maxflow plan space) --------------
+
+
+def _gateway() -> dict:
+    return {"id": "gw", "type": "intel-i3-1315u", "holds_blocks": False}
+
+
+def _replicated(name: str, rng: random.Random, devices: list[dict], blocks: int = 4, classes: int = 1,
+                links: list[dict] | None = None, **extra: Any) -> dict:
+    ids = [d["id"] for d in devices]
+    workload = []
+    for c in range(classes):
+        source = extra.pop("sources", ["gw"] * classes)[c] if "sources" in extra else "gw"
+        workload.append({"id": f"r{c}", "source": source, "prompt_tokens": rng.choice((64, 256)),
+                         "output_tokens": rng.choice((16, 64))})
+    data = {"name": name, "models": [_model(blocks, rng)], "devices": devices,
+            "links": links if links is not None else _links(ids, "mesh", rng), "workload": workload,
+            "objective": "throughput"}
+    data.update(extra)
+    return data
+
+
+def _table(top: float, most: int, blocks: int) -> dict[int, float]:
+    """A Helix-style tokens/s-by-layers table: roughly top / k, a little worse than linear."""
+    return {k: round(top / (k ** 1.1), 3) for k in range(1, min(most, blocks) + 1)}
+
+
+def _rz_replicas(rng: random.Random) -> dict:
+    """Two GPUs that each hold the model: two whole copies serve twice what one does."""
+    devices = [_gateway(), {"id": "g1", "type": "rtx-4090"}, {"id": "g2", "type": "rtx-4090"}]
+    return _replicated("replicas-2gpu-4blk-gateway", rng, devices)
+
+
+def _rz_overlap(rng: random.Random) -> dict:
+    """Measured tables where a fast device feeds two slow replicas (an overlap no pipeline has)."""
+    devices = [_gateway(),
+               {"id": "fast", "type": "a100-sxm-40gb",
+                "profile": {"model": "m", "max_layers": 4,
+                            "throughput_tokens_per_s": _table(rng.uniform(900, 1100), 4, 4)}},
+               {"id": "slow1", "type": "t4", "profile": {"model": "m", "max_layers": 2,
+                                                         "throughput_tokens_per_s": _table(rng.uniform(300, 400), 2, 4)}},
+               {"id": "slow2", "type": "t4", "profile": {"model": "m", "max_layers": 2,
+                                                         "throughput_tokens_per_s": _table(rng.uniform(300, 400), 2, 4)}}]
+    return _replicated("overlap-3dev-4blk-profiles", rng, devices)
+
+
+def _rz_slo(rng: random.Random) -> dict:
+    """A TPOT SLO that a long pipeline misses: copies must be short."""
+    devices = [_gateway()] + [{"id": f"g{i}", "type": t} for i, t in enumerate(("rtx-3060", "rtx-3060", "rtx-4090"))]
+    data = _replicated("slo-short-copies-3dev-4blk", rng, devices,
+                       links=[{"group": ["gw", "g0", "g1", "g2"], "bandwidth_mbps": 1000, "latency_ms": 15}])
+    problem = parse_instance(data)
+    best = min(evaluate(problem, _plan(problem, [(d, 0, 4)])).requests["r0"].tpot_ms for d in ("g0", "g1", "g2"))
+    data["workload"][0]["slo"] = {"tpot_ms": float(f"{best * 1.3:.6g}")}
+    return data
+
+
+def _rz_rates(rng: random.Random) -> dict:
+    """Two classes at given rates from two sources: the load at those rates is a limit too."""
+    devices = [_gateway(), {"id": "g1", "type": "rtx-3060"}, {"id": "g2", "type": "jetson-agx-orin-32gb"},
+               {"id": "g3", "type": "rtx-4090"}]
+    data = _replicated("rates-2cls-3dev-4blk", rng, devices, classes=2, sources=["gw", "g1"])
+    data["workload"][0]["rate_rps"], data["workload"][1]["rate_rps"] = 1.0, 0.5
+    problem = parse_instance(data)
+    load = max(m.utilization or 0.0 for m in evaluate(problem, _plan(problem, [("g3", 0, 4)])).devices.values())
+    for req in data["workload"]:
+        req["rate_rps"] = float(f"{req['rate_rps'] * rng.uniform(0.8, 1.4) / load:.6g}")
+    return data
+
+
+def _rz_links(rng: random.Random) -> dict:
+    """Slow links between devices: where shards meet matters as much as what they hold."""
+    devices = [_gateway(), {"id": "g1", "type": "rtx-4090"}, {"id": "g2", "type": "rtx-3060"},
+               {"id": "g3", "type": "rtx-3060"}]
+    links = [{"a": "gw", "b": g, "bandwidth_mbps": 1000, "latency_ms": 1} for g in ("g1", "g2", "g3")]
+    links += [{"a": "g1", "b": "g2", "bandwidth_mbps": rng.choice((2, 5)), "latency_ms": 5},
+              {"a": "g1", "b": "g3", "bandwidth_mbps": rng.choice((2, 5)), "latency_ms": 5},
+              {"a": "g2", "b": "g3", "bandwidth_mbps": 1000, "latency_ms": 1}]
+    data = _replicated("slow-links-3dev-4blk", rng, devices, links=links)
+    _tight_memory(data, ["g1"], 0.6)
+    return data
+
+
+def _rz_free_mix(rng: random.Random) -> dict:
+    """Two classes without rates: the total over both is maximised, each keeping a share."""
+    devices = [_gateway(), {"id": "g1", "type": "rtx-3060"}, {"id": "g2", "type": "rtx-4090"}]
+    return _replicated("free-mix-2cls-2dev-4blk", rng, devices, classes=2)
+
+
+def _rz_nic(rng: random.Random) -> dict:
+    """A relay-free cluster on one switch whose ports (NICs) every transfer of a device shares."""
+    devices = [{**_gateway(), "relays": False}] + [
+        {"id": f"g{i}", "type": "rtx-3060", "relays": False, "nic_mbps": rng.choice((20, 40))} for i in range(3)]
+    data = _replicated("nic-switch-3dev-4blk", rng, devices,
+                       links=[{"group": ["gw", "g0", "g1", "g2"], "bandwidth_mbps": 1000, "latency_ms": 1}])
+    _tight_memory(data, ["g0", "g1", "g2"], 0.6)
+    return data
+
+
+def _rz_infeasible(rng: random.Random) -> dict:
+    """Profiles cap each device's layers: together they hold fewer than the model's blocks."""
+    devices = [_gateway()] + [{"id": f"g{i}", "type": "l4", "profile": {"model": "m", "max_layers": 1}}
+                              for i in range(3)]
+    return _replicated("infeasible-ranges-3dev-4blk", rng, devices)
+
+
+def _tight_memory(data: dict, ids: list[str], share: float) -> None:
+    """Give devices ``ids`` room for about ``share`` of the model (beyond their engine runtime)."""
+    for dev in data["devices"]:
+        if dev["id"] in ids:
+            dev["reserved_memory_gb"] = 0
+    problem = parse_instance(data)
+    L = problem.models[0].num_blocks
+    for dev in data["devices"]:
+        if dev["id"] in ids:
+            runtime = _runtime(problem, dev["id"])
+            whole = _memory_used(problem, _plan(problem, [(dev["id"], 0, L)]))[dev["id"]]
+            dev["memory_gb"] = _gb_up(runtime + (whole - runtime) * share)
+
+
+_REPLICATED = (_rz_replicas, _rz_overlap, _rz_slo, _rz_rates, _rz_links, _rz_free_mix, _rz_nic, _rz_infeasible)
+
+
+def replicated_zoo(seed: int = 0) -> list[tuple[str, dict]]:
+    """Tiny throughput instances (a gateway and at most 3 devices holding blocks, 4 blocks) whose best
+    plans replicate or overlap shards: the oracle of the ``ranges`` plan space enumerates every
+    assignment of a range or nothing to each device. Infeasible ones' names start with ``infeasible-``.
+
+    Examples
+    --------
+    >>> from placement import parse_instance
+    >>> instances = replicated_zoo(0)
+    >>> len(instances) >= 8, all(parse_instance(d).objective.name == "throughput" for _, d in instances)
+    (True, True)
+    """
+    rng = random.Random(1000 + seed)
+    return [(data["name"], data) for data in (build(random.Random(rng.random())) for build in _REPLICATED)]

@@ -113,6 +113,11 @@ class Node:
     ``address`` and ``port`` say where the node is reached when a plan is exported to a
     serving engine (``None``: not given; exports then use a placeholder or the engine's
     default port); they play no part in the cost model.
+
+    ``holds_blocks`` False marks a device that holds no model blocks (a gateway or a
+    coordinator that only sends prompts and receives tokens); ``relays`` False, one that
+    forwards no other device's traffic (a transfer may start or end there, never pass
+    through it: a VM whose "links" are measured end-to-end paths, not cables).
     """
 
     id: str
@@ -126,6 +131,8 @@ class Node:
     address: str | None = None
     port: int | None = None
     load_gbs: float | None = None
+    holds_blocks: bool = True
+    relays: bool = True
 
     def __post_init__(self) -> None:
         if not self.tier:
@@ -261,17 +268,36 @@ class Topology:
             candidates = np.quantile(candidates, np.linspace(1.0, 0.0, limit), method="lower")
             candidates = np.unique(candidates)[::-1]
         out = []
+        arrive = self._arrival_nodes
+        size = n + int(np.count_nonzero(arrive != np.arange(n)))
         for w in candidates:
             keep = bw >= w
             # Zero latency is a legal link; csgraph drops explicit zeros, so nudge them.
             weights = np.maximum(lat[keep], 1e-15)
             rows = np.concatenate([u[keep], v[keep]])
-            cols = np.concatenate([v[keep], u[keep]])
+            cols = np.concatenate([arrive[v[keep]], arrive[u[keep]]])
             data = np.concatenate([weights, weights])
-            m = csr_matrix((data, (rows, cols)), shape=(n, n))
-            dist, pred = dijkstra(m, directed=True, return_predecessors=True)
+            m = csr_matrix((data, (rows, cols)), shape=(size, size))
+            dist, pred = dijkstra(m, directed=True, indices=np.arange(n), return_predecessors=True)
+            dist, pred = dist[:, arrive], pred[:, arrive]
+            np.fill_diagonal(dist, 0.0)
+            np.fill_diagonal(pred, -9999)
             out.append((float(w), dist, pred))
         return out
+
+    @cached_property
+    def _arrival_nodes(self) -> np.ndarray:
+        """Where a path arriving at each node ends in the search graph: the node itself, or for a
+        device that relays nothing, a copy of it with no outgoing links (so that paths can end
+        there but never pass through it). Paths leave every device from the node itself."""
+        n = len(self.nodes)
+        arrive = np.arange(n)
+        extra = n
+        for i, node in enumerate(self.nodes):
+            if not node.relays:
+                arrive[i] = extra
+                extra += 1
+        return arrive
 
     def _best(self, nbytes: float) -> tuple[np.ndarray, np.ndarray]:
         """Transfer times and the index of the threshold each pair's best path uses."""
@@ -446,5 +472,11 @@ class Topology:
         return along
 
     def reachable(self, src: str) -> set[str]:
-        """Ids of the nodes connected to ``src`` (itself included)."""
-        return set(nx.node_connected_component(self.graph, src))
+        """Ids of the nodes a transfer from ``src`` can reach (itself included): its connected
+        component, less what lies only behind devices that relay nothing."""
+        if all(n.relays for n in self.nodes):
+            return set(nx.node_connected_component(self.graph, src))
+        if not self._thresholds:
+            return {src}
+        widest_set = self._thresholds[-1][1]  # the last threshold keeps every link
+        return {self.nodes[j].id for j in np.flatnonzero(np.isfinite(widest_set[self.index[src]]))}

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-
-import numpy as np
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from placement.cache import cache_changes
 from placement.costs.caching import caching_view
+from placement.costs.flows import route_shards
 from placement.costs.queueing import DeviceQueue, device_waits, goodput_scale, route_wait, share_within
 from placement.costs.routes import (
     RouteTimes, Stage, cascade_score, cascade_times, cascade_usage, route_quality, route_score, route_times,
@@ -423,7 +424,11 @@ def _device_metrics(problem: Problem, table: CostTable, plan: Plan, routed: dict
             violations.append(_memory_violation(problem, node.id, used, parts, capacity))
         for model_id, count in blocks_by_model.items():
             most = float(table.max_blocks(model_id)[d])
-            if count > most:
+            if count > most and not table.may_hold[d]:
+                violations.append(Violation(Kind.MAX_LAYERS, node.id, count, 0.0,
+                                            f"device {node.id}: holds {count} blocks of {model_id} but holds no "
+                                            "blocks (holds_blocks: false: a gateway or coordinator)"))
+            elif count > most:
                 violations.append(Violation(Kind.MAX_LAYERS, node.id, count, most,
                                             f"device {node.id}: holds {count} blocks of {model_id} > its profile's "
                                             f"max_layers {most:g}"))
@@ -575,6 +580,7 @@ def evaluate(problem: Problem, plan: Plan) -> Metrics:
     require_problem(problem)
     require_plan(plan)
     check_plan(problem, plan)
+    plan, routing = _routed_plan(problem, plan)
     table = cost_table(problem)
     routed = _price_routes(problem, table, plan)
     queue = _queueing(problem, table, routed) if problem.constraints.queueing else None
@@ -605,7 +611,7 @@ def evaluate(problem: Problem, plan: Plan) -> Metrics:
     return Metrics(requests=requests, devices=devices, throughput_tok_s=throughput,
                    objective=objective_value(problem, per_metric), feasible=not violations,
                    violations=tuple(violations), calibrated=calibrated, aggregates=aggregates, changes=changes,
-                   goodput_rps=goodput)
+                   goodput_rps=goodput, routing=routing, routes=plan.routes if routing == "max-flow" else ())
 
 
 class _Queues:
@@ -721,3 +727,11 @@ def _per_metric(problem: Problem, requests: dict[str, RequestMetrics], throughpu
         "churn": (changes.load_s or 0.0) if changes is not None else 0.0,
         "unserved": sum(w * (1.0 - served[r]) for r, w in weights.items()),
     }
+
+
+def _routed_plan(problem: Problem, plan: Plan) -> tuple[Plan, str]:
+    """``plan`` as evaluated: a plan with shards and no routes is routed by max-flow
+    (:func:`placement.costs.flows.route_shards`), one with routes as it says."""
+    if not plan.shards or plan.routes:
+        return plan, "given"
+    return plan.with_(routes=route_shards(problem, plan.shards).routes), "max-flow"

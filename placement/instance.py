@@ -48,9 +48,10 @@ _MODEL = {"id", "name", "weight_format", "kv_format", "config", "config_file", "
 _DEVICE_SPEC = {"name", "device_class", "memory_gb", "reserved_memory_gb", "memory_bandwidth_gbs", "default_unit",
                 "compute", "power_w", "default_engine", "notes", "sources", "cpu_cores"}
 _DEVICE = {"id", "type", "tier", "engine", "count", "threads", "profile", "profiles", "nic_mbps", "load_gbs",
-           "address", "port"} | _DEVICE_SPEC
+           "address", "port", "holds_blocks", "relays"} | _DEVICE_SPEC
 _PROFILE = {"model", "max_layers", "throughput_tokens_per_s", "prefill_ms_per_layer", "decode_ms_per_layer"}
-_LINK = {"a", "b", "bandwidth_mbps", "latency_ms", "energy_nj_per_bit", "channel_mhz", "snr_db", "rate_samples_mbps"}
+_LINK = {"a", "b", "group", "bandwidth_mbps", "latency_ms", "energy_nj_per_bit", "channel_mhz", "snr_db",
+         "rate_samples_mbps"}
 _REQUEST = {"id", "source", "model", "prompt_tokens", "output_tokens", "rate_rps", "batch", "slo", "profile"} | REQUEST_FIELDS
 _SLO = {"ttft_ms", "tpot_ms", "e2e_ms"}
 _CONSTRAINTS = {"memory_headroom", "max_context_tokens", "device_order", "quality_floor", "max_utilization",
@@ -156,6 +157,15 @@ class _Reader:
             self.add(path, f"{problem}; got {text!r}")
             return None
         return text
+
+    def flag(self, path: str, value: Any, default: bool) -> bool:
+        """A true/false field (``default`` when absent); anything else is reported."""
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.add(path, f"must be true or false, got {kind_of(value)}")
+            return default
+        return value
 
     def choice(self, path: str, value: Any, known: Any, what: str) -> str | None:
         """A string that must be one of ``known`` (hashable check first, so a list is a type error)."""
@@ -587,6 +597,8 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
         nic = r.number(f"{path}.nic_mbps", d.get("nic_mbps"), required=False, limit="bandwidth_mbps")
         load_gbs = r.number(f"{path}.load_gbs", d.get("load_gbs"), required=False)
         threads = r.number(f"{path}.threads", d["threads"], integer=True) if "threads" in d else None
+        holds = r.flag(f"{path}.holds_blocks", d.get("holds_blocks"), True)
+        relays = r.flag(f"{path}.relays", d.get("relays"), True)
         if "cpu_cores" in d:
             r.number(f"{path}.cpu_cores", d["cpu_cores"], integer=True)
         address, port = _endpoint(r, path, d)
@@ -623,7 +635,8 @@ def _devices(r: _Reader, raw: Any, model_ids: set[str]) -> list[Node]:
             continue
         nodes.append(Node(did, spec, tier=tier or spec.tier, engine=engine_id,
                           count=int(count or 1), profiles=profiles, threads=int(threads) if threads else None,
-                          nic_mbps=nic, load_gbs=load_gbs, address=address, port=port))
+                          nic_mbps=nic, load_gbs=load_gbs, address=address, port=port, holds_blocks=holds,
+                          relays=relays))
     return nodes
 
 
@@ -662,6 +675,8 @@ def _device_texts(r: _Reader, path: str, d: Mapping[str, Any], engines: set[str]
 
 
 def _links(r: _Reader, raw: Any, node_ids: set[str]) -> list[Link]:
+    """Links, each entry one link (``a``, ``b``) or a fully connected group (``group``: a link of
+    the entry's rate between every pair of the listed devices, as on one switch)."""
     links: list[Link] = []
     pairs: dict[frozenset, int] = {}
     for i, entry in enumerate(r.items("links", raw, required=False)):
@@ -670,21 +685,11 @@ def _links(r: _Reader, raw: Any, node_ids: set[str]) -> list[Link]:
         if m is None:
             continue
         n_issues = len(r.issues)
-        a = r.string(f"{path}.a", m.get("a"))
-        b = r.string(f"{path}.b", m.get("b"))
-        for end, value in (("a", a), ("b", b)):
-            if value is not None and node_ids and value not in node_ids:
-                close = difflib.get_close_matches(value, sorted(node_ids), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                r.add(f"{path}.{end}", f"names no device of this instance ({value!r}){hint}")
-        if a is not None and a == b:
-            r.add(path, f"links device {a!r} to itself")
-        if a is not None and b is not None:
-            key = frozenset((a, b))
-            if key in pairs and a != b:
-                r.add(path, f"duplicates links[{pairs[key]}] between {a} and {b} (links are undirected: "
-                            "one entry serves both directions)")
-            pairs.setdefault(key, i)
+        ends = _link_ends(r, path, m, node_ids)
+        if len(links) + len(ends) > _LIST_LIMITS["links"]:
+            r.add(path, f"brings the links to {len(links) + len(ends):,}; at most {_LIST_LIMITS['links']:,} are "
+                        "supported (a group of n devices is n (n - 1) / 2 links)")
+            return links
         bw = r.number(f"{path}.bandwidth_mbps", m.get("bandwidth_mbps"), required=False)
         ch = r.number(f"{path}.channel_mhz", m.get("channel_mhz"), required=False)
         snr = r.number(f"{path}.snr_db", m.get("snr_db"), low=-50, low_open=False, required=False)
@@ -699,16 +704,57 @@ def _links(r: _Reader, raw: Any, node_ids: set[str]) -> list[Link]:
             r.add(path, "give one of bandwidth_mbps, a wireless channel (channel_mhz, snr_db) or rate_samples_mbps")
         lat = r.number(f"{path}.latency_ms", m.get("latency_ms", 0.0), low_open=False)
         enj = r.number(f"{path}.energy_nj_per_bit", m.get("energy_nj_per_bit", 0.0), low_open=False)
+        for a, b in ends:
+            key = frozenset((a, b))
+            if key in pairs and "group" in m:
+                r.add(path, f"the group's pair {a}-{b} duplicates links[{pairs[key]}] (a pair of devices has one "
+                            "link: leave one of them out of the group, or drop the other entry)")
+            elif key in pairs:
+                r.add(path, f"duplicates links[{pairs[key]}] between {a} and {b} (links are undirected: "
+                            "one entry serves both directions)")
+            pairs.setdefault(key, i)
         if len(r.issues) > n_issues:
             continue
-        link = Link(a, b, bw, lat or 0.0, enj or 0.0, ch, snr, samples)  # type: ignore[arg-type]
+        first = Link(ends[0][0], ends[0][1], bw, lat or 0.0, enj or 0.0, ch, snr, samples) if ends else None
         # A wireless channel's Shannon rate can be tiny although each field is in range.
-        if ch is not None and link.rate_mbps < FLOORS["bandwidth_mbps"]:
-            r.add(path, f"the Shannon rate of channel_mhz {ch:g} at snr_db {snr:g} is {link.rate_mbps:.3g} Mbit/s; "
+        if first is not None and ch is not None and first.rate_mbps < FLOORS["bandwidth_mbps"]:
+            r.add(path, f"the Shannon rate of channel_mhz {ch:g} at snr_db {snr:g} is {first.rate_mbps:.3g} Mbit/s; "
                         f"a link's rate must be >= {FLOORS['bandwidth_mbps']:g} Mbit/s, like bandwidth_mbps")
             continue
-        links.append(link)
+        links.extend(Link(a, b, bw, lat or 0.0, enj or 0.0, ch, snr, samples) for a, b in ends)
     return links
+
+
+def _link_ends(r: _Reader, path: str, m: Mapping[str, Any], node_ids: set[str]) -> list[tuple[str, str]]:
+    """The device pairs one ``links`` entry joins: its ``a`` and ``b``, or every pair of its ``group``."""
+    if "group" in m:
+        if "a" in m or "b" in m:
+            r.add(path, "give a and b (one link) or group (a link between every pair of its devices), not both")
+            return []
+        members = [r.string(f"{path}.group[{j}]", x) for j, x in enumerate(r.items(f"{path}.group", m["group"]))]
+        for j, member in enumerate(members):
+            if member is not None and node_ids and member not in node_ids:
+                r.add(f"{path}.group[{j}]", f"names no device of this instance ({member!r}){_close_id(member, node_ids)}")
+            elif member is not None and member in members[:j]:
+                r.add(f"{path}.group[{j}]", f"lists {member!r} twice")
+        if len(members) == 1:
+            r.add(f"{path}.group", "must list at least 2 devices")
+        named = list(dict.fromkeys(x for x in members if x is not None and (not node_ids or x in node_ids)))
+        return [(a, b) for j, a in enumerate(named) for b in named[j + 1:]]
+    a = r.string(f"{path}.a", m.get("a"))
+    b = r.string(f"{path}.b", m.get("b"))
+    for end, value in (("a", a), ("b", b)):
+        if value is not None and node_ids and value not in node_ids:
+            r.add(f"{path}.{end}", f"names no device of this instance ({value!r}){_close_id(value, node_ids)}")
+    if a is not None and a == b:
+        r.add(path, f"links device {a!r} to itself")
+        return []
+    return [(a, b)] if a is not None and b is not None else []
+
+
+def _close_id(value: str, node_ids: set[str]) -> str:
+    close = difflib.get_close_matches(value, sorted(node_ids), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _workload(r: _Reader, raw: Any, models: dict[str, ModelSpec], model_ids: set[str],

@@ -117,7 +117,10 @@ class Metrics:
 
     ``objective`` is the instance objective's value for this plan: the number
     every solver must report. ``violations`` says, typed and in words and
-    numbers, why an infeasible plan is infeasible.
+    numbers, why an infeasible plan is infeasible. ``routing`` says where the
+    routes came from: ``given`` (the plan's own) or ``max-flow`` (a plan with
+    shards and no routes, routed by :func:`placement.costs.flows.route_shards`;
+    ``routes`` then holds the routes evaluated).
     """
 
     requests: dict[str, RequestMetrics]
@@ -130,6 +133,8 @@ class Metrics:
     aggregates: dict[str, float] = field(default_factory=dict)
     changes: CacheChanges | None = None  # against the current cache, when the instance has one (or weighs churn)
     goodput_rps: float | None = None  # with queueing and SLOs: see placement.costs.queueing
+    routing: str = "given"
+    routes: tuple[Any, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,6 +148,7 @@ class Metrics:
             "aggregates": dict(self.aggregates),
             **({"changes": self.changes.to_dict()} if self.changes is not None else {}),
             **({"goodput_rps": self.goodput_rps} if self.goodput_rps is not None else {}),
+            "routing": self.routing,
         }
 
     @staticmethod
@@ -159,4 +165,5 @@ class Metrics:
             aggregates=dict(d.get("aggregates", {})),
             changes=CacheChanges.from_dict(d["changes"]) if d.get("changes") else None,
             goodput_rps=d.get("goodput_rps"),
+            routing=str(d.get("routing", "given")),
         )

@@ -54,6 +54,7 @@ def plan_to_dict(plan: Plan, problem: Problem | None = None) -> dict[str, Any]:
             "aggregates": m.aggregates,
             **({"changes": m.changes.to_dict()} if m.changes is not None else {}),
             **({"goodput_rps": m.goodput_rps} if m.goodput_rps is not None else {}),
+            "routing": m.routing,
         }
     out = {
         "schema_version": PLAN_SCHEMA_VERSION,

@@ -135,19 +135,25 @@ def _body(problem: Problem, plan: Plan) -> list[str]:
           s.weight_format or problem.model(s.model).weight_format] for s in plan.shards],
     ))
     shards = {s.id: s for s in plan.shards}
+    m = plan.predicted
     caching = _is_caching(problem, plan)
     if caching:
         out += _cache_section(problem, plan)
         out += _routing_section(problem, plan)
     else:
-        out.append("\nroutes:")
-        for r in plan.routes:
+        routes = plan.routes
+        if m is not None and m.routing == "max-flow" and not routes:
+            routes = m.routes
+            out.append(f"\nroutes (routing: max-flow; the plan gives none, so evaluate routed its shards: "
+                       f"{len(routes)} route(s)):")
+        else:
+            out.append("\nroutes:")
+        for r in routes:
             req = problem.request(r.request)
             hops = " -> ".join(f"{sid}@{shards[sid].device}" for sid in r.path)
             share = f" ({r.fraction:.0%})" if r.fraction is not None and r.fraction < 1 else ""
             share += f" at {fmt_num(r.rate_tok_s)} tok/s" if r.rate_tok_s is not None else ""
             out.append(f"  {r.request}{share}: {req.source} -> {hops} -> {req.source}")
-    m = plan.predicted
     if m is None:
         return out
     out.append("\nrequests:")
@@ -184,7 +190,11 @@ def _body(problem: Problem, plan: Plan) -> list[str]:
     if m.changes is not None:
         out += _changes_section(m.changes)
     calib = "calibrated efficiencies" if m.calibrated else "some default (uncalibrated) efficiencies"
-    out.append(f"\nthroughput: {fmt_num(m.throughput_tok_s)} tok/s; predictions use {calib}")
+    routing = " (routing: max-flow)" if m.routing == "max-flow" else ""
+    # Two decimals: throughputs are compared with published max-flow figures to 0.01 tok/s.
+    tput = m.throughput_tok_s
+    shown = f"{tput:,.2f}" if isinstance(tput, float) and math.isfinite(tput) else fmt_num(tput)
+    out.append(f"\nthroughput: {shown} tok/s{routing}; predictions use {calib}")
     if m.goodput_rps is not None:
         share = problem.constraints.goodput_share
         out.append(f"goodput: {fmt_num(m.goodput_rps)} requests/s with {share:.0%} of requests meeting their SLOs "

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from placement import Plan, Problem, Proof, Status, Termination, evaluate
+from placement import Plan, Problem, Proof, Status, Termination, cost_table, evaluate
 from placement.problem import ModelSpec
 from solvers.api import UnsupportedProblemError
 from solvers.chain import Pipeline, StageSpec, assemble
@@ -37,9 +37,10 @@ _CHECK_EVERY = 32  # candidates between two looks at the clock
 def _devices_for(problem: Problem) -> tuple[list[str], bool]:
     """Devices to enumerate, and whether their order is fixed."""
     order = problem.constraints.device_order
+    may_hold = cost_table(problem).may_hold  # gateways and coordinators hold no blocks
     if order:
-        return list(order), True
-    return [n.id for n in problem.topology.nodes], False
+        return [d for d in order if may_hold[problem.topology.index[d]]], True
+    return [n.id for d, n in enumerate(problem.topology.nodes) if may_hold[d]], False
 
 
 def _stage_formats(model: ModelSpec) -> tuple[str | None, ...]:

@@ -6,7 +6,7 @@ import dataclasses
 
 from solvers.options import Option
 from solvers.registry import (
-    CACHE, CACHING_OBJECTIVES, REPLICATED, ROUTING, WITH_GOODPUT, Capabilities, SolverInfo, register,
+    CACHE, CACHING_OBJECTIVES, RANGES, REPLICATED, ROUTING, WITH_GOODPUT, Capabilities, SolverInfo, register,
 )
 
 _BASELINE = Capabilities(objectives=WITH_GOODPUT, queueing=True)
@@ -129,4 +129,30 @@ register(SolverInfo(
     capabilities=dataclasses.replace(_CACHING, max_devices=8), requires=("scipy",),
     options=(Option("max_caches", int, 20_000, "refuse instances with more candidate caches than this",
                     minimum=1, maximum=100_000_000),),
+))
+register(SolverInfo(
+    name="maxflow", family="maxflow", exact=True, entry="solvers.maxflow:solve_maxflow",
+    precondition="solvers.maxflow:maxflow_unsupported",
+    summary="throughput serving with replicated shards (the Helix class): each device one range or none, routed "
+            "by max-flow; stage layouts and local search, then a MILP warm-started by a cutoff; fluid, cover and "
+            "MILP bounds",
+    capabilities=Capabilities(objectives=frozenset({"throughput"}), multi_model=False),
+    requires=("scipy", "ortools", "pulp"),
+    plan_space=RANGES,
+    options=(
+        Option("backend", str, "highs", "MILP backend for the route, line and cover programs: highs "
+                                        "(scipy.optimize.milp), cbc (PuLP) or scip (OR-Tools); not cpsat, which takes "
+                                        "no rows of several continuous flows", choices=("highs", "cbc", "scip")),
+        Option("milp", str, "auto", "the exact program after the search: route (every candidate route listed), line "
+                                    "(arcs on block boundaries), auto (route when it lists at most max_routes "
+                                    "routes, else line) or off", choices=("auto", "route", "line", "off")),
+        Option("max_routes", int, 20_000, "the route MILP's largest number of candidate routes", minimum=1,
+               maximum=1_000_000),
+        Option("search_share", float, 0.5, "share of the time limit the combinatorial search may take before "
+                                           "the MILP", minimum=0.01, maximum=1.0),
+        Option("starts", int, 3, "stage layouts the local search starts from", minimum=1, maximum=100),
+        Option("kicks", int, 300, "random kicks in a row without improvement after which the iterated local "
+                                  "search stops (before the time limit); none where every route can be listed and "
+                                  "the route MILP follows", minimum=0, maximum=1_000_000),
+    ),
 ))

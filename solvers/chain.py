@@ -40,15 +40,17 @@ def chain_order(problem: Problem, model_id: str) -> list[str]:
     """The devices a chain solver may use for ``model_id``, in pipeline order.
 
     ``constraints.device_order`` when the instance gives one; otherwise the
-    devices reachable from the model's request sources, largest memory first.
+    devices reachable from the model's request sources, largest memory first;
+    either way without the devices that hold no blocks (``holds_blocks: false``).
     """
-    if problem.constraints.device_order:
-        return list(problem.constraints.device_order)
     topo = problem.topology
+    may_hold = cost_table(problem).may_hold  # gateways and coordinators hold no blocks
+    if problem.constraints.device_order:
+        return [d for d in problem.constraints.device_order if may_hold[topo.index[d]]]
     reach: set[str] = set()
     for req in problem.requests_for(model_id):
         reach |= topo.reachable(req.source)
-    return memory_order(problem, [n.id for n in topo.nodes if n.id in reach])
+    return memory_order(problem, [n.id for d, n in enumerate(topo.nodes) if n.id in reach and may_hold[d]])
 
 
 def assemble(pipelines: Sequence[Pipeline]) -> tuple[tuple[Shard, ...], tuple[Route, ...]]:

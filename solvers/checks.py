@@ -36,11 +36,34 @@ portfolios) against the caching oracle (``cache-bruteforce``); the ``route`` sol
 cache found by enumeration.
 
 Each check returns a list of failures (empty when it passes).
+Solvers of the ``ranges`` plan space (:data:`solvers.registry.RANGES`: each device one
+range or none, routed by max-flow) are also run over ``instances.zoo.replicated_zoo``,
+tiny instances whose optima replicate or overlap shards, against their own oracle
+(:func:`range_oracle`: every assignment of a range or nothing to each device, routed by
+:func:`placement.costs.flows.route_shards`); on the pipeline zoo, the pipeline optimum is
+their floor (their plan space holds every pipeline).
+
+- ``keeps_limits``: a plan reported ``optimal`` or ``feasible`` keeps every limit,
+  and its objective equals ``evaluate()`` on it (relative 1e-9);
+- ``oracle``: an exact solver finds the oracle's optimum (relative 1e-6) and its
+  verdict; a heuristic never beats it inside the oracle's plan space, never claims
+  ``optimal`` and never reports a bound; an exact solver's bound is on the right
+  side of its objective and equals it when optimal; an ``infeasible`` claim holds;
+- ``determinism``: the same seed twice gives the same shards and routes;
+- ``deadline``: a tight time limit is honoured (within :data:`DEADLINE_SLACK_S`);
+- ``options``: an unknown option, a value of the wrong type and one out of range are
+  refused before solving with :class:`~solvers.options.InvalidOptionError`;
+- ``round_trip``: a plan written to a plan file and read back evaluates the same;
+- ``no_mutation``: solving changes nothing in the problem, its cost table's arrays included.
+
+Each check returns a list of failures (empty when it passes).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -50,12 +73,17 @@ from typing import Any
 
 import numpy as np
 
-from placement import Plan, Problem, Proof, Status, cost_table, evaluate, load_plan, parse_instance, save_plan
+from placement import (
+    Plan, Problem, Proof, Shard, Status, Termination, cost_table, evaluate, load_plan, parse_instance, save_plan,
+)
+from placement.costs.chains import PipelineViews
+from placement.costs.flows import route_shards
 from solvers.api import SolveParams, UnsupportedProblemError, solve
 from solvers.options import InvalidOptionError
-from solvers.registry import SolverInfo, solver_info
+from solvers.registry import RANGES, SolverInfo, solver_info
 
-__all__ = ["check_solver", "solver_checks", "CheckReport", "DEADLINE_SLACK_S", "REL_EVALUATE", "REL_OPTIMUM"]
+__all__ = ["check_solver", "solver_checks", "CheckReport", "DEADLINE_SLACK_S", "REL_EVALUATE", "REL_OPTIMUM",
+           "range_oracle", "best_ranges", "MAX_ASSIGNMENTS"]
 
 REL_EVALUATE = 1e-9  # a plan's objective against evaluate() on it
 REL_OPTIMUM = 1e-6  # an exact solver's optimum against the oracle's
@@ -65,6 +93,8 @@ _PARAMS = SolveParams(time_limit_s=60, seed=0)
 _NO_PRECHECK = {"precheck": False}  # solvers must find infeasibility themselves
 _DETERMINISM = ("tpot-4dev-6blk-mesh-mixed-slo-ttft+tpot", "throughput-3dev-6blk-star-mixed-2cls-rates",
                 "ttft-3dev-4blk-mesh-tight-2cls-slo-tpot", "two-models-latency-3dev-4blk", "infeasible-load")
+_DETERMINISM_RANGES = ("overlap-3dev-4blk-profiles", "rates-2cls-3dev-4blk", "slow-links-3dev-4blk")
+MAX_ASSIGNMENTS = 50_000  # the ranges oracle refuses instances with more assignments than this
 
 
 # -- the zoo and its oracle, built once per process --------------------------------------------
@@ -105,12 +135,89 @@ def caching_oracle(seed: int, name: str) -> Plan:
     return solve(_problem(seed, name), "cache-bruteforce", _PARAMS, options=_NO_PRECHECK)
 
 
+def replicated_problems(seed: int) -> tuple[tuple[str, Problem], ...]:
+    """The replicated zoo of ``instances.zoo`` parsed (the ``ranges`` plan space's own instances)."""
+    from instances.zoo import replicated_zoo
+    return tuple((name, parse_instance(data, default_name=name)) for name, data in replicated_zoo(seed))
+
+
 def _problem(seed: int, name: str) -> Problem:
-    for zoo in (zoo_problems(seed), caching_zoo_problems(seed), caching_zoo_problems(seed, routing=True)):
+    for zoo in (zoo_problems(seed), replicated_problems(seed), caching_zoo_problems(seed),
+                caching_zoo_problems(seed, routing=True)):
         found = dict(zoo).get(name)
         if found is not None:
             return found
     raise KeyError(name)
+
+
+def _spans(ranges: list[tuple[int, int]], L: int) -> bool:
+    """Whether some chain of the ranges leads from block 0 to block L."""
+    reached, changed = {0}, True
+    while changed:
+        changed = False
+        for a, b in ranges:
+            if a in reached and b not in reached:
+                reached.add(b)
+                changed = True
+    return L in reached
+
+
+def best_ranges(problem: Problem, limit: int = MAX_ASSIGNMENTS) -> Plan:
+    """The best plan of the ``ranges`` plan space, by enumeration: every assignment of one range
+    (fitting the device's memory with every class's KV cache, and its max_layers) or nothing to
+    each device that may hold blocks and reaches every source, routed by max-flow, judged by
+    evaluate(). ``optimal`` with the best plan, or ``infeasible`` when no assignment serves every
+    class within the limits. Raises ValueError beyond ``limit`` assignments."""
+    table = cost_table(problem)
+    model = problem.models[0]
+    reqs = problem.requests_for(model.id)
+    L = model.num_blocks
+    cands = [d for d in range(table.num_devices) if table.may_hold[d] and all(
+        math.isfinite(float(table.transfers(r).upload_s[d])) and math.isfinite(float(table.transfers(r).return_s[d]))
+        for r in reqs)]
+    options: list[list] = []
+    if cands:
+        views = PipelineViews(table, model.id, cands, requests=list(reqs))
+        ok = views.memory_ok() & views.layers_ok()
+        options = [[None] + [(int(a), int(b)) for a, b in zip(*ok[i].nonzero())] for i in range(len(cands))]
+    if math.prod(len(o) for o in options) > limit:
+        raise ValueError(f"{problem.name}: more than {limit} assignments to enumerate")
+    best_value, best_plan = 0.0, None
+    names = [problem.topology.nodes[d].id for d in cands]
+    # A shard carries at most its best class's tokens/s: the least over blocks of what covers them bounds
+    # an assignment's flow, and skips the routing of assignments that cannot beat the best so far.
+    alone = {(i, r): max(1.0 / float(table.blocks(q).stage_token_s(cands[i], *r)) for q in reqs)
+             for i, opts in enumerate(options) for r in opts if r is not None}
+    for combo in itertools.product(*options):
+        if not _spans([r for r in combo if r is not None], L):
+            continue
+        cover = [0.0] * L
+        for i, r in enumerate(combo):
+            if r is not None:
+                for block in range(*r):
+                    cover[block] += alone[(i, r)]
+        if min(cover) <= best_value * (1 + 1e-12):
+            continue
+        shards = tuple(Shard(f"{names[i]}:{r[0]}-{r[1]}", model.id, names[i], r) for i, r in enumerate(combo) if r)
+        routing = route_shards(problem, shards)
+        if routing.unserved or routing.throughput_tok_s <= best_value * (1 + 1e-12):
+            continue
+        used = {sid for r in routing.routes for sid in r.path}
+        plan = Plan(shards=tuple(s for s in shards if s.id in used), routes=routing.routes)
+        metrics = evaluate(problem, plan)
+        if metrics.feasible and metrics.objective > best_value:
+            best_value, best_plan = metrics.objective, plan
+    if best_plan is None:
+        return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, proof=Proof.PLAN_SPACE,
+                    reasons=("no assignment of one range or nothing to each device serves every class",))
+    return best_plan.with_(status=Status.OPTIMAL, termination=Termination.CONVERGED, objective=best_value,
+                           bound=best_value, gap=0.0, proof=Proof.PLAN_SPACE)
+
+
+@functools.lru_cache(maxsize=None)
+def range_oracle(seed: int, name: str) -> Plan:
+    """:func:`best_ranges` on replicated-zoo instance ``name``, computed once per process."""
+    return best_ranges(dict(replicated_problems(seed))[name])
 
 
 @functools.lru_cache(maxsize=None)
@@ -180,10 +287,16 @@ class _Subject:
         """Whether it searches caches or routings (and is checked on the caching zoo)."""
         return self.info.plan_space.name in ("cache", "routing")
 
+    @property
+    def ranges(self) -> bool:
+        """Whether it searches the ``ranges`` plan space (then the replicated zoo and its oracle apply)."""
+        return self.info.plan_space is RANGES
+
     def zoo(self, seed: int) -> tuple[tuple[str, Problem], ...]:
-        """The instances it is checked on."""
+        """The instances it is checked on: the pipeline zoo (and the replicated zoo for ``ranges``
+        solvers), or the caching zoo for caching solvers."""
         if not self.caching:
-            return zoo_problems(seed)
+            return zoo_problems(seed) + (replicated_problems(seed) if self.ranges else ())
         return caching_zoo_problems(seed, routing=self.info.plan_space.name == "routing")
 
 
@@ -259,6 +372,36 @@ def _against_caching_oracle(exact: bool, problem: Problem, plan: Plan, ref: Plan
     return out
 
 
+def _against_ranges(exact: bool, problem: Problem, plan: Plan, ref: Plan) -> list[str]:
+    """A ``ranges`` solver against the enumeration of its plan space."""
+    out, st = [], plan.status
+    if ref.status == Status.OPTIMAL:
+        if st == Status.INFEASIBLE or (exact and st != Status.OPTIMAL):
+            out.append(f"returned {st} ({plan.termination}) where the optimum is {ref.objective}")
+        elif st in (Status.OPTIMAL, Status.FEASIBLE):
+            if exact and not _close(plan.objective, ref.objective, REL_OPTIMUM):
+                out.append(f"optimum {plan.objective} != the ranges oracle's {ref.objective}")
+            if _better(problem, plan.objective, ref.objective):
+                out.append(f"objective {plan.objective} beats the ranges oracle's optimum {ref.objective}")
+    elif st in (Status.OPTIMAL, Status.FEASIBLE):
+        out.append(f"{st} plan where the ranges oracle found none")
+    elif exact and plan.termination != Termination.CONVERGED:
+        out.append(f"no plan exists, but it stopped with {plan.termination} instead of proving it")
+    return out
+
+
+def _against_pipelines(exact: bool, problem: Problem, plan: Plan, ref: Plan) -> list[str]:
+    """A ``ranges`` solver on the pipeline zoo: its plan space holds every pipeline, so the pipeline
+    optimum is a floor for an exact one, and a feasible pipeline rules out an infeasible verdict."""
+    out, st = [], plan.status
+    if ref.status == Status.OPTIMAL:
+        if st not in (Status.OPTIMAL, Status.FEASIBLE):
+            out.append(f"returned {st} where a feasible pipeline serves {ref.objective}")
+        elif exact and _better(problem, ref.objective, plan.objective):
+            out.append(f"objective {plan.objective} below the pipeline optimum {ref.objective}")
+    return out
+
+
 def _over_zoo(subject: _Subject, seed: int, judge: Callable[[str, Problem, Plan], list[str]]) -> list[str]:
     failures, ran = [], 0
     for name, problem in subject.zoo(seed):
@@ -282,21 +425,45 @@ def check_keeps_limits(subject: _Subject, seed: int = 0) -> list[str]:
 
 
 def check_oracle(subject: _Subject, seed: int = 0) -> list[str]:
-    """Exact solvers match the brute-force oracle; heuristics never beat it nor claim proofs."""
+    """Exact solvers match the brute-force oracle; heuristics never beat it nor claim proofs.
+    ``ranges`` solvers: the ranges oracle on the replicated zoo, the pipeline optimum as a floor on the
+    pipeline zoo; an exact one's bound is on the right side of its objective and meets it when optimal.
+    Caching solvers: the caching oracle on the caching zoo."""
     exact = subject.info.exact
+    replicated = {name for name, _ in replicated_problems(seed)} if subject.ranges else set()
 
     def judge(name: str, problem: Problem, plan: Plan) -> list[str]:
         if subject.caching:
             return _against_caching_oracle(exact, problem, plan, caching_oracle(seed, name))
-        return _against_oracle(exact, problem, plan, oracle(seed, name))
+        if not subject.ranges:
+            return _against_oracle(exact, problem, plan, oracle(seed, name))
+        found = (_against_ranges(exact, problem, plan, range_oracle(seed, name)) if name in replicated
+                 else _against_pipelines(exact, problem, plan, oracle(seed, name)))
+        return found + _bound_claims(exact, problem, plan)
     return _over_zoo(subject, seed, judge)
+
+
+def _bound_claims(exact: bool, problem: Problem, plan: Plan) -> list[str]:
+    out = []
+    if not exact:
+        if plan.bound is not None:
+            out.append(f"heuristic reports a bound ({plan.bound})")
+        if plan.status == Status.OPTIMAL:
+            out.append("heuristic claims optimal")
+        return out
+    if plan.status == Status.OPTIMAL and (plan.bound is None or not _close(plan.bound, plan.objective, REL_OPTIMUM)):
+        out.append(f"optimal with bound {plan.bound} != objective {plan.objective}")
+    if plan.bound is not None and plan.objective is not None and _better(problem, plan.objective, plan.bound):
+        out.append(f"objective {plan.objective} beats its own bound {plan.bound}")
+    return out
 
 
 def check_determinism(subject: _Subject, seed: int = 0) -> list[str]:
     """The same seed twice gives the same plan."""
     by_name = dict(subject.zoo(0))
     failures, checked = [], 0
-    names = [n for n in by_name if "rates" in n][:4] if subject.caching else _DETERMINISM
+    names = [n for n in by_name if "rates" in n][:4] if subject.caching else \
+        _DETERMINISM + (_DETERMINISM_RANGES if subject.ranges else ())
     for name in names:
         problem = by_name[name]
         if not subject.accepts(problem):
@@ -317,6 +484,9 @@ def check_deadline(subject: _Subject, seed: int = 0) -> list[str]:
     from instances.zoo import stress
     name, data = caching_stress(cache=subject.info.plan_space.name == "routing") if subject.caching else stress()
     problem, limit = parse_instance(data), DEADLINE_S
+    if not subject.accepts(problem) and not subject.caching:  # the same instance for throughput solvers
+        name, data = stress(objective="throughput")
+        problem = parse_instance(data)
     if not subject.accepts(problem):  # its biggest zoo instance, a tighter limit
         from solvers.bruteforce import count_plans
         name, problem = max(((n, p) for n, p in subject.zoo(0) if subject.accepts(p)),
@@ -370,7 +540,7 @@ def check_round_trip(subject: _Subject, seed: int = 0) -> list[str]:
     """A plan written to a plan file reads back to the same plan, evaluated the same."""
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, problem in subject.zoo(0)[:12]:
+        for name, problem in subject.zoo(0)[:12] + (replicated_problems(0)[:4] if subject.ranges else ()):
             if not subject.accepts(problem):
                 continue
             plan = subject.zoo_plan(0, name)
@@ -414,7 +584,7 @@ def _same(a: Any, b: Any) -> bool:
 def check_no_mutation(subject: _Subject, seed: int = 0) -> list[str]:
     """Solving changes nothing in the problem: fields and the contents of every cost-table array."""
     failures = []
-    for name, problem in subject.zoo(0)[:8]:
+    for name, problem in subject.zoo(0)[:8] + (replicated_problems(0)[:3] if subject.ranges else ()):
         if not subject.accepts(problem):
             continue
         subject.zoo_plan(0, name)  # compiles the table parts it reads

@@ -10,6 +10,8 @@ cannot take the problem an ``unsupported`` row, and the comparison goes on.
 With an overall budget, the solvers share it: each gets the budget left divided
 by the solvers still to run (no more than the per-solver time limit), the
 heuristics first, so that time they do not use goes to the exact solvers.
+The best bound is taken per plan space (the tightest bound of each space, then
+the loosest of those: a bound over pipelines does not hold for replicated plans).
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from placement import Problem
 from solvers.options import Option
 
-__all__ = ["WITH_GOODPUT", "Capabilities", "SolverInfo", "PlanSpace", "PLAN_SPACES", "PIPELINE", "REPLICATED", "CACHE", "ROUTING", "register",
+__all__ = ["WITH_GOODPUT", "Capabilities", "SolverInfo", "PlanSpace", "PLAN_SPACES", "PIPELINE", "REPLICATED", "RANGES",
+           "CACHE", "ROUTING", "register",
            "registered", "solver_info", "UnknownSolverError"]
 
 ALL_OBJECTIVES = frozenset({"latency", "ttft", "tpot", "energy", "throughput", "weighted"})
@@ -83,7 +84,11 @@ CACHE = PlanSpace(
 ROUTING = PlanSpace(
     "routing", "routings of the instance's current cache: shares of each request class over its whole-model "
                "instances and declared cascades, the rest declared unserved with a reason", lambda problem: False)
-PLAN_SPACES = {s.name: s for s in (PIPELINE, REPLICATED, CACHE, ROUTING)}
+RANGES = PlanSpace(
+    "ranges", "one model; each device holds at most one contiguous range of its blocks (fitting with the KV cache "
+              "of every request class; replicas and overlaps allowed); the classes routed over the shards by "
+              "max-flow, every route meeting its SLOs", lambda problem: False)
+PLAN_SPACES = {s.name: s for s in (PIPELINE, REPLICATED, RANGES, CACHE, ROUTING)}
 
 
 @dataclass(frozen=True)

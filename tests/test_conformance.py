@@ -38,6 +38,7 @@ CONFORMANCE: tuple[Entry, ...] = (
     Entry("ilp-highs-cold", "ilp", {"backend": "highs", "warm_start": "none"}),
     Entry("ilp-cbc-cold", "ilp", {"backend": "cbc", "warm_start": "none"}),
     Entry("matching", "matching"),
+    Entry("maxflow", "maxflow"),
     Entry("greedy", "greedy"),
     Entry("uniform", "uniform"),
     Entry("source", "source"),

@@ -90,11 +90,22 @@ def test_memory_violation_names_device_and_numbers():
 
 
 def test_unserved_request_is_a_violation_not_a_crash():
+    # Shards that leave blocks uncovered: no route (given or found by max-flow) serves the class.
     problem = parse_instance(tiny_instance())
-    plan = Plan(shards=(Shard("s0", "tinyllama-1.1b", "edge", (0, 22)),), routes=())
+    plan = Plan(shards=(Shard("s0", "tinyllama-1.1b", "edge", (0, 10)),), routes=())
     m = evaluate(problem, plan)
-    assert not m.feasible and math.isinf(m.objective)
+    assert not m.feasible and math.isinf(m.objective) and m.routing == "max-flow"
     assert [(v.kind, v.subject) for v in m.violations] == [(Kind.COVERAGE, "chat")]
+
+
+def test_shards_without_routes_are_routed_by_max_flow():
+    problem = parse_instance(tiny_instance())
+    shards = (Shard("s0", "tinyllama-1.1b", "edge", (0, 22)),)
+    m = evaluate(problem, Plan(shards=shards))
+    given = evaluate(problem, Plan(shards=shards, routes=(Route("chat", ("s0",)),)))
+    assert m.routing == "max-flow" and given.routing == "given" and m.feasible
+    assert [r.path for r in m.routes] == [("s0",)]
+    assert m.throughput_tok_s == pytest.approx(given.throughput_tok_s, rel=1e-9)
 
 
 def test_plan_that_does_not_fit_raises_with_every_issue():

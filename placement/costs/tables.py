@@ -290,13 +290,21 @@ class CostTable:
             return readonly([runtime_bytes(n, execution_rates(n, fmt)) for n in self.topology.nodes])
         return self._memo(("runtime", weight_format), build)
 
+    @cached_property
+    def may_hold(self) -> np.ndarray:
+        """Whether each device may hold blocks at all (``devices[].holds_blocks``: False for a
+        gateway or coordinator)."""
+        return readonly([n.holds_blocks for n in self.topology.nodes], dtype=bool)
+
     def max_blocks(self, model: str) -> np.ndarray:
-        """Most blocks of ``model`` each device may hold by its measured profile (``inf`` without one)."""
+        """Most blocks of ``model`` each device may hold: 0 where it holds none (:attr:`may_hold`),
+        its measured profile's ``max_layers``, else ``inf``."""
         def build():
             out = []
             for n in self.topology.nodes:
                 p = n.profile_for(model)
-                out.append(p.max_layers if p is not None and p.max_layers is not None else np.inf)
+                most = p.max_layers if p is not None and p.max_layers is not None else np.inf
+                out.append(most if n.holds_blocks else 0)
             return readonly(out)
         return self._memo(("max_blocks", model), build)
 
@@ -502,6 +510,12 @@ class CostTable:
         """Whether every class in ``requests`` (default: the workload) gives a request rate."""
         reqs = [self.request(r) for r in (requests if requests is not None else self.problem.workload)]
         return bool(reqs) and all(r.rate_rps for r in reqs)
+
+    def load_per_busy_s(self, request: RequestClass | str) -> float:
+        """Share of time a device is busy, at the class's request rate, per second it works on one of
+        its batches (``rate / batch``; 0 without a rate): :meth:`stage_load` is this x share x busy seconds."""
+        req = self.request(request)
+        return (req.rate_rps or 0.0) / req.batch
 
     def stage_load(self, request: RequestClass | str, bc: BlockCosts, d, a, b, share: float = 1.0):
         """Share of time device ``d`` is busy serving ``share`` of ``request``'s requests through

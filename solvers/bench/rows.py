@@ -26,6 +26,7 @@ from typing import Any
 
 from placement import Plan, Problem
 from solvers.api import SolveParams, SolverUnavailableError, UnsupportedProblemError, solve
+from solvers.registry import UnknownSolverError, solver_info
 
 __all__ = ["solve_row", "solver_entries", "plan_row", "refused_row", "error_row", "with_gaps", "best_bound", "solver_label",
            "WITH_PLAN", "REFUSED"]
@@ -104,11 +105,24 @@ def solve_row(problem: Problem, solver: str, backend: str | None, params: SolveP
 
 
 def best_bound(rows: Iterable[dict[str, Any]], sense: str) -> float | None:
-    """The tightest proven bound among ``rows`` (the largest lower bound when minimising)."""
-    bounds = [r["bound"] for r in rows if r.get("bound") is not None and math.isfinite(r["bound"])]
-    if not bounds:
+    """The best proven bound over every plan the ``rows`` searched: the tightest bound within each
+    solver's plan space, then the loosest of those (a bound over pipelines does not hold for
+    replicated plans, which may beat it)."""
+    by_space: dict[str, list[float]] = {}
+    for r in rows:
+        if r.get("bound") is not None and math.isfinite(r["bound"]):
+            by_space.setdefault(_plan_space(r.get("solver")), []).append(r["bound"])
+    if not by_space:
         return None
-    return min(bounds) if sense == "max" else max(bounds)
+    tightest = [min(b) if sense == "max" else max(b) for b in by_space.values()]
+    return max(tightest) if sense == "max" else min(tightest)
+
+
+def _plan_space(solver: str | None) -> str:
+    try:
+        return solver_info(solver).plan_space.name  # type: ignore[arg-type]
+    except UnknownSolverError:
+        return "unknown"
 
 
 def with_gaps(rows: list[dict[str, Any]], sense: str, other_bounds: Iterable[dict[str, Any]] = ()
