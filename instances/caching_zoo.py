@@ -10,8 +10,9 @@ cache with churn in the objective, a choice of weight formats, and every caching
 Names start with ``cache-``.
 
 ``portfolio(models, nodes, classes, seed)`` builds a larger portfolio (up to 14 catalog models
-with benchmark scores over phones, edge boxes and cloud GPUs) for the benchmark runs, and
-``caching_stress()`` one of them for time-limit checks.
+with benchmark scores over phones, edge boxes and cloud GPUs) for the benchmark runs,
+``bench_instances(seed)`` the ``portfolio`` benchmark family, and ``caching_stress()`` one
+portfolio for time-limit checks.
 
 Examples
 --------
@@ -28,7 +29,7 @@ from typing import Any
 
 from models import model_scores
 
-__all__ = ["caching_zoo", "routing_zoo", "portfolio", "caching_stress", "PORTFOLIO_MODELS"]
+__all__ = ["caching_zoo", "routing_zoo", "portfolio", "bench_instances", "caching_stress", "PORTFOLIO_MODELS"]
 
 _TINY_MODELS = ("qwen2.5-0.5b", "llama-3.2-1b", "qwen2.5-1.5b", "llama-3.2-3b")
 # Catalog models with benchmark scores, small to large (models/catalog/quality.yaml).
@@ -273,3 +274,12 @@ def caching_stress(seed: int = 0, cache: bool = False) -> tuple[str, dict]:
     """A mid-sized portfolio (6 models, 8 devices, 6 classes: compiling its cost table takes a few
     tenths of a second, so what a tight time limit measures is the solver) for time-limit checks."""
     return portfolio(6, 8, 6, seed, cache=cache)
+
+
+def bench_instances(seed: int) -> list[tuple[str, dict]]:
+    """The ``portfolio`` benchmark family: 5, 10 and 14 models over 20 devices with 10 classes,
+    and the 10-model one with a current cache and churn in the objective (re-planning)."""
+    out = [portfolio(models, 20, 10, seed) for models in (5, 10, len(PORTFOLIO_MODELS))]
+    name, data = portfolio(10, 20, 10, seed, cache=True)
+    data["name"] = name = f"{name}-replan"
+    return [*out, (name, data)]

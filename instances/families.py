@@ -17,19 +17,11 @@ Built in:
 ``speed``                 80 blocks over 8 ordered devices; 32 over the same 8, free; 32 with a
                           format choice and a quality floor (the solver-speed benchmark's instances)
 ``pareto``                one instance under a sweep of objectives and latency limits (a latency-energy front)
+``helix``                 the four published Helix clusters, two Helix-class clusters drawn from the
+                          seed and a consumer-GPU swarm (:mod:`instances.helix.family`)
+``portfolio``             model caching: 5, 10 and 14 models over 20 devices, and a re-planning one
+                          with a current cache (:func:`instances.caching_zoo.bench_instances`)
 ========================  ==================================================================
-
-Slots, filled by whichever module provides them (first found wins):
-
-- ``helix``: the four published Helix clusters, a Helix-class generator and a
-  consumer-GPU swarm; from ``instances.helix`` when the max-flow work ships it,
-  else the stand-in ``benchmarks/families/helix.py`` of a source checkout.
-- ``portfolio``: 5-20 models over 20 nodes; from ``instances.portfolio`` when
-  the caching work ships it, else ``benchmarks/families/portfolio.py``.
-
-A slot's module provides it by defining ``bench_instances(seed)`` returning
-``[(name, instance dict)]``. A slot nothing provides is listed with the reason
-and left out of a run, which says so.
 
 Examples
 --------
@@ -38,13 +30,13 @@ Examples
 True
 >>> [f.name for f in families()][:3]
 ['tiny', 'stress', 'chains']
+>>> family("helix").generate(0)[0][0]
+'helix-single24'
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
-import importlib.util
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,32 +46,24 @@ from typing import Any
 
 from placement.textfiles import read_mapping_file
 
-__all__ = ["Family", "family", "families", "register_family", "Generator", "SLOTS"]
+__all__ = ["Family", "family", "families", "register_family", "Generator"]
 
 Generator = Callable[[int], list[tuple[str, dict[str, Any]]]]
 
 _HERE = Path(__file__).resolve().parent
-_CHECKOUT = _HERE.parent  # a source checkout keeps benchmarks/ beside the packages
 
 
 @dataclass(frozen=True)
 class Family:
-    """A registered family: ``generate(seed)`` gives ``[(name, instance dict)]``.
-
-    ``origin`` says where the generator comes from; ``missing`` is why a slot has
-    no generator here (then ``generate`` is ``None``).
-    """
+    """A registered family: ``generate(seed)`` gives ``[(name, instance dict)]``; ``origin`` names it."""
 
     name: str
     summary: str
-    generate: Generator | None
+    generate: Generator
     origin: str = ""
-    missing: str = ""
 
     def instances(self, seed: int) -> list[tuple[str, dict[str, Any]]]:
         """The family's instances for ``seed``, checked for unique names."""
-        if self.generate is None:
-            raise LookupError(f"family {self.name!r} has no generator here: {self.missing}")
         out = list(self.generate(seed))
         names = [name for name, _ in out]
         if len(set(names)) != len(names):
@@ -87,73 +71,29 @@ class Family:
         return out
 
 
-@dataclass(frozen=True)
-class _Slot:
-    summary: str
-    candidates: tuple[str, ...]  # "module" (importable) or "path/in/checkout.py"
-
-
-SLOTS = {
-    "helix": _Slot("the four published Helix clusters, a Helix-class generator and a consumer-GPU swarm",
-                   ("instances.helix", "benchmarks/families/helix.py")),
-    "portfolio": _Slot("portfolios of 5-20 models over 20 nodes (phones, edge servers, cloud)",
-                       ("instances.portfolio", "benchmarks/families/portfolio.py")),
-}
 _BUILTIN: dict[str, Family] = {}
 
 
 def register_family(name: str, summary: str) -> Callable[[Generator], Generator]:
     """Register ``fn(seed) -> [(name, dict)]`` as family ``name`` (a decorator)."""
     def add(fn: Generator) -> Generator:
-        if name in _BUILTIN or name in SLOTS:
+        if name in _BUILTIN:
             raise ValueError(f"family {name!r} is already registered")
         _BUILTIN[name] = Family(name, summary, fn, origin=f"{fn.__module__}:{fn.__name__}")
         return fn
     return add
 
 
-def _load_candidate(slot: str, candidate: str) -> tuple[Generator | None, str]:
-    """The candidate's ``bench_instances``, or ``None`` and why not."""
-    if candidate.endswith(".py"):
-        path = _CHECKOUT / candidate
-        if not path.is_file():
-            return None, f"{candidate} is not here (not a source checkout)"
-        spec = importlib.util.spec_from_file_location(f"_llmplace_family_{slot}", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    else:
-        if importlib.util.find_spec(candidate) is None:
-            return None, f"no module {candidate}"
-        module = importlib.import_module(candidate)
-    generate = getattr(module, "bench_instances", None)
-    if not callable(generate):
-        return None, f"{candidate} defines no bench_instances(seed)"
-    return generate, ""
-
-
-def _slot_family(name: str, slot: _Slot) -> Family:
-    why = []
-    for candidate in slot.candidates:
-        generate, reason = _load_candidate(name, candidate)
-        if generate is not None:
-            return Family(name, slot.summary, generate, origin=candidate)
-        why.append(reason)
-    return Family(name, slot.summary, None, missing="; ".join(why))
-
-
 def families() -> list[Family]:
-    """Every family: the built-in ones, then the slots (resolved now, or with why they are missing)."""
-    return list(_BUILTIN.values()) + [_slot_family(name, slot) for name, slot in SLOTS.items()]
+    """Every registered family, in registration order."""
+    return list(_BUILTIN.values())
 
 
 def family(name: str) -> Family:
     """The family called ``name``; ``KeyError`` naming the known ones for a typo."""
     if name in _BUILTIN:
         return _BUILTIN[name]
-    if name in SLOTS:
-        return _slot_family(name, SLOTS[name])
-    raise KeyError(f"unknown instance family {name!r} (known: {', '.join([*_BUILTIN, *SLOTS])})")
+    raise KeyError(f"unknown instance family {name!r} (known: {', '.join(_BUILTIN)})")
 
 
 # -- the built-in families ------------------------------------------------------------------
@@ -252,3 +192,17 @@ def _speed(seed: int) -> list[tuple[str, dict[str, Any]]]:
 def _pareto(seed: int) -> list[tuple[str, dict[str, Any]]]:
     from instances.edge import pareto
     return pareto(seed)
+
+
+@register_family("helix", "throughput serving: the four published Helix clusters, a 16-node and a 24-node "
+                          "three-region cluster drawn from the seed, a consumer-GPU swarm")
+def _helix(seed: int) -> list[tuple[str, dict[str, Any]]]:
+    from instances.helix.family import bench_instances
+    return bench_instances(seed)
+
+
+@register_family("portfolio", "model caching: 5, 10 and 14 models over 20 devices (phones, edge boxes, cloud "
+                              "GPUs) with 10 classes, and a re-planning portfolio with a current cache")
+def _portfolio(seed: int) -> list[tuple[str, dict[str, Any]]]:
+    from instances.caching_zoo import bench_instances
+    return bench_instances(seed)

@@ -81,3 +81,12 @@ def test_three_region_links_bind():
     assert m.throughput_tok_s == pytest.approx(crossing, rel=1e-9) and crossing < 1000
     for u, v in (("n3", "n4"), ("n13", "n14")):
         assert topo.path(u, v, act) == [u, v]  # no relay through a faster in-region neighbour
+
+
+def test_the_committed_files_are_the_conversion_of_the_extraction(tmp_path):
+    from instances.helix.convert import convert
+
+    results = convert(HELIX / "helix_clusters.json", tmp_path)
+    assert {name for name, *_ in results} == set(PUBLISHED)
+    for path in sorted(tmp_path.iterdir()):
+        assert path.read_bytes() == (HELIX / path.name).read_bytes(), f"{path.name} differs from its conversion"

@@ -147,9 +147,6 @@ def plan_suite(suite: Suite, chosen: list[Entry] | None = None, time_limit_s: fl
         if not entries:
             notes.append(f"family {part.family}: none of the chosen solvers runs in this part; left out")
             continue
-        if fam.generate is None:
-            notes.append(f"family {part.family}: no generator here ({fam.missing}); left out")
-            continue
         for seed in part.seeds:
             try:
                 instances = fam.instances(seed)
