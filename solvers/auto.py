@@ -1,8 +1,10 @@
 """``auto``: the exact solver that handles the instance, and a word on which it picked.
 
-In order: ``dp`` when the instance has one model and dp searches its devices
-exactly (a fixed ``constraints.device_order``, or at most dp's
-``max_exact_devices`` candidates); else ``ilp`` (HiGHS) when it takes the
+In order: ``maxflow`` when the objective is throughput and it takes the
+instance (one model: its plan space, replicated and overlapping shards routed by
+max-flow, holds every single pipeline); ``dp`` when the instance has one model
+and dp searches its devices exactly (a fixed ``constraints.device_order``, or at
+most dp's ``max_exact_devices`` candidates); else ``ilp`` (HiGHS) when it takes the
 instance; else ``bruteforce`` when the instance is small enough; else ``dp`` in
 its heuristic mode; else ``matching``; else the ``greedy`` baseline. The plan says
 which solver ran (``stats["picked"]``) and why.
@@ -31,6 +33,10 @@ __all__ = ["solve_auto", "pick"]
 
 def pick(problem: Problem) -> tuple[str, dict[str, Any], str]:
     """The solver ``auto`` runs on ``problem``, its options, and why."""
+    maxflow = solver_info("maxflow")
+    if problem.objective.name == "throughput" and maxflow.available() and not maxflow.unsupported(problem):
+        return "maxflow", {}, ("throughput of one model: maxflow searches replicated and overlapping shards "
+                               "routed by max-flow, which include every single pipeline")
     dp, ilp = solver_info("dp"), solver_info("ilp")
     dp_ok = not dp.unsupported(problem)
     if dp_ok:

@@ -13,8 +13,9 @@ _BASELINE = Capabilities(objectives=WITH_GOODPUT, queueing=True)
 
 register(SolverInfo(
     name="auto", family="auto", exact=True, entry="solvers.auto:solve_auto",
-    summary="picks the exact solver that handles the instance (dp for one model on a chain it can search "
-            "exactly, else ilp) and says which it picked; matching when no exact solver takes it",
+    summary="picks the exact solver that handles the instance (maxflow for the throughput of one model, dp for "
+            "one model on devices it can search exactly, else ilp) and says which it picked; matching when no "
+            "exact solver takes it",
     capabilities=Capabilities(objectives=WITH_GOODPUT, format_choice=True, portfolio=True, queueing=True),
     precondition="solvers.caching:auto_unsupported",
 ))
