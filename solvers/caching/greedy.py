@@ -32,6 +32,7 @@ import numpy as np
 from placement import Plan, Problem, Status, Termination
 from placement.costs.caching import caching_view
 from solvers.caching.greedy_moves import apply, estimated_gains, moves_onto
+from solvers.caching.greedy_local import improve
 from solvers.caching.greedy_routing import route_exactly
 from solvers.caching.greedy_state import Serving, ServingOptions
 from solvers.caching.plans import build_plan
@@ -43,6 +44,7 @@ _GAIN_TOL = 1e-9  # relative: a gain smaller than this share of the objective is
 _TRIES = 8  # candidates valued exactly per step, best estimates first
 _FILL_TRIES = 4
 _FILL_ROUNDS_PER_CLASS = 4
+_LOCAL_ROUNDS = 50
 
 
 def _tol(state: Serving) -> float:
@@ -122,14 +124,12 @@ def solve_cache_greedy(problem: Problem, params: Any, options: dict[str, Any], d
     serving = ServingOptions.of(view)
     stats = {"estimates": 0, "evaluations": 0, "additions": 0, "reliefs": 0, "routing": "greedy"}
     state = _greedy(Serving.empty(serving), deadline, stats)
-    stats["rounds"] = 0
-    while options.get("exact_routing", True) and state.cache.any() and not deadline.expired():
+    if options.get("local_moves", True) and state.cache.any() and not deadline.expired():
+        state = improve(state, deadline, stats, _LOCAL_ROUNDS)
+    if options.get("exact_routing", True) and state.cache.any() and not deadline.expired():
         exact = route_exactly(state, deadline)
-        if exact is None or not exact.value() < state.value() - _tol(state):
-            break
-        state, stats["routing"] = exact, "exact"
-        state = _greedy(state, deadline, stats)
-        stats["rounds"] += 1
+        if exact is not None and exact.state.value() < state.value() - _tol(state):
+            state, stats["routing"] = exact.state, "exact"
     plan = build_plan(problem, view, state.solution())
     stats.update(plan_space="cache", candidates=int(view.fits.sum()), options=serving.size,
                  instances=int(state.used().sum()))

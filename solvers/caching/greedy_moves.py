@@ -25,7 +25,7 @@ import numpy as np
 
 from solvers.caching.greedy_state import SHARE_TOL, Serving
 
-__all__ = ["estimated_gains", "moves_onto", "apply", "time_values", "Moves"]
+__all__ = ["estimated_gains", "moves_onto", "apply", "time_values", "cheapest_with", "Moves"]
 
 Moves = list  # [(option onto, option from or -1 for unserved, share)]
 _SATURATED = 1e-9  # a device with less time left than this is full
@@ -44,7 +44,7 @@ def _sources(state: Serving) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return cost, amount, source
 
 
-def _cheapest_with(state: Serving) -> tuple[np.ndarray, np.ndarray]:
+def cheapest_with(state: Serving) -> tuple[np.ndarray, np.ndarray]:
     """``[C, T]``: the cheapest option of class ``c`` that instance ``t`` makes usable (alone, or a
     cascade whose other instance is resident), and its busy share of ``t``'s device."""
     o = state.options
@@ -99,7 +99,7 @@ def estimated_gains(state: Serving, use_time_values: bool = True) -> tuple[np.nd
     o = state.options
     view = o.view
     source_cost, amount, source = _sources(state)
-    cost, busy = _cheapest_with(state)
+    cost, busy = cheapest_with(state)
     room = state.free[view.device] - state.load_bytes_all()
     reserve = np.where(state.reserved, 0.0, view.kv_mem_bytes + np.maximum(0.0, view.workspace_mem_bytes -
                                                                            state.workspace[None, :]))

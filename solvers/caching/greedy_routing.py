@@ -15,6 +15,7 @@ to its cheapest reserved option (:func:`cheapest_routing`).
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,7 +23,18 @@ import scipy.sparse as sp
 from solvers.caching.greedy_state import SHARE_TOL, Serving
 from solvers.deadline import Deadline
 
-__all__ = ["route_exactly", "cheapest_routing", "routable"]
+__all__ = ["route_exactly", "cheapest_routing", "routable", "Routed"]
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A cache routed exactly, and the program's prices: what one more unit share of each class would
+    cost (``class_price``), and what a unit of each device's busy share is worth (``time_price``, 0 on
+    devices with time left)."""
+
+    state: Serving
+    class_price: np.ndarray
+    time_price: np.ndarray
 
 
 def routable(state: Serving) -> np.ndarray:
@@ -63,7 +75,7 @@ def cheapest_routing(state: Serving) -> Serving:
     return _with_shares(state, share)
 
 
-def route_exactly(state: Serving, deadline: Deadline) -> Serving | None:
+def route_exactly(state: Serving, deadline: Deadline) -> Routed | None:
     """The cheapest routing of ``state``'s cache and reservations, or ``None`` when HiGHS found none in
     the time left."""
     from scipy.optimize import linprog
@@ -71,7 +83,12 @@ def route_exactly(state: Serving, deadline: Deadline) -> Serving | None:
     o = state.options
     view = o.view
     if not view.rates:
-        return cheapest_routing(state)
+        routed = cheapest_routing(state)
+        price = o.unserved_cost.copy()
+        for c, active in enumerate(routed.active):
+            for k in active:
+                price[c] = o.cost[k]
+        return Routed(routed, price, np.zeros(len(state.load)))
     cols = np.flatnonzero(routable(state))
     C, D, n = len(state.unserved), len(state.load), len(cols)
     costs = np.concatenate([o.cost[cols], o.unserved_cost])
@@ -91,4 +108,5 @@ def route_exactly(state: Serving, deadline: Deadline) -> Serving | None:
         return None
     share = np.zeros(o.size)
     share[cols] = np.clip(result.x[:n], 0.0, 1.0)
-    return _with_shares(state, share)
+    return Routed(_with_shares(state, share), np.asarray(result.eqlin.marginals, dtype=float),
+                  np.maximum(0.0, -np.asarray(result.ineqlin.marginals, dtype=float)) / limit)

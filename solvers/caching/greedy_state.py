@@ -227,6 +227,29 @@ class Serving:
         else:
             self.active[c].pop(k, None)
 
+    def compact(self) -> "Serving":
+        """This plan without the instances and reservations no share uses, its memory counted anew."""
+        o = self.options
+        view = o.view
+        out = self.copy()
+        on = self.share > SHARE_TOL
+        out.cache = self.used()
+        out.reserved = np.zeros_like(self.reserved)
+        out.reserved[o.cls[on], o.first[on]] = True
+        two = on & (o.second >= 0)
+        out.reserved[o.cls[two], o.second[two]] = True
+        D = len(self.load)
+        resident = np.flatnonzero(out.cache)
+        dev = view.device[resident]
+        out.workspace = np.where(out.reserved, view.workspace_mem_bytes, 0.0).max(axis=0, initial=0.0)
+        out.runtime = np.zeros(D)
+        np.maximum.at(out.runtime, dev, view.runtime_mem_bytes[resident])
+        used = (np.bincount(dev, weights=view.weight_mem_bytes[resident] + out.workspace[resident], minlength=D) +
+                out.runtime + np.bincount(view.device[np.nonzero(out.reserved)[1]],
+                                          weights=view.kv_mem_bytes[out.reserved], minlength=D))
+        out.free = np.asarray(view.capacity_bytes, dtype=float) * (1 - MARGIN) - used
+        return out
+
     def solution(self) -> Solution:
         """The shares as a :class:`~solvers.caching.plans.Solution`."""
         o = self.options

@@ -1,0 +1,186 @@
+"""Local moves on the greedy's cache, priced by its exact routing.
+
+The routing program of a cache (:func:`~solvers.caching.greedy_routing.route_exactly`) prices
+what the greedy's own moves cannot see: a share moved onto a new instance can set off a chain
+of shares moving between devices whose time is full. Its prices say what that chain is worth
+without running it: a class's ``class_price`` is what one more unit share of it costs at the
+margin, a device's ``time_price`` what a unit of its busy share is worth. So the *reduced cost*
+of serving a unit share of class ``c`` on instance ``t``,
+
+    cost[c, t] - class_price[c] + time_price[device of t] * busy[c, t],
+
+is negative exactly where the program would gain by the option (the simplex method's pricing
+rule). A move is a set of such options:
+
+- *add* a candidate (reserving room on it for the classes whose reduced cost is negative, the
+  most negative first, while memory lasts);
+- *reserve* room on a resident instance for classes that do not use it yet;
+- *swap*: add a candidate that does not fit its device until a resident instance there is
+  dropped (its shares re-routed by the program).
+
+Moves are ranked by their estimated gain (a fractional knapsack of the negative reduced costs
+over the device's time) less their churn; the best few are routed exactly, and the first that
+lowers the objective is kept. Instances and reservations no share uses are then released.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from solvers.caching.greedy_moves import cheapest_with
+from solvers.caching.greedy_routing import Routed, route_exactly
+from solvers.caching.greedy_state import SHARE_TOL, Serving
+from solvers.deadline import Deadline
+
+__all__ = ["improve"]
+
+_TRIES = 4  # moves routed exactly per round, best estimates first
+_GAIN_TOL = 1e-9
+
+
+def _reduced_costs(routed: Routed) -> tuple[np.ndarray, np.ndarray]:
+    """``[C, T]`` reduced cost of the cheapest option each candidate makes usable, and its busy share."""
+    state = routed.state
+    view = state.options.view
+    cost, busy = cheapest_with(state)
+    reduced = cost - routed.class_price[:, None] + routed.time_price[view.device][None, :] * busy
+    # A class that already reserved room on a resident instance is priced by the program already.
+    reduced[state.reserved & state.cache[None, :]] = np.inf
+    return np.where(np.isfinite(reduced), reduced, np.inf), busy
+
+
+def _estimates(routed: Routed, room: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated gain of every candidate (given ``room``: memory left on its device once it is loaded)
+    and the per-class reduced costs."""
+    state = routed.state
+    view = state.options.view
+    reduced, busy = _reduced_costs(routed)
+    reserve = view.kv_mem_bytes + np.maximum(0.0, view.workspace_mem_bytes - state.workspace[None, :])
+    value = np.where((reduced < 0) & (reserve <= room[None, :]), -reduced, 0.0)
+    per_time = np.where(busy > 0, value / np.where(busy > 0, busy, 1.0), np.inf)
+    order = np.argsort(-per_time, axis=0, kind="stable")
+    v_s, b_s = np.take_along_axis(value, order, 0), np.take_along_axis(busy, order, 0)
+    saturated = routed.time_price[view.device] > 0
+    # On a saturated device the prices already charge what the move displaces: its whole time is in play.
+    cap = np.where(saturated, state.time_limit, state.time_left()[view.device])
+    need = b_s * (v_s > 0)
+    before = np.cumsum(need, axis=0) - need
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(b_s > 0, np.clip((cap[None, :] - before) / np.where(b_s > 0, b_s, 1.0), 0.0, 1.0), 1.0)
+    gains = (share * v_s).sum(axis=0) - np.where(state.cache, 0.0, view.churn_cost)
+    return gains, reduced
+
+
+def _with_option(state: Serving, t: int, reduced: np.ndarray) -> Serving | None:
+    """``state`` with ``t`` resident and room reserved on it for every class whose reduced cost is
+    negative, the most negative first, while memory lasts; ``None`` when nothing could be reserved."""
+    o = state.options
+    trial = state.copy()
+    if trial.load_bytes(t) > trial.free[int(o.view.device[t])]:
+        return None
+    trial.add(t)
+    reserved = 0
+    for c in np.argsort(reduced[:, t], kind="stable"):
+        if not reduced[c, t] < 0:
+            break
+        c = int(c)
+        if trial.reserved[c, t]:
+            continue
+        # A cascade needs room on both its instances: the other one's is resident already.
+        need = trial.reserve_bytes(c, t)
+        if need <= trial.free[int(o.view.device[t])]:
+            trial.reserve(c, t)
+            reserved += 1
+            for k in o.touching[t]:
+                for i in o.instances_of(int(k)):
+                    if o.cls[k] == c and i != t and trial.cache[i] and not trial.reserved[c, i] and \
+                            trial.reserve_bytes(c, i) <= trial.free[int(o.view.device[i])]:
+                        trial.reserve(c, i)
+    return trial if reserved else None
+
+
+def _swap_room(state: Serving) -> dict[int, list[int]]:
+    """Per device, its resident instances, the least used first (what a swap would drop)."""
+    o = state.options
+    view = o.view
+    use = np.zeros(len(state.cache))
+    on = state.share > SHARE_TOL
+    np.add.at(use, o.first[on], state.share[on] * o.cost[on])
+    out: dict[int, list[int]] = {}
+    for t in np.flatnonzero(state.cache):
+        out.setdefault(int(view.device[t]), []).append(int(t))
+    return {d: sorted(ts, key=lambda t: (use[t], t)) for d, ts in out.items()}
+
+
+def _moves(routed: Routed) -> list[tuple[float, int, int | None]]:
+    """Candidate moves ``(estimated gain, instance to add or reserve on, instance to drop or None)``,
+    best first."""
+    state = routed.state
+    view = state.options.view
+    room = state.free[view.device] - state.load_bytes_all()
+    gains, _ = _estimates(routed, room)
+    moves = [(float(gains[t]), int(t), None) for t in np.flatnonzero((room >= 0) & (gains > 0))]
+    # Swaps: a candidate that does not fit until the least used instance on its device goes.
+    residents = _swap_room(state)
+    drop_room = room.copy()
+    drop_of = np.full(len(room), -1)
+    for d, ts in residents.items():
+        s = ts[0]
+        freed = view.weight_mem_bytes[s] + state.workspace[s] + \
+            float(view.kv_mem_bytes[state.reserved[:, s], s].sum())
+        on = (view.device == d) & (room < 0) & ~state.cache
+        drop_room[on] = room[on] + freed
+        drop_of[on] = s
+    swap_gains, _ = _estimates(routed, drop_room)
+    for t in np.flatnonzero((room < 0) & (drop_room >= 0) & (swap_gains > 0) & (drop_of >= 0)):
+        moves.append((float(swap_gains[t]), int(t), int(drop_of[t])))
+    moves.sort(key=lambda m: (-m[0], m[1]))
+    return moves
+
+
+def _without(state: Serving, s: int) -> Serving:
+    """``state`` with instance ``s`` dropped: its shares unserved, its memory released."""
+    o = state.options
+    trial = state.copy()
+    for k in o.touching[s]:
+        k = int(k)
+        if trial.share[k] > 0:
+            trial.unserved[o.cls[k]] += trial.share[k]
+            trial._shift(k, -trial.share[k])
+            trial.share[k] = 0.0
+    trial.cache[s] = False
+    return trial.compact()
+
+
+def improve(state: Serving, deadline: Deadline, stats: dict, max_rounds: int) -> Serving:
+    """Local moves from ``state`` (routed exactly first) while one gains (see the module docstring)."""
+    routed = route_exactly(state, deadline)
+    if routed is None:
+        return state
+    if routed.state.value() > state.value():
+        routed = Routed(state, routed.class_price, routed.time_price)  # the greedy's own routing is as good
+    for _ in range(max_rounds):
+        if deadline.expired():
+            break
+        best = routed.state.value()
+        tol = _GAIN_TOL * max(abs(best), 1.0)
+        _, reduced = _estimates(routed, np.full(len(routed.state.cache), np.inf))
+        kept = None
+        for gain, t, drop in _moves(routed)[:_TRIES]:
+            if deadline.expired():
+                break
+            base = routed.state if drop is None else _without(routed.state, drop)
+            trial = _with_option(base, t, reduced)
+            if trial is None:
+                continue
+            found = route_exactly(trial, deadline)
+            stats["routings"] = stats.get("routings", 0) + 1
+            if found is not None and found.state.value() < best - tol:
+                kept = found
+                stats["swaps" if drop is not None else "moves"] = stats.get("swaps" if drop is not None
+                                                                            else "moves", 0) + 1
+                break
+        if kept is None:
+            break
+        routed = Routed(kept.state.compact(), kept.class_price, kept.time_price)
+    return routed.state
