@@ -32,8 +32,7 @@ import numpy as np
 from placement import Plan, Problem, Status, Termination
 from placement.costs.caching import caching_view
 from solvers.caching.greedy_moves import apply, estimated_gains, moves_onto
-from solvers.caching.greedy_local import improve
-from solvers.caching.greedy_routing import route_exactly
+from solvers.caching.greedy_local import improve, kick, without as _without
 from solvers.caching.greedy_state import Serving, ServingOptions
 from solvers.caching.plans import build_plan
 from solvers.deadline import Deadline
@@ -44,7 +43,8 @@ _GAIN_TOL = 1e-9  # relative: a gain smaller than this share of the objective is
 _TRIES = 8  # candidates valued exactly per step, best estimates first
 _FILL_TRIES = 4
 _FILL_ROUNDS_PER_CLASS = 4
-_LOCAL_ROUNDS = 50
+_ROUNDS = 200  # rounds of moves at most (each adds or swaps an instance; far more than any cache holds)
+_KICKS = 3
 
 
 def _tol(state: Serving) -> float:
@@ -110,26 +110,47 @@ def _greedy(state: Serving, deadline: Deadline, stats: dict) -> Serving:
     return state
 
 
+def _water_filling(state: Serving, deadline: Deadline, stats: dict, drops: bool) -> Serving:
+    """The greedy additions by water-filling alone; with ``drops``, then every instance dropped in turn
+    (its shares filled elsewhere), kept when that gains."""
+    for key in ("estimates", "evaluations", "additions", "reliefs"):
+        stats.setdefault(key, 0)
+    state = _greedy(state, deadline, stats)
+    for s in (np.flatnonzero(state.used()).tolist() if drops else ()):
+        if deadline.expired():
+            break
+        trial = _without(state, s)
+        _fill(trial, np.ones(len(trial.load), dtype=bool), deadline, stats)
+        trial = _greedy(trial, deadline, stats)
+        if trial.value() < state.value() - _tol(state):
+            stats["drops"] = stats.get("drops", 0) + 1
+            state = trial
+    return state
+
+
 def solve_cache_greedy(problem: Problem, params: Any, options: dict[str, Any], deadline: Deadline) -> Plan:
-    """Greedy caching, local moves, then exact routing of the cache (see the module docstring).
+    """Greedy caching priced by the exact routing, and local moves (see the module docstring).
 
     Parameters
     ----------
     options : dict
-        ``local_moves`` (bool): drop and swap instances after the greedy additions;
-        ``exact_routing`` (bool): route the final cache by the routing program, keeping it when
-        cheaper than the greedy's own routing.
+        ``local_moves`` (bool): swap and drop instances once additions stop gaining;
+        ``exact_routing`` (bool): price and route every step by the routing program (else
+        water-filling alone).
     """
     view = caching_view(problem)
     serving = ServingOptions.of(view)
-    stats = {"estimates": 0, "evaluations": 0, "additions": 0, "reliefs": 0, "routing": "greedy"}
-    state = _greedy(Serving.empty(serving), deadline, stats)
-    if options.get("local_moves", True) and state.cache.any() and not deadline.expired():
-        state = improve(state, deadline, stats, _LOCAL_ROUNDS)
-    if options.get("exact_routing", True) and state.cache.any() and not deadline.expired():
-        exact = route_exactly(state, deadline)
-        if exact is not None and exact.state.value() < state.value() - _tol(state):
-            state, stats["routing"] = exact.state, "exact"
+    stats = {"routings": 0}
+    state = Serving.empty(serving)
+    if options.get("exact_routing", True):
+        stats["search"] = "priced by the routing program"
+        routed = improve(state, deadline, stats, _ROUNDS, swaps=options.get("local_moves", True))
+        if routed is not None and options.get("local_moves", True):
+            routed = kick(routed, deadline, stats, _KICKS, _ROUNDS)
+        state = routed.state if routed is not None else _water_filling(state, deadline, stats, False)
+    else:
+        stats["search"] = "water-filling"
+        state = _water_filling(state, deadline, stats, options.get("local_moves", True))
     plan = build_plan(problem, view, state.solution())
     stats.update(plan_space="cache", candidates=int(view.fits.sum()), options=serving.size,
                  instances=int(state.used().sum()))

@@ -32,7 +32,7 @@ from solvers.caching.greedy_routing import Routed, route_exactly
 from solvers.caching.greedy_state import SHARE_TOL, Serving
 from solvers.deadline import Deadline
 
-__all__ = ["improve"]
+__all__ = ["improve", "kick", "without"]
 
 _TRIES = 4  # moves routed exactly per round, best estimates first
 _GAIN_TOL = 1e-9
@@ -99,46 +99,38 @@ def _with_option(state: Serving, t: int, reduced: np.ndarray) -> Serving | None:
     return trial if reserved else None
 
 
-def _swap_room(state: Serving) -> dict[int, list[int]]:
-    """Per device, its resident instances, the least used first (what a swap would drop)."""
+def _drop_candidates(state: Serving) -> np.ndarray:
+    """Per device, the resident instance a swap there would drop: the one whose shares cost least."""
     o = state.options
     view = o.view
     use = np.zeros(len(state.cache))
     on = state.share > SHARE_TOL
-    np.add.at(use, o.first[on], state.share[on] * o.cost[on])
-    out: dict[int, list[int]] = {}
-    for t in np.flatnonzero(state.cache):
-        out.setdefault(int(view.device[t]), []).append(int(t))
-    return {d: sorted(ts, key=lambda t: (use[t], t)) for d, ts in out.items()}
+    np.add.at(use, o.first[on], state.share[on] * np.abs(o.cost[on]))
+    drop = np.full(len(state.load), -1)
+    for t in sorted(np.flatnonzero(state.cache), key=lambda t: (-use[t], t)):
+        drop[int(view.device[t])] = int(t)  # the least used is written last
+    return drop
 
 
-def _moves(routed: Routed) -> list[tuple[float, int, int | None]]:
-    """Candidate moves ``(estimated gain, instance to add or reserve on, instance to drop or None)``,
-    best first."""
+def _moves(routed: Routed) -> tuple[list[tuple[float, int, int | None]], np.ndarray]:
+    """Candidate moves ``(estimated gain, instance to add or reserve on, instance to drop or None)``, best
+    first, and the reduced costs they were priced with."""
     state = routed.state
     view = state.options.view
     room = state.free[view.device] - state.load_bytes_all()
-    gains, _ = _estimates(routed, room)
+    drop = _drop_candidates(state)[view.device]
+    # What the dropped instance frees: its weights, workspace and its classes' KV cache.
+    safe = np.maximum(drop, 0)
+    freed = view.weight_mem_bytes[safe] + state.workspace[safe] + (view.kv_mem_bytes * state.reserved).sum(axis=0)[safe]
+    swap = (room < 0) & (drop >= 0) & ~state.cache & (room + freed >= 0)
+    gains, reduced = _estimates(routed, np.where(swap, room + freed, room))
     moves = [(float(gains[t]), int(t), None) for t in np.flatnonzero((room >= 0) & (gains > 0))]
-    # Swaps: a candidate that does not fit until the least used instance on its device goes.
-    residents = _swap_room(state)
-    drop_room = room.copy()
-    drop_of = np.full(len(room), -1)
-    for d, ts in residents.items():
-        s = ts[0]
-        freed = view.weight_mem_bytes[s] + state.workspace[s] + \
-            float(view.kv_mem_bytes[state.reserved[:, s], s].sum())
-        on = (view.device == d) & (room < 0) & ~state.cache
-        drop_room[on] = room[on] + freed
-        drop_of[on] = s
-    swap_gains, _ = _estimates(routed, drop_room)
-    for t in np.flatnonzero((room < 0) & (drop_room >= 0) & (swap_gains > 0) & (drop_of >= 0)):
-        moves.append((float(swap_gains[t]), int(t), int(drop_of[t])))
+    moves += [(float(gains[t]), int(t), int(drop[t])) for t in np.flatnonzero(swap & (gains > 0))]
     moves.sort(key=lambda m: (-m[0], m[1]))
-    return moves
+    return moves, reduced
 
 
-def _without(state: Serving, s: int) -> Serving:
+def without(state: Serving, s: int) -> Serving:
     """``state`` with instance ``s`` dropped: its shares unserved, its memory released."""
     o = state.options
     trial = state.copy()
@@ -152,28 +144,53 @@ def _without(state: Serving, s: int) -> Serving:
     return trial.compact()
 
 
-def improve(state: Serving, deadline: Deadline, stats: dict, max_rounds: int) -> Serving:
-    """Local moves from ``state`` (routed exactly first) while one gains (see the module docstring)."""
+def _batch(routed: Routed, moves: list, reduced: np.ndarray, deadline: Deadline, below: float,
+           stats: dict) -> Routed | None:
+    """The best addition on every device at once, routed exactly: kept when it costs less than ``below``.
+    Early on most devices have a good addition of their own, and one program routes them all."""
+    view = routed.state.options.view
+    chosen: dict[int, int] = {}
+    for _, t, drop in moves:
+        if drop is None:
+            chosen.setdefault(int(view.device[t]), t)
+    if len(chosen) < 2:
+        return None
+    trial = routed.state
+    for t in chosen.values():
+        trial = _with_option(trial, t, reduced) or trial
+    found = route_exactly(trial, deadline, routed.basis)
+    stats["routings"] = stats.get("routings", 0) + 1
+    if found is not None and found.state.value() < below:
+        stats["batches"] = stats.get("batches", 0) + 1
+        return found
+    return None
+
+
+def improve(state: Serving, deadline: Deadline, stats: dict, max_rounds: int, swaps: bool = True,
+            banned: int | None = None) -> Routed | None:
+    """Moves from ``state`` (routed exactly first) while one gains (see the module docstring): additions,
+    reservations and (``swaps``) swaps; ``banned``: an instance not to add back. ``None`` when the
+    routing program found no routing in the time left."""
     routed = route_exactly(state, deadline)
     if routed is None:
-        return state
-    if routed.state.value() > state.value():
-        routed = Routed(state, routed.class_price, routed.time_price)  # the greedy's own routing is as good
+        return None
+    routed = Routed(routed.state.compact(), routed.class_price, routed.time_price, routed.basis)
     for _ in range(max_rounds):
         if deadline.expired():
             break
         best = routed.state.value()
         tol = _GAIN_TOL * max(abs(best), 1.0)
-        _, reduced = _estimates(routed, np.full(len(routed.state.cache), np.inf))
-        kept = None
-        for gain, t, drop in _moves(routed)[:_TRIES]:
+        moves, reduced = _moves(routed)
+        moves = [m for m in moves if m[1] != banned and (swaps or m[2] is None)]
+        kept = _batch(routed, moves, reduced, deadline, best - tol, stats)
+        for gain, t, drop in ([] if kept is not None else moves[:_TRIES]):
             if deadline.expired():
                 break
-            base = routed.state if drop is None else _without(routed.state, drop)
+            base = routed.state if drop is None else without(routed.state, drop)
             trial = _with_option(base, t, reduced)
             if trial is None:
                 continue
-            found = route_exactly(trial, deadline)
+            found = route_exactly(trial, deadline, routed.basis)
             stats["routings"] = stats.get("routings", 0) + 1
             if found is not None and found.state.value() < best - tol:
                 kept = found
@@ -182,5 +199,28 @@ def improve(state: Serving, deadline: Deadline, stats: dict, max_rounds: int) ->
                 break
         if kept is None:
             break
-        routed = Routed(kept.state.compact(), kept.class_price, kept.time_price)
-    return routed.state
+        routed = Routed(kept.state.compact(), kept.class_price, kept.time_price, kept.basis)
+    return routed
+
+
+def kick(routed: Routed, deadline: Deadline, stats: dict, tries: int, max_rounds: int) -> Routed:
+    """Drop each of the ``tries`` least used instances in turn and search again from there without it;
+    keep the first search that ends lower (a way out of a local optimum that no single move leaves)."""
+    for s in _least_used(routed.state)[:tries]:
+        if deadline.expired():
+            break
+        stats["kicks"] = stats.get("kicks", 0) + 1
+        found = improve(without(routed.state, s), deadline, stats, max_rounds, banned=s)
+        if found is not None and found.state.value() < routed.state.value() - \
+                _GAIN_TOL * max(abs(routed.state.value()), 1.0):
+            stats["kicks_kept"] = stats.get("kicks_kept", 0) + 1
+            return kick(found, deadline, stats, tries, max_rounds)
+    return routed
+
+
+def _least_used(state: Serving) -> list[int]:
+    o = state.options
+    use = np.zeros(len(state.cache))
+    on = state.share > SHARE_TOL
+    np.add.at(use, o.first[on], state.share[on])
+    return sorted(np.flatnonzero(state.cache).tolist(), key=lambda t: (use[t], t))

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from solvers.caching.greedy_simplex import RoutingProgram
 from solvers.caching.greedy_state import SHARE_TOL, Serving
 from solvers.deadline import Deadline
 
-__all__ = ["route_exactly", "cheapest_routing", "routable", "Routed"]
+__all__ = ["route_exactly", "route_by_highs", "cheapest_routing", "routable", "Routed"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Routed:
     state: Serving
     class_price: np.ndarray
     time_price: np.ndarray
+    basis: tuple | None = None
 
 
 def routable(state: Serving) -> np.ndarray:
@@ -75,9 +77,24 @@ def cheapest_routing(state: Serving) -> Serving:
     return _with_shares(state, share)
 
 
-def route_exactly(state: Serving, deadline: Deadline) -> Routed | None:
-    """The cheapest routing of ``state``'s cache and reservations, or ``None`` when HiGHS found none in
-    the time left."""
+def route_exactly(state: Serving, deadline: Deadline, basis: tuple | None = None) -> Routed | None:
+    """The cheapest routing of ``state``'s cache and reservations, or ``None`` when none was found in
+    the time left. ``basis``: a previous program's (:class:`Routed`), to start from."""
+    o = state.options
+    if o.view.rates:
+        cols = np.flatnonzero(routable(state))
+        program = RoutingProgram(o.cls[cols], o.cost[cols], o.dev1[cols], o.busy1[cols], o.unserved_cost,
+                                 state.time_limit, len(state.load), o.dev2[cols], o.busy2[cols], labels=cols.tolist())
+        found = program.solve(basis)
+        if found is not None:
+            share = np.zeros(o.size)
+            share[cols] = np.clip(found.shares, 0.0, 1.0)
+            return Routed(_with_shares(state, share), found.class_price, found.time_price, found.basis)
+    return route_by_highs(state, deadline)
+
+
+def route_by_highs(state: Serving, deadline: Deadline) -> Routed | None:
+    """:func:`route_exactly` by HiGHS (its fallback, and its check in the tests)."""
     from scipy.optimize import linprog
 
     o = state.options
