@@ -34,7 +34,8 @@ from solvers.deadline import Deadline
 
 __all__ = ["improve", "kick", "without"]
 
-_TRIES = 4  # moves routed exactly per round, best estimates first
+_TRIES = 2  # single moves routed exactly per round when the batch does not gain, best estimates first
+_KICK_TRIES = 1  # the same, in the search after a kick
 _GAIN_TOL = 1e-9
 
 
@@ -56,46 +57,56 @@ def _estimates(routed: Routed, room: np.ndarray) -> tuple[np.ndarray, np.ndarray
     view = state.options.view
     reduced, busy = _reduced_costs(routed)
     reserve = view.kv_mem_bytes + np.maximum(0.0, view.workspace_mem_bytes - state.workspace[None, :])
-    value = np.where((reduced < 0) & (reserve <= room[None, :]), -reduced, 0.0)
-    per_time = np.where(busy > 0, value / np.where(busy > 0, busy, 1.0), np.inf)
-    order = np.argsort(-per_time, axis=0, kind="stable")
-    v_s, b_s = np.take_along_axis(value, order, 0), np.take_along_axis(busy, order, 0)
-    saturated = routed.time_price[view.device] > 0
+    gainful = (reduced < 0) & (reserve <= room[None, :])
+    gains = -np.where(state.cache, 0.0, view.churn_cost)
+    cols = np.flatnonzero(gainful.any(axis=0))
+    if not cols.size:
+        return gains, reduced
+    # Candidates by rows, classes along them: a fractional knapsack per row, best value per unit time first.
+    value = np.where(gainful[:, cols], -reduced[:, cols], 0.0).T
+    time = busy[:, cols].T
+    per_time = np.where(time > 0, value / np.where(time > 0, time, 1.0), np.inf)
+    order = np.argsort(-per_time, axis=1, kind="stable")
+    value, time = np.take_along_axis(value, order, 1), np.take_along_axis(time, order, 1)
     # On a saturated device the prices already charge what the move displaces: its whole time is in play.
-    cap = np.where(saturated, state.time_limit, state.time_left()[view.device])
-    need = b_s * (v_s > 0)
-    before = np.cumsum(need, axis=0) - need
+    device = view.device[cols]
+    cap = np.where(routed.time_price[device] > 0, state.time_limit, state.time_left()[device])
+    need = time * (value > 0)
+    before = np.cumsum(need, axis=1) - need
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(b_s > 0, np.clip((cap[None, :] - before) / np.where(b_s > 0, b_s, 1.0), 0.0, 1.0), 1.0)
-    gains = (share * v_s).sum(axis=0) - np.where(state.cache, 0.0, view.churn_cost)
+        share = np.where(time > 0, np.clip((cap[:, None] - before) / np.where(time > 0, time, 1.0), 0.0, 1.0), 1.0)
+    gains[cols] += (share * value).sum(axis=1)
     return gains, reduced
 
 
-def _with_option(state: Serving, t: int, reduced: np.ndarray) -> Serving | None:
-    """``state`` with ``t`` resident and room reserved on it for every class whose reduced cost is
-    negative, the most negative first, while memory lasts; ``None`` when nothing could be reserved."""
+def _with_option(state: Serving, t: int, reduced: np.ndarray, copy: bool = True) -> Serving | None:
+    """``state`` (a copy, unless ``copy`` is false) with ``t`` resident and room reserved on it for every
+    class whose reduced cost is negative, the most negative first, while memory lasts; ``None`` when
+    nothing could be reserved."""
     o = state.options
-    trial = state.copy()
-    if trial.load_bytes(t) > trial.free[int(o.view.device[t])]:
+    device = o.view.device
+    if state.load_bytes(t) > state.free[int(device[t])]:
         return None
+    wanted = [int(c) for c in np.argsort(reduced[:, t], kind="stable")
+              if reduced[c, t] < 0 and not state.reserved[c, t]]
+    if not wanted:
+        return None
+    trial = state.copy() if copy else state
     trial.add(t)
+    ks = o.touching(t)
+    cascades = ks[o.second[ks] >= 0]
+    others = np.where(o.first[cascades] == t, o.second[cascades], o.first[cascades])
     reserved = 0
-    for c in np.argsort(reduced[:, t], kind="stable"):
-        if not reduced[c, t] < 0:
-            break
-        c = int(c)
-        if trial.reserved[c, t]:
+    for c in wanted:
+        if trial.reserve_bytes(c, t) > trial.free[int(device[t])]:
             continue
-        # A cascade needs room on both its instances: the other one's is resident already.
-        need = trial.reserve_bytes(c, t)
-        if need <= trial.free[int(o.view.device[t])]:
-            trial.reserve(c, t)
-            reserved += 1
-            for k in o.touching[t]:
-                for i in o.instances_of(int(k)):
-                    if o.cls[k] == c and i != t and trial.cache[i] and not trial.reserved[c, i] and \
-                            trial.reserve_bytes(c, i) <= trial.free[int(o.view.device[i])]:
-                        trial.reserve(c, i)
+        trial.reserve(c, t)
+        reserved += 1
+        # A cascade needs room on both its instances: reserve it on the other one too, where it fits.
+        for i in others[(o.cls[cascades] == c)]:
+            i = int(i)
+            if trial.cache[i] and not trial.reserved[c, i] and trial.reserve_bytes(c, i) <= trial.free[int(device[i])]:
+                trial.reserve(c, i)
     return trial if reserved else None
 
 
@@ -134,7 +145,7 @@ def without(state: Serving, s: int) -> Serving:
     """``state`` with instance ``s`` dropped: its shares unserved, its memory released."""
     o = state.options
     trial = state.copy()
-    for k in o.touching[s]:
+    for k in o.touching(s):
         k = int(k)
         if trial.share[k] > 0:
             trial.unserved[o.cls[k]] += trial.share[k]
@@ -155,9 +166,9 @@ def _batch(routed: Routed, moves: list, reduced: np.ndarray, deadline: Deadline,
             chosen.setdefault(int(view.device[t]), t)
     if len(chosen) < 2:
         return None
-    trial = routed.state
+    trial = routed.state.copy()
     for t in chosen.values():
-        trial = _with_option(trial, t, reduced) or trial
+        _with_option(trial, t, reduced, copy=False)
     found = route_exactly(trial, deadline, routed.basis)
     stats["routings"] = stats.get("routings", 0) + 1
     if found is not None and found.state.value() < below:
@@ -167,11 +178,11 @@ def _batch(routed: Routed, moves: list, reduced: np.ndarray, deadline: Deadline,
 
 
 def improve(state: Serving, deadline: Deadline, stats: dict, max_rounds: int, swaps: bool = True,
-            banned: int | None = None) -> Routed | None:
+            banned: int | None = None, basis: tuple | None = None, tries: int = _TRIES) -> Routed | None:
     """Moves from ``state`` (routed exactly first) while one gains (see the module docstring): additions,
     reservations and (``swaps``) swaps; ``banned``: an instance not to add back. ``None`` when the
     routing program found no routing in the time left."""
-    routed = route_exactly(state, deadline)
+    routed = route_exactly(state, deadline, basis)
     if routed is None:
         return None
     routed = Routed(routed.state.compact(), routed.class_price, routed.time_price, routed.basis)
@@ -183,7 +194,7 @@ def improve(state: Serving, deadline: Deadline, stats: dict, max_rounds: int, sw
         moves, reduced = _moves(routed)
         moves = [m for m in moves if m[1] != banned and (swaps or m[2] is None)]
         kept = _batch(routed, moves, reduced, deadline, best - tol, stats)
-        for gain, t, drop in ([] if kept is not None else moves[:_TRIES]):
+        for gain, t, drop in ([] if kept is not None else moves[:tries]):
             if deadline.expired():
                 break
             base = routed.state if drop is None else without(routed.state, drop)
@@ -210,7 +221,8 @@ def kick(routed: Routed, deadline: Deadline, stats: dict, tries: int, max_rounds
         if deadline.expired():
             break
         stats["kicks"] = stats.get("kicks", 0) + 1
-        found = improve(without(routed.state, s), deadline, stats, max_rounds, banned=s)
+        found = improve(without(routed.state, s), deadline, stats, max_rounds, banned=s, basis=routed.basis,
+                        tries=_KICK_TRIES)
         if found is not None and found.state.value() < routed.state.value() - \
                 _GAIN_TOL * max(abs(routed.state.value()), 1.0):
             stats["kicks_kept"] = stats.get("kicks_kept", 0) + 1

@@ -139,7 +139,7 @@ def moves_onto(state: Serving, t: int, values: np.ndarray | None = None) -> tupl
     if free[d_t] < 0:
         return -np.inf, -np.inf, []
     items = []
-    for k in o.touching[t]:
+    for k in o.touching(t):
         k = int(k)
         if not all(i == t or state.cache[i] for i in o.instances_of(k)):
             continue

@@ -86,9 +86,9 @@ class RoutingProgram:
         m = C + len(self.devices)
         A = np.zeros((m, n + m))
         A[classes, np.arange(n)] = 1.0
-        for dev, b in ((devices, busy), (devices2, busy2)):
+        for dev, b in ((devices, busy), (devices2, busy2)):  # a column's two devices differ: no entry twice
             on = (dev >= 0) & (b > 0)
-            np.add.at(A, (row_of[dev[on]], np.flatnonzero(on)), b[on])
+            A[row_of[dev[on]], np.flatnonzero(on)] = b[on]
         A[np.arange(m), n + np.arange(m)] = 1.0  # u[c] on class rows, a slack on device rows
         self.A, self.n, self.m, self.C, self.num_devices = A, n, m, C, num_devices
         self.c = np.concatenate([costs, unserved_cost, np.zeros(len(self.devices))])
@@ -111,9 +111,11 @@ class RoutingProgram:
                     cols.append(j)
             cols = np.array(cols[:self.m])
             if len(cols) == self.m and len(set(cols.tolist())) == self.m:
-                B = self.A[:, cols]
-                if np.linalg.cond(B) < 1e10:
-                    Binv = np.linalg.inv(B)
+                try:
+                    Binv = np.linalg.inv(self.A[:, cols])
+                except np.linalg.LinAlgError:
+                    Binv = None
+                if Binv is not None and np.isfinite(Binv).all() and np.abs(Binv).max() < 1e10:
                     x = Binv @ self.b
                     if x.min() >= -_FEAS_TOL:
                         return cols, Binv, np.maximum(x, 0.0)

@@ -40,7 +40,7 @@ SHARE_TOL = 1e-12  # a share below this is none
 
 @dataclass(frozen=True)
 class ServingOptions:
-    """Every option of the view as arrays over ``k`` (see the module docstring); ``touching[t]``:
+    """Every option of the view as arrays over ``k`` (see the module docstring); ``touching(t)``:
     the options that use instance ``t``; ``unserved_cost[c]``: a class's weighted cost of leaving
     all of it unserved."""
 
@@ -54,7 +54,8 @@ class ServingOptions:
     busy1: np.ndarray
     dev2: np.ndarray
     busy2: np.ndarray
-    touching: tuple[np.ndarray, ...]
+    touching_index: np.ndarray  # options using each instance, instance by instance
+    touching_start: np.ndarray  # [T + 1]: where each instance's run starts in touching_index
     unserved_cost: np.ndarray
     direct_cost: np.ndarray  # [C, T]: weighted cost of class c on t alone (inf where it cannot)
     direct_busy: np.ndarray  # [C, T]
@@ -92,14 +93,19 @@ class ServingOptions:
         index = np.concatenate([np.arange(len(ends) // 2)] * 2)
         mine = ends >= 0
         order = np.lexsort((index[mine], ends[mine]))
-        touching = tuple(np.split(index[mine][order], np.searchsorted(ends[mine][order], np.arange(1, T))))
+        touching_index = index[mine][order]
+        touching_start = np.searchsorted(ends[mine][order], np.arange(T + 1))
         direct_cost = np.full(view.eligible.shape, np.inf)
         direct_cost[c_d, t_d] = options["cost"][:len(c_d)]
         direct_busy = np.zeros(view.eligible.shape)
         direct_busy[c_d, t_d] = options["busy1"][:len(c_d)]
         unserved_cost = weight * view.unserved_cost
-        return cls(view=view, touching=touching, unserved_cost=unserved_cost, direct_cost=direct_cost,
+        return cls(view=view, touching_index=touching_index, touching_start=touching_start, unserved_cost=unserved_cost, direct_cost=direct_cost,
                    direct_busy=direct_busy, **options)
+
+    def touching(self, t: int) -> np.ndarray:
+        """The options that use instance ``t``."""
+        return self.touching_index[self.touching_start[t]:self.touching_start[t + 1]]
 
     def devices_of(self, k: int) -> tuple[tuple[int, float], ...]:
         """``(device, busy share per unit share)`` of option ``k``."""
