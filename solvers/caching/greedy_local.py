@@ -32,9 +32,10 @@ from solvers.caching.greedy_routing import Routed, route_exactly
 from solvers.caching.greedy_state import SHARE_TOL, Serving
 from solvers.deadline import Deadline
 
-__all__ = ["improve", "kick", "without"]
+__all__ = ["improve", "kick"]
 
 _TRIES = 2  # single moves routed exactly per round when the batch does not gain, best estimates first
+_BATCH_PER_DEVICE = 3  # additions per device in one batch, best estimates first
 _KICK_TRIES = 1  # the same, in the search after a kick
 _GAIN_TOL = 1e-9
 
@@ -87,26 +88,27 @@ def _with_option(state: Serving, t: int, reduced: np.ndarray, copy: bool = True)
     device = o.view.device
     if state.load_bytes(t) > state.free[int(device[t])]:
         return None
-    wanted = [int(c) for c in np.argsort(reduced[:, t], kind="stable")
-              if reduced[c, t] < 0 and not state.reserved[c, t]]
-    if not wanted:
+    wanted = np.flatnonzero((reduced[:, t] < 0) & ~state.reserved[:, t])
+    if not wanted.size:
         return None
+    wanted = wanted[np.argsort(reduced[wanted, t], kind="stable")].tolist()
     trial = state.copy() if copy else state
     trial.add(t)
     ks = o.touching(t)
     cascades = ks[o.second[ks] >= 0]
     others = np.where(o.first[cascades] == t, o.second[cascades], o.first[cascades])
     reserved = 0
+    d = int(device[t])
     for c in wanted:
-        if trial.reserve_bytes(c, t) > trial.free[int(device[t])]:
+        if trial.reserve_bytes(c, t) > trial.free[d]:
             continue
         trial.reserve(c, t)
         reserved += 1
         # A cascade needs room on both its instances: reserve it on the other one too, where it fits.
-        for i in others[(o.cls[cascades] == c)]:
-            i = int(i)
-            if trial.cache[i] and not trial.reserved[c, i] and trial.reserve_bytes(c, i) <= trial.free[int(device[i])]:
-                trial.reserve(c, i)
+        if cascades.size:
+            for i in others[(o.cls[cascades] == c) & trial.cache[others]].tolist():
+                if not trial.reserved[c, i] and trial.reserve_bytes(c, i) <= trial.free[int(device[i])]:
+                    trial.reserve(c, i)
     return trial if reserved else None
 
 
@@ -141,34 +143,21 @@ def _moves(routed: Routed) -> tuple[list[tuple[float, int, int | None]], np.ndar
     return moves, reduced
 
 
-def without(state: Serving, s: int) -> Serving:
-    """``state`` with instance ``s`` dropped: its shares unserved, its memory released."""
-    o = state.options
-    trial = state.copy()
-    for k in o.touching(s):
-        k = int(k)
-        if trial.share[k] > 0:
-            trial.unserved[o.cls[k]] += trial.share[k]
-            trial._shift(k, -trial.share[k])
-            trial.share[k] = 0.0
-    trial.cache[s] = False
-    return trial.compact()
-
-
 def _batch(routed: Routed, moves: list, reduced: np.ndarray, deadline: Deadline, below: float,
            stats: dict) -> Routed | None:
     """The best addition on every device at once, routed exactly: kept when it costs less than ``below``.
     Early on most devices have a good addition of their own, and one program routes them all."""
     view = routed.state.options.view
-    chosen: dict[int, int] = {}
+    chosen: dict[int, list[int]] = {}
     for _, t, drop in moves:
-        if drop is None:
-            chosen.setdefault(int(view.device[t]), t)
-    if len(chosen) < 2:
+        if drop is None and len(chosen.setdefault(int(view.device[t]), [])) < _BATCH_PER_DEVICE:
+            chosen[int(view.device[t])].append(t)
+    if sum(map(len, chosen.values())) < 2:
         return None
     trial = routed.state.copy()
-    for t in chosen.values():
-        _with_option(trial, t, reduced, copy=False)
+    for ts in chosen.values():
+        for t in ts:
+            _with_option(trial, t, reduced, copy=False)
     found = route_exactly(trial, deadline, routed.basis)
     stats["routings"] = stats.get("routings", 0) + 1
     if found is not None and found.state.value() < below:
@@ -197,7 +186,7 @@ def improve(state: Serving, deadline: Deadline, stats: dict, max_rounds: int, sw
         for gain, t, drop in ([] if kept is not None else moves[:tries]):
             if deadline.expired():
                 break
-            base = routed.state if drop is None else without(routed.state, drop)
+            base = routed.state if drop is None else routed.state.without(drop)
             trial = _with_option(base, t, reduced)
             if trial is None:
                 continue
@@ -221,7 +210,7 @@ def kick(routed: Routed, deadline: Deadline, stats: dict, tries: int, max_rounds
         if deadline.expired():
             break
         stats["kicks"] = stats.get("kicks", 0) + 1
-        found = improve(without(routed.state, s), deadline, stats, max_rounds, banned=s, basis=routed.basis,
+        found = improve(routed.state.without(s), deadline, stats, max_rounds, banned=s, basis=routed.basis,
                         tries=_KICK_TRIES)
         if found is not None and found.state.value() < routed.state.value() - \
                 _GAIN_TOL * max(abs(routed.state.value()), 1.0):

@@ -1,4 +1,5 @@
-"""What adding (or using more of) an instance gains, for every candidate at once and exactly for one.
+"""The water-filling greedy: what adding (or using more of) an instance gains, for every candidate at once
+and exactly for one, and the additions it makes by that alone (no routing program).
 
 A class's share can move onto an option of instance ``t`` from wherever it is now: unserved, or
 another option. Per unit share that saves the difference of their costs and takes the option's
@@ -6,17 +7,19 @@ busy share of ``t``'s device, so the best moves onto ``t`` are a fractional knap
 device's time left, best saving per unit of time first.
 
 Time on a *saturated* device has a value of its own: the best saving per unit of time some
-class could make there if it had any (the greedy's stand-in for the routing program's dual
-price, :func:`time_values`). A share moved off a saturated device frees that time, so a move's
-*priority* counts it; its *gain* never does. That is what lets a class that can go elsewhere
-make way for one that cannot: the freed time is then filled (:func:`relieve`), and the pair of
-steps is kept only when together they gain.
+class could make there if it had any (:func:`time_values`, the stand-in for the routing
+program's price of that time). A share moved off a saturated device frees that time, so a
+move's *priority* counts it; its *gain* never does. That lets a class that can go elsewhere
+make way for one that cannot: the freed time is then filled, and the pair of steps is kept
+only when together they gain.
 
 - :func:`estimated_gains`: every candidate's gain at once, on arrays: each class moves from its
   dearest current share (or its unserved share) onto the candidate's cheapest option for it
   (alone, or a cascade whose other instance is resident); memory per class counted alone.
 - :func:`moves_onto`: the exact moves onto one instance, from every current share of every
   class, with memory counted as the reservations are made.
+- :func:`water_filling`: additions by these until none gains (the search without the routing
+  program; :mod:`solvers.caching.greedy_local` reuses :func:`cheapest_with`).
 """
 
 from __future__ import annotations
@@ -24,11 +27,16 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.caching.greedy_state import SHARE_TOL, Serving
+from solvers.deadline import Deadline
 
-__all__ = ["estimated_gains", "moves_onto", "apply", "time_values", "cheapest_with", "Moves"]
+__all__ = ["water_filling", "estimated_gains", "moves_onto", "apply", "time_values", "cheapest_with", "Moves"]
 
 Moves = list  # [(option onto, option from or -1 for unserved, share)]
 _SATURATED = 1e-9  # a device with less time left than this is full
+_GAIN_TOL = 1e-9  # relative: a gain smaller than this share of the objective is none
+_TRIES = 8  # candidates valued exactly per step, best estimates first
+_FILL_TRIES = 4
+_FILL_ROUNDS_PER_CLASS = 4
 
 
 def _sources(state: Serving) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -210,3 +218,84 @@ def apply(state: Serving, t: int, moves: Moves) -> None:
     state.add(t)
     for k, j, amount in moves:
         state.move(k, j, amount)
+
+
+def _tol(state: Serving) -> float:
+    return _GAIN_TOL * max(abs(state.value()), 1.0)
+
+
+def _fill(state: Serving, devices: np.ndarray, deadline: Deadline, stats: dict) -> None:
+    """Offer the time left on ``devices`` (a mask) to shares that gain by moving there, resident
+    instances or new ones, until nothing gains."""
+    view = state.options.view
+    on = devices[view.device]
+    # Each round moves shares onto an instance until a device's time or a class's share runs out; a bound
+    # on the rounds keeps a slowly converging exchange between two options from running on.
+    for _ in range(_FILL_ROUNDS_PER_CLASS * len(state.unserved) + _FILL_TRIES):
+        if deadline.expired():
+            return
+        gains, _ = estimated_gains(state, use_time_values=False)
+        gains[~on] = -np.inf
+        for t in np.argsort(-gains, kind="stable")[:_FILL_TRIES]:
+            if not gains[t] > 0:
+                break
+            gain, _, moves = moves_onto(state, int(t), None)
+            stats["evaluations"] += 1
+            if moves and gain > _tol(state):
+                apply(state, int(t), moves)
+                break
+        else:
+            return
+        if not gains.max(initial=-np.inf) > 0:
+            return
+
+
+def _step(state: Serving, deadline: Deadline, stats: dict) -> Serving | None:
+    """One greedy addition (or a relief and its refill); the new state, or ``None`` when nothing gains."""
+    gains, values = estimated_gains(state)
+    stats["estimates"] += 1
+    for t in np.argsort(-gains, kind="stable")[:_TRIES]:
+        if deadline.expired() or not gains[t] > 0:
+            return None
+        t = int(t)
+        gain, priority, moves = moves_onto(state, t, values)
+        stats["evaluations"] += 1
+        if not moves or not priority > _tol(state):
+            continue
+        trial = state.copy()
+        before = trial.load.copy()
+        apply(trial, t, moves)
+        freed = trial.load < before - 1e-12
+        if freed.any():
+            _fill(trial, freed, deadline, stats)
+        if trial.value() < state.value() - _tol(state):
+            stats["reliefs" if gain <= _tol(state) else "additions"] += 1
+            return trial
+    return None
+
+
+def _greedy(state: Serving, deadline: Deadline, stats: dict) -> Serving:
+    while not deadline.expired():
+        better = _step(state, deadline, stats)
+        if better is None:
+            break
+        state = better
+    return state
+
+
+def water_filling(state: Serving, deadline: Deadline, stats: dict, drops: bool) -> Serving:
+    """The greedy additions by water-filling alone; with ``drops``, then every instance dropped in turn
+    (its shares filled elsewhere), kept when that gains."""
+    for key in ("estimates", "evaluations", "additions", "reliefs"):
+        stats.setdefault(key, 0)
+    state = _greedy(state, deadline, stats)
+    for s in (np.flatnonzero(state.used()).tolist() if drops else ()):
+        if deadline.expired():
+            break
+        trial = state.without(s)
+        _fill(trial, np.ones(len(trial.load), dtype=bool), deadline, stats)
+        trial = _greedy(trial, deadline, stats)
+        if trial.value() < state.value() - _tol(state):
+            stats["drops"] = stats.get("drops", 0) + 1
+            state = trial
+    return state

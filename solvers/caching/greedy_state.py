@@ -256,6 +256,18 @@ class Serving:
         out.free = np.asarray(view.capacity_bytes, dtype=float) * (1 - MARGIN) - used
         return out
 
+    def without(self, s: int) -> "Serving":
+        """This plan with instance ``s`` dropped: its shares unserved, its memory released."""
+        o = self.options
+        out = self.copy()
+        for k in o.touching(s).tolist():
+            if out.share[k] > 0:
+                out.unserved[o.cls[k]] += out.share[k]
+                out._shift(k, -out.share[k])
+                out.share[k] = 0.0
+        out.cache[s] = False
+        return out.compact()
+
     def solution(self) -> Solution:
         """The shares as a :class:`~solvers.caching.plans.Solution`."""
         o = self.options
