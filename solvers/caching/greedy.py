@@ -67,5 +67,5 @@ def solve_cache_greedy(problem: Problem, params: Any, options: dict[str, Any], d
         state = water_filling(state, deadline, stats, options.get("local_moves", True))
     plan = build_plan(problem, view, state.solution())
     stats.update(plan_space="cache", candidates=int(view.fits.sum()), options=serving.size,
-                 instances=int(state.used().sum()))
+                 instances=int(state.used().sum()), solver_s=round(deadline.elapsed(), 6))
     return plan.with_(status=Status.FEASIBLE, termination=Termination.HEURISTIC, stats=stats)

@@ -37,6 +37,7 @@ __all__ = ["improve", "kick"]
 _TRIES = 2  # single moves routed exactly per round when the batch does not gain, best estimates first
 _BATCH_PER_DEVICE = 3  # additions per device in one batch, best estimates first
 _KICK_TRIES = 1  # the same, in the search after a kick
+_KICK_ROUNDS = 1  # rounds a kick's search has to end lower than the plan it left
 _GAIN_TOL = 1e-9
 
 
@@ -85,31 +86,42 @@ def _with_option(state: Serving, t: int, reduced: np.ndarray, copy: bool = True)
     class whose reduced cost is negative, the most negative first, while memory lasts; ``None`` when
     nothing could be reserved."""
     o = state.options
-    device = o.view.device
-    if state.load_bytes(t) > state.free[int(device[t])]:
+    view = o.view
+    d = int(view.device[t])
+    if state.load_bytes(t) > state.free[d]:
         return None
-    wanted = np.flatnonzero((reduced[:, t] < 0) & ~state.reserved[:, t])
+    column = reduced[:, t]
+    wanted = np.flatnonzero((column < 0) & ~state.reserved[:, t])
     if not wanted.size:
         return None
-    wanted = wanted[np.argsort(reduced[wanted, t], kind="stable")].tolist()
     trial = state.copy() if copy else state
     trial.add(t)
+    kv, workspace_need = view.kv_mem_bytes[:, t], view.workspace_mem_bytes[:, t]
+    free, workspace = float(trial.free[d]), float(trial.workspace[t])
+    reserved = []
+    for c in wanted[np.argsort(column[wanted], kind="stable")].tolist():
+        grow = kv[c] + max(0.0, workspace_need[c] - workspace)
+        if grow <= free:
+            free -= grow
+            workspace = max(workspace, float(workspace_need[c]))
+            reserved.append(c)
+    trial.free[d], trial.workspace[t] = free, workspace
+    trial.reserved[reserved, t] = True
+    if reserved and o.has_cascade[t]:
+        _reserve_cascades(trial, t, reserved)
+    return trial if reserved else None
+
+
+def _reserve_cascades(state: Serving, t: int, classes: list[int]) -> None:
+    """A cascade needs room on both its instances: reserve it on the resident other one too, where it fits."""
+    o = state.options
     ks = o.touching(t)
     cascades = ks[o.second[ks] >= 0]
     others = np.where(o.first[cascades] == t, o.second[cascades], o.first[cascades])
-    reserved = 0
-    d = int(device[t])
-    for c in wanted:
-        if trial.reserve_bytes(c, t) > trial.free[d]:
-            continue
-        trial.reserve(c, t)
-        reserved += 1
-        # A cascade needs room on both its instances: reserve it on the other one too, where it fits.
-        if cascades.size:
-            for i in others[(o.cls[cascades] == c) & trial.cache[others]].tolist():
-                if not trial.reserved[c, i] and trial.reserve_bytes(c, i) <= trial.free[int(device[i])]:
-                    trial.reserve(c, i)
-    return trial if reserved else None
+    for c in classes:
+        for i in others[(o.cls[cascades] == c) & state.cache[others]].tolist():
+            if not state.reserved[c, i] and state.reserve_bytes(c, i) <= state.free[int(o.view.device[i])]:
+                state.reserve(c, i)
 
 
 def _drop_candidates(state: Serving) -> np.ndarray:
@@ -210,10 +222,12 @@ def kick(routed: Routed, deadline: Deadline, stats: dict, tries: int, max_rounds
         if deadline.expired():
             break
         stats["kicks"] = stats.get("kicks", 0) + 1
-        found = improve(routed.state.without(s), deadline, stats, max_rounds, banned=s, basis=routed.basis,
+        below = routed.state.value() - _GAIN_TOL * max(abs(routed.state.value()), 1.0)
+        # A kick that pays must pay soon: a short search first, the full one only from a lower plan.
+        found = improve(routed.state.without(s), deadline, stats, _KICK_ROUNDS, banned=s, basis=routed.basis,
                         tries=_KICK_TRIES)
-        if found is not None and found.state.value() < routed.state.value() - \
-                _GAIN_TOL * max(abs(routed.state.value()), 1.0):
+        if found is not None and found.state.value() < below:
+            found = improve(found.state, deadline, stats, max_rounds, basis=found.basis) or found
             stats["kicks_kept"] = stats.get("kicks_kept", 0) + 1
             return kick(found, deadline, stats, tries, max_rounds)
     return routed

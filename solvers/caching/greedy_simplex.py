@@ -90,7 +90,9 @@ class RoutingProgram:
             on = (dev >= 0) & (b > 0)
             A[row_of[dev[on]], np.flatnonzero(on)] = b[on]
         A[np.arange(m), n + np.arange(m)] = 1.0  # u[c] on class rows, a slack on device rows
-        self.A, self.n, self.m, self.C, self.num_devices = A, n, m, C, num_devices
+        # Columns contiguous for the pivot column, rows contiguous for pricing every column at once.
+        self.A, self.AT = np.asfortranarray(A), np.ascontiguousarray(A.T)
+        self.n, self.m, self.C, self.num_devices = n, m, C, num_devices
         self.c = np.concatenate([costs, unserved_cost, np.zeros(len(self.devices))])
         self.b = np.concatenate([np.ones(C), np.full(len(self.devices), time_limit)])
         self.labels = list(labels) if labels is not None else list(range(n))
@@ -133,7 +135,7 @@ class RoutingProgram:
                 Binv = np.linalg.inv(A[:, cols])
                 x = np.maximum(Binv @ b, 0.0)
             y = c[cols] @ Binv
-            reduced = c - y @ A
+            reduced = c - self.AT @ y
             reduced[cols] = 0.0
             if bland:
                 entering = np.flatnonzero(reduced < -tol)

@@ -59,6 +59,7 @@ class ServingOptions:
     unserved_cost: np.ndarray
     direct_cost: np.ndarray  # [C, T]: weighted cost of class c on t alone (inf where it cannot)
     direct_busy: np.ndarray  # [C, T]
+    has_cascade: np.ndarray  # [T]: some cascade option uses the instance
 
     @property
     def size(self) -> int:
@@ -100,8 +101,11 @@ class ServingOptions:
         direct_busy = np.zeros(view.eligible.shape)
         direct_busy[c_d, t_d] = options["busy1"][:len(c_d)]
         unserved_cost = weight * view.unserved_cost
+        has_cascade = np.zeros(T, dtype=bool)
+        has_cascade[np.concatenate([i_p, j_p]).astype(np.int64)] = True
         return cls(view=view, touching_index=touching_index, touching_start=touching_start, unserved_cost=unserved_cost, direct_cost=direct_cost,
-                   direct_busy=direct_busy, **options)
+                   direct_busy=direct_busy,
+                   has_cascade=has_cascade, **options)
 
     def touching(self, t: int) -> np.ndarray:
         """The options that use instance ``t``."""
