@@ -12,9 +12,10 @@ device's time and memory left).
   time (:mod:`solvers.caching.greedy_local`). The best additions of every device are made
   together and routed; when that does not gain, the best single ones are tried. Instances and
   reservations no share uses are released after every step, so memory goes where it serves.
-- *Local moves* (option ``local_moves``): once no addition gains, swaps (a candidate that fits
-  only once a resident instance on its device goes), and kicks: each of the few least used
-  instances is dropped in turn and the search runs again without it, kept when it ends lower.
+- *Local moves* (option ``local_moves``): swaps (a candidate that fits only once a resident
+  instance on its device goes), and, once no move gains, kicks: each of the few least used
+  instances is dropped in turn, and the search, given one round to end lower without it, goes
+  on from there when it does.
 - Without the routing program (``exact_routing`` off), the additions are the water-filling
   greedy's (:func:`~solvers.caching.greedy_moves.water_filling`): gains from a knapsack of the
   classes' moves over the time left, time freed on full devices valued, and the shares moved
@@ -68,4 +69,5 @@ def solve_cache_greedy(problem: Problem, params: Any, options: dict[str, Any], d
     plan = build_plan(problem, view, state.solution())
     stats.update(plan_space="cache", candidates=int(view.fits.sum()), options=serving.size,
                  instances=int(state.used().sum()), solver_s=round(deadline.elapsed(), 6))
-    return plan.with_(status=Status.FEASIBLE, termination=Termination.HEURISTIC, stats=stats)
+    stopped = Termination.TIME_LIMIT if deadline.expired() else Termination.HEURISTIC
+    return plan.with_(status=Status.FEASIBLE, termination=stopped, stats=stats)

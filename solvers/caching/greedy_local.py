@@ -1,8 +1,8 @@
-"""Local moves on the greedy's cache, priced by its exact routing.
+"""The greedy's search, priced and routed by the routing program of its cache.
 
-The routing program of a cache (:func:`~solvers.caching.greedy_routing.route_exactly`) prices
-what the greedy's own moves cannot see: a share moved onto a new instance can set off a chain
-of shares moving between devices whose time is full. Its prices say what that chain is worth
+The routing program of a cache (:func:`~solvers.caching.greedy_routing.route_exactly`) sees what
+moving shares one at a time cannot: a share moved onto a new instance can set off a chain of
+shares moving between devices whose time is full. Its prices say what that chain is worth
 without running it: a class's ``class_price`` is what one more unit share of it costs at the
 margin, a device's ``time_price`` what a unit of its busy share is worth. So the *reduced cost*
 of serving a unit share of class ``c`` on instance ``t``,
@@ -10,17 +10,33 @@ of serving a unit share of class ``c`` on instance ``t``,
     cost[c, t] - class_price[c] + time_price[device of t] * busy[c, t],
 
 is negative exactly where the program would gain by the option (the simplex method's pricing
-rule). A move is a set of such options:
+rule), and a candidate's *marginal gain* is estimated as a fractional knapsack of its classes'
+negative reduced costs over its device's time, less its churn. From the empty cache:
 
-- *add* a candidate (reserving room on it for the classes whose reduced cost is negative, the
-  most negative first, while memory lasts);
-- *reserve* room on a resident instance for classes that do not use it yet;
-- *swap*: add a candidate that does not fit its device until a resident instance there is
-  dropped (its shares re-routed by the program).
+- a round makes the best (up to three) additions of every device at once, reserving room on
+  each for the classes whose reduced cost is negative, the most negative first, while memory
+  lasts, and routes them in one program; when that does not lower the objective, the best
+  single moves are routed one at a time: an addition, more reservations on a resident
+  instance, or (``swaps``) a candidate that fits only once the least used instance on its
+  device goes. Instances and reservations no share uses are released after every round.
+- once no move gains, a *kick* drops one of the few least used instances, bans it, and gives
+  the search one round to end lower than the plan it left (then searches on from there): the
+  way out of a local optimum that no single move leaves, such as an instance on the wrong one
+  of two devices.
 
-Moves are ranked by their estimated gain (a fractional knapsack of the negative reduced costs
-over the device's time) less their churn; the best few are routed exactly, and the first that
-lowers the objective is kept. Instances and reservations no share uses are then released.
+Examples
+--------
+>>> from placement import evaluate, load_instance
+>>> from placement.costs.caching import caching_view
+>>> from solvers.caching.greedy_state import Serving, ServingOptions
+>>> from solvers.caching.plans import build_plan
+>>> from solvers.deadline import Deadline
+>>> problem = load_instance("instances/portfolio.yaml")
+>>> view = caching_view(problem)
+>>> found = improve(Serving.empty(ServingOptions.of(view)), Deadline(10), {}, max_rounds=50)
+>>> plan = build_plan(problem, view, found.state.solution())
+>>> bool(abs(evaluate(problem, plan).objective - found.state.value()) < 1e-9 * abs(found.state.value()))
+True
 """
 
 from __future__ import annotations
@@ -38,6 +54,7 @@ _TRIES = 2  # single moves routed exactly per round when the batch does not gain
 _BATCH_PER_DEVICE = 3  # additions per device in one batch, best estimates first
 _KICK_TRIES = 1  # the same, in the search after a kick
 _KICK_ROUNDS = 1  # rounds a kick's search has to end lower than the plan it left
+_KICK_PER_DEVICE = 1  # additions per device in a kick's batch
 _GAIN_TOL = 1e-9
 
 
@@ -156,13 +173,13 @@ def _moves(routed: Routed) -> tuple[list[tuple[float, int, int | None]], np.ndar
 
 
 def _batch(routed: Routed, moves: list, reduced: np.ndarray, deadline: Deadline, below: float,
-           stats: dict) -> Routed | None:
+           stats: dict, per_device: int) -> Routed | None:
     """The best addition on every device at once, routed exactly: kept when it costs less than ``below``.
     Early on most devices have a good addition of their own, and one program routes them all."""
     view = routed.state.options.view
     chosen: dict[int, list[int]] = {}
     for _, t, drop in moves:
-        if drop is None and len(chosen.setdefault(int(view.device[t]), [])) < _BATCH_PER_DEVICE:
+        if drop is None and len(chosen.setdefault(int(view.device[t]), [])) < per_device:
             chosen[int(view.device[t])].append(t)
     if sum(map(len, chosen.values())) < 2:
         return None
@@ -179,7 +196,8 @@ def _batch(routed: Routed, moves: list, reduced: np.ndarray, deadline: Deadline,
 
 
 def improve(state: Serving, deadline: Deadline, stats: dict, max_rounds: int, swaps: bool = True,
-            banned: int | None = None, basis: tuple | None = None, tries: int = _TRIES) -> Routed | None:
+            banned: int | None = None, basis: tuple | None = None, tries: int = _TRIES,
+            per_device: int = _BATCH_PER_DEVICE) -> Routed | None:
     """Moves from ``state`` (routed exactly first) while one gains (see the module docstring): additions,
     reservations and (``swaps``) swaps; ``banned``: an instance not to add back. ``None`` when the
     routing program found no routing in the time left."""
@@ -194,7 +212,7 @@ def improve(state: Serving, deadline: Deadline, stats: dict, max_rounds: int, sw
         tol = _GAIN_TOL * max(abs(best), 1.0)
         moves, reduced = _moves(routed)
         moves = [m for m in moves if m[1] != banned and (swaps or m[2] is None)]
-        kept = _batch(routed, moves, reduced, deadline, best - tol, stats)
+        kept = _batch(routed, moves, reduced, deadline, best - tol, stats, per_device)
         for gain, t, drop in ([] if kept is not None else moves[:tries]):
             if deadline.expired():
                 break
@@ -225,7 +243,7 @@ def kick(routed: Routed, deadline: Deadline, stats: dict, tries: int, max_rounds
         below = routed.state.value() - _GAIN_TOL * max(abs(routed.state.value()), 1.0)
         # A kick that pays must pay soon: a short search first, the full one only from a lower plan.
         found = improve(routed.state.without(s), deadline, stats, _KICK_ROUNDS, banned=s, basis=routed.basis,
-                        tries=_KICK_TRIES)
+                        tries=_KICK_TRIES, per_device=_KICK_PER_DEVICE)
         if found is not None and found.state.value() < below:
             found = improve(found.state, deadline, stats, max_rounds, basis=found.basis) or found
             stats["kicks_kept"] = stats.get("kicks_kept", 0) + 1
