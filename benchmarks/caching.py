@@ -6,14 +6,18 @@ Four parts, every number measured here:
   (``instances.caching_zoo.portfolio``, seeds 0-4 at their generated request rates, and seeds
   0-2 with every rate x5, where the devices' time binds and part of the demand goes unserved).
   Each instance's cost table is compiled first and timed apart (every solver reads it); then
-  ``cache-ilp`` (HiGHS; CBC on the first seed) and ``cache-greedy`` solve it with
-  ``SolveParams(threads=2, time_limit_s=60)``. Reported: status, objective, bound, the greedy's
+  ``cache-ilp`` (HiGHS; CBC on the first seed) and ``cache-greedy`` (and the greedy without its
+  local moves, to show what they cost and gain) solve it with ``SolveParams(threads=2, time_limit_s=60)``. Reported: status, objective, bound, the greedy's
   gap to the proven optimum and the time ratio.
 - ``oracle``: every tiny portfolio of ``caching_zoo(seed)`` for seeds 0-2, solved by
   ``cache-bruteforce`` (the oracle), ``cache-ilp`` on each backend and ``cache-greedy``.
 - ``replan``: ``instances/replan.yaml`` re-planned with its request rates scaled, with and
   without the churn term: what is loaded and evicted.
 - ``scaling``: two larger portfolios (14 models, 40 and 60 devices).
+
+Every run records the machine's 1-minute load average (the machine is shared) and, where the
+solver reports it, its own share of the ``solve()`` time (``solver_s``: the rest is ``solve()``
+evaluating and settling the plan, as for every solver).
 
 Results go to ``benchmarks/results/caching.jsonl`` and ``benchmarks/results/caching.md``.
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import statistics
 import time
@@ -54,18 +59,23 @@ def _scaled(data: dict, factor: float) -> dict:
     return out
 
 
-def _run(problem, solver: str, options: dict | None = None, repeat: int = 1) -> dict[str, Any]:
-    times, plan = [], None
+def _run(problem, solver: str, options: dict | None = None, repeat: int = 1, label: str | None = None) -> dict[str, Any]:
+    times, solver_times, plan = [], [], None
+    load = os.getloadavg()[0]  # the machine is shared: how busy it was when this ran
     for _ in range(repeat):
         started = time.perf_counter()
         plan = solve(problem, solver, PARAMS, options=options or {})
         times.append(time.perf_counter() - started)
+        solver_times.append(plan.stats.get("solver_s"))
     m = evaluate(problem, plan)
-    return {"solver": solver + (f":{options['backend']}" if options and "backend" in options else ""),
+    return {"solver": label or solver + (f":{options['backend']}" if options and "backend" in options else ""),
             "status": plan.status.value, "termination": plan.termination.value, "objective": plan.objective,
             "bound": plan.bound, "gap": plan.gap, "time_s": statistics.median(times), "feasible": m.feasible,
+            # The solver's own share of solve()'s time (solve() then evaluates and settles the plan).
+            "solver_s": statistics.median(solver_times) if None not in solver_times else None,
             "instances": len(plan.shards), "unserved_share": m.aggregates.get("unserved_share"),
-            "nodes": plan.stats.get("nodes"), "variables": plan.stats.get("variables")}
+            "nodes": plan.stats.get("nodes"), "variables": plan.stats.get("variables"),
+            "routings": plan.stats.get("routings"), "load_1m": load}
 
 
 def _compiled(data: dict):
@@ -85,6 +95,8 @@ def target(quick: bool) -> list[dict]:
         if seed == 0 and not quick:
             runs.append(_run(problem, "cache-ilp", {"backend": "cbc"}))
         runs.append(_run(problem, "cache-greedy", repeat=3))
+        # What the local moves (swaps, kicks) cost and gain.
+        runs.append(_run(problem, "cache-greedy", {"local_moves": False}, repeat=3, label="cache-greedy:no-local-moves"))
         for r in runs:
             rows.append({"part": "target", "instance": problem.name, "rates": factor, "compile_s": compile_s, **r})
             print(json.dumps(rows[-1]))
@@ -157,8 +169,14 @@ def _targets(rows: list[dict]) -> list[str]:
     greedy = [r for r in target if r["solver"] == "cache-greedy"]
     proven = sum(r["status"] == "optimal" for r in ilp.values())
     slowest = max((r["time_s"] for r in ilp.values()), default=0.0)
-    close = sum(_gap(g["objective"], ilp[g["instance"]]["objective"]) <= 0.05 for g in greedy)
+    gaps = [_gap(g["objective"], ilp[g["instance"]]["objective"]) for g in greedy]
+    close = sum(g <= 0.05 for g in gaps)
     ratios = sorted(ilp[g["instance"]]["time_s"] / g["time_s"] for g in greedy)
+    fast = sum(r >= 50 for r in ratios)
+    # What solve() does around any solver (evaluating and settling its plan) bounds the ratio on its own.
+    overhead = sorted(g["time_s"] - g["solver_s"] for g in greedy if g.get("solver_s") is not None)
+    ceiling = min((ilp[g["instance"]]["time_s"] / (g["time_s"] - g["solver_s"]) for g in greedy
+                   if g.get("solver_s") is not None), default=None)
     oracle_rows = [r for r in rows if r["part"] == "oracle" and "oracle" in r]
 
     def equal(solver: str) -> str:
@@ -174,11 +192,14 @@ def _targets(rows: list[dict]) -> list[str]:
         "| target | result | verdict |", "|---|---|---|",
         f"| ilp proven optimal on 10 models x 20 nodes x 10 classes within 60 s | {proven} of {len(ilp)} proven, "
         f"slowest {slowest:.2f} s | {met(proven == len(ilp) and slowest <= 60)} |",
-        f"| greedy within 5% of it | {close} of {len(greedy)} instances (the misses are the x5 rates, where the "
-        f"devices' time binds) | {met(close == len(greedy))} |",
-        f"| greedy at least 50x faster | ilp / greedy time from {ratios[0]:.1f}x to {ratios[-1]:.1f}x (the program "
-        f"is solved at or next to its LP relaxation: there is little for a heuristic to save) | "
-        f"{met(bool(ratios) and ratios[0] >= 50)} |",
+        f"| greedy within 5% of it | {close} of {len(greedy)} instances, worst gap {100 * max(gaps, default=0):.2f}% | "
+        f"{met(close == len(greedy))} |",
+        f"| greedy at least 50x faster | ilp / greedy time from {ratios[0]:.1f}x to {ratios[-1]:.1f}x, {fast} of "
+        f"{len(ratios)} at 50x or more"
+        + (f"; solve()'s own work around the greedy (evaluating and settling its plan) takes "
+           f"{1e3 * overhead[0]:.1f}-{1e3 * overhead[-1]:.1f} ms: a solver taking no time at all would reach "
+           f"{ceiling:.0f}x at most on one of these instances" if overhead else "")
+        + f" | {met(bool(ratios) and ratios[0] >= 50)} |",
         f"| on tiny portfolios both equal the oracle | ilp: {equal('cache-ilp:highs')} (highs), {equal('cache-ilp:cbc')} "
         f"(cbc), {equal('cache-ilp:scip')} (scip); greedy: {equal('cache-greedy')} | "
         f"ilp {met(True)}, greedy {met(equal('cache-greedy').split(' of ')[0] == equal('cache-greedy').split(' of ')[1])} |",
@@ -190,25 +211,30 @@ def _targets(rows: list[dict]) -> list[str]:
 
 
 def _markdown(rows: list[dict], quick: bool) -> str:
+    loads = [r["load_1m"] for r in rows if r.get("load_1m") is not None]
+    load = (f" The machine's 1-minute load average while the solvers ran: {min(loads):.2f} to {max(loads):.2f} "
+            f"(2 cores; the `load` column gives each run's)." if loads else "")
     lines = ["# Model caching", "",
              f"Measured on {platform.machine()} ({platform.processor() or 'cpu'}) with Python "
              f"{platform.python_version()}, 2 cores shared with other work; threads=2, time limit 60 s. Generated "
              f"by `benchmarks/caching.py{' --quick' if quick else ''}`. Times are wall-clock seconds of `solve()` "
              "(the greedy's the median of 3 runs); the cost table is compiled before, once per instance, and timed "
-             "apart (`compile s`): every solver reads it.", "",
+             "apart (`compile s`): every solver reads it. `solver ms` is the greedy's own part of its `solve()` time "
+             f"(the rest is `solve()` evaluating and settling the plan, as for every solver).{load}", "",
              *_targets(rows), "",
              "## 10 models x 20 devices x 10 request classes", "",
              "| instance | rates | compile s | solver | status | objective | bound | greedy gap | time s | "
-             "ilp / greedy time | unserved |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "solver ms | ilp / greedy time | unserved | load |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     target_rows = [r for r in rows if r["part"] == "target"]
     for r in target_rows:
         ilp = next(x for x in target_rows if x["instance"] == r["instance"] and x["solver"] == "cache-ilp:highs")
-        greedy = r["solver"] == "cache-greedy"
+        greedy = r["solver"].startswith("cache-greedy")
         gap = f"{100 * _gap(r['objective'], ilp['objective']):.2f}%" if greedy else "-"
         ratio = f"{ilp['time_s'] / r['time_s']:.1f}x" if greedy else "-"
+        own = f"{1e3 * r['solver_s']:.1f}" if r.get("solver_s") is not None else "-"
         lines.append(f"| {r['instance']} | x{r['rates']:g} | {r['compile_s']:.2f} | {r['solver']} | {r['status']} | "
-                     f"{_num(r['objective'])} | {_num(r['bound'])} | {gap} | {r['time_s']:.3f} | {ratio} | "
-                     f"{100 * (r['unserved_share'] or 0):.1f}% |")
+                     f"{_num(r['objective'])} | {_num(r['bound'])} | {gap} | {r['time_s']:.3f} | {own} | {ratio} | "
+                     f"{100 * (r['unserved_share'] or 0):.1f}% | {_num(r.get('load_1m'), 2)} |")
     oracle_rows = [r for r in rows if r["part"] == "oracle" and "oracle" in r]
     lines += ["", "## Against the oracle on tiny portfolios", "",
               "| solver | instances | equal to the oracle (rel. 1e-6) | worst gap | mean time s |", "|---|---|---|---|---|"]

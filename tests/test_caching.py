@@ -379,3 +379,101 @@ def test_a_caching_instance_is_never_infeasible_on_its_face():
     assert plan.status.value == "optimal"
     expert = [r for r in plan.routes if r.request == "expert"]
     assert expert or any(u.request == "expert" for u in plan.unserved)
+
+
+# -- cache-greedy's search -------------------------------------------------------------------------
+
+
+def _stress(factor: float = 1.0):
+    from instances.caching_zoo import caching_stress
+    _, data = caching_stress(0)
+    for r in data["workload"]:
+        r["rate_rps"] = r["rate_rps"] * factor
+    return parse_instance(data)
+
+
+def _random_caches(view, count: int, seed: int = 1):
+    """Feasible greedy states over random caches, every class reserving room where it fits."""
+    import numpy as np
+    from solvers.caching.greedy_state import Serving, ServingOptions
+    options = ServingOptions.of(view)
+    rng = np.random.default_rng(seed)
+    useful = np.flatnonzero(view.fits & view.eligible.any(axis=0))
+    for _ in range(count):
+        state = Serving.empty(options)
+        for t in rng.choice(useful, size=min(len(useful), int(rng.integers(2, 12))), replace=False).tolist():
+            if state.load_bytes(t) <= state.free[view.device[t]]:
+                state.add(t)
+                for c in np.flatnonzero(view.eligible[:, t]).tolist():
+                    if state.reserve_bytes(c, t) <= state.free[view.device[t]]:
+                        state.reserve(c, t)
+        yield state
+
+
+@pytest.mark.parametrize("factor", [1.0, 4.0])
+def test_the_greedy_simplex_routes_a_cache_as_highs_does(factor):
+    # The greedy's own simplex must find HiGHS's optimum, with the rows kept, cold or from another basis.
+    import numpy as np
+    from solvers.caching.greedy_routing import route_by_highs, route_exactly, routable
+    from solvers.caching.greedy_simplex import RoutingProgram
+    from solvers.deadline import Deadline
+    view = caching_view(_stress(factor))
+    previous = None
+    for state in _random_caches(view, 12):
+        o = state.options
+        cols = np.flatnonzero(routable(state))
+        program = RoutingProgram(o.cls[cols], o.cost[cols], o.dev1[cols], o.busy1[cols], o.unserved_cost,
+                                 state.time_limit, len(state.load), o.dev2[cols], o.busy2[cols], labels=cols.tolist())
+        cold = program.solve()
+        warm = program.solve(previous.basis if previous is not None else None)
+        reference = route_by_highs(state, Deadline(10))
+        assert cold is not None and warm is not None  # the fast path, not the fallback
+        for found in (cold, warm):
+            assert found.objective == pytest.approx(reference.state.value(), rel=1e-9)
+        routed = route_exactly(state, Deadline(10), previous.basis if previous is not None else None)
+        assert routed.state.value() == pytest.approx(reference.state.value(), rel=1e-9)
+        assert (routed.state.load <= state.time_limit + 1e-9).all()
+        assert routed.state.unserved.min() >= 0 and (routed.state.share >= 0).all()
+        previous = cold
+
+
+def test_the_greedy_counts_memory_and_time_as_evaluate_does():
+    import numpy as np
+    from placement.costs.roofline import GIB
+    from solvers.caching.formulation import MARGIN
+    from solvers.caching.greedy_local import improve
+    from solvers.caching.greedy_state import Serving, ServingOptions
+    from solvers.caching.plans import build_plan
+    from solvers.deadline import Deadline
+    problem = _stress()
+    view = caching_view(problem)
+    state = improve(Serving.empty(ServingOptions.of(view)), Deadline(30), {}, 200).state
+    m = evaluate(problem, build_plan(problem, view, state.solution()))
+    assert m.feasible and m.objective == pytest.approx(state.value(), rel=1e-9)
+    for d, node in enumerate(problem.topology.nodes):
+        if node.id in m.devices:
+            used = float(view.capacity_bytes[d]) * (1 - MARGIN) - state.free[d]
+            assert used == pytest.approx(m.devices[node.id].memory_gb * GIB, rel=1e-9)
+            assert state.load[d] == pytest.approx(m.devices[node.id].utilization, abs=1e-9)
+    assert np.isclose(state.load.max(), problem.constraints.max_utilization)  # the devices' time binds here
+
+
+def test_the_greedy_reaches_the_optimum_where_device_time_binds():
+    # Devices run at their utilisation limit: the old search stalled here with servable demand unserved.
+    problem = _stress()
+    ilp, greedy = solve(problem, "cache-ilp"), solve(problem, "cache-greedy")
+    assert greedy.status.value == "feasible" and greedy.bound is None
+    assert greedy.objective == pytest.approx(ilp.objective, rel=1e-6)
+    assert greedy.stats["routings"] > 0 and greedy.stats["search"] == "priced by the routing program"
+
+
+@pytest.mark.parametrize("options", [{"exact_routing": False}, {"exact_routing": False, "local_moves": False},
+                                     {"local_moves": False}])
+def test_the_greedy_keeps_every_limit_with_either_search(options):
+    problem = _stress(3.0)
+    plan = solve(problem, "cache-greedy", options=options)
+    m = evaluate(problem, plan)
+    assert plan.status.value == "feasible" and m.feasible, m.violations
+    routed = {r.request for r in plan.routes} | {u.request for u in plan.unserved}
+    assert routed == {r.id for r in problem.workload}
+    assert plan.objective >= solve(problem, "cache-ilp").objective - 1e-9 * abs(plan.objective)
