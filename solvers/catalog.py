@@ -108,12 +108,12 @@ register(SolverInfo(
 register(SolverInfo(
     name="cache-greedy", family="caching", exact=False, entry="solvers.caching.greedy:solve_cache_greedy",
     precondition="solvers.caching:caching_unsupported", plan_space=CACHE,
-    summary="lazy greedy on marginal gain over whole-model instances (water-filling routing), drop and swap "
-            "moves, then exact routing of the cache found; for large portfolios",
+    summary="greedy additions of whole-model instances on marginal gain, priced and routed by the routing "
+            "program, then swap and drop moves; for large portfolios",
     capabilities=_CACHING,
-    options=(Option("local_moves", bool, True, "drop and swap instances after the greedy additions"),
-             Option("exact_routing", bool, True, "route the final cache with the routing program (else "
-                                                 "water-filling alone)")),
+    options=(Option("local_moves", bool, True, "swap and drop instances once additions stop gaining"),
+             Option("exact_routing", bool, True, "price and route every step by the routing program (else "
+                                                 "the water-filling greedy alone)")),
 ))
 register(SolverInfo(
     name="route", family="caching", exact=True, entry="solvers.caching.route:solve_route",
