@@ -167,3 +167,33 @@ def test_a_closed_pipe_ends_quietly():
     os.close(read)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 141 and err == b""
+
+
+def test_native_solver_output_stays_off_stdout(capfd):
+    """What a backend's C code prints never lands among the plan or JSON on stdout."""
+    import os
+
+    from solvers.ilp.backends import _native_stdout
+
+    with _native_stdout(verbose=False):
+        os.write(1, b"native debug line\n")
+    with _native_stdout(verbose=True):
+        os.write(1, b"native log line\n")
+    out, err = capfd.readouterr()
+    assert "native" not in out
+    assert "native log line" in err and "native debug line" not in err
+
+
+def test_maxflow_json_parses_from_a_real_process(tmp_path):
+    """HiGHS prints a debug line from its MIP on this instance; stdout must still be one JSON document."""
+    import subprocess
+    import sys
+
+    from instances.zoo import zoo
+
+    path = tmp_path / "i.yaml"
+    path.write_text(yaml.safe_dump(dict(zoo())["throughput-3dev-6blk-star-mixed-2cls-rates"]))
+    done = subprocess.run([sys.executable, "-m", "cli", "solve", str(path), "--solver", "maxflow", "--json"],
+                          capture_output=True, text=True, timeout=120, cwd=INSTANCES.parent)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["solver"]["name"] == "maxflow"

@@ -34,12 +34,16 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import math
 import os
 import re
+import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,7 +137,8 @@ def solve_milp(milp: MILP, backend: str = "highs", *, time_limit_s: float = 60.0
         return MILPResult("infeasible", message="a row or variable has lower bound > upper bound",
                           stats={"backend": backend})
     # Adapters take the deadline: building a backend's model counts against the limit too.
-    result = runners[backend](milp, started + max(time_limit_s, 0.01), threads, seed, rel_gap, verbose)
+    with _native_stdout(verbose):
+        result = runners[backend](milp, started + max(time_limit_s, 0.01), threads, seed, rel_gap, verbose)
     if result.x is not None:
         x = np.where(milp.integer, np.round(result.x), result.x)
         result.x = np.clip(x, milp.var_lo, milp.var_hi)
@@ -144,6 +149,40 @@ def solve_milp(milp: MILP, backend: str = "highs", *, time_limit_s: float = 60.0
                         integer_variables=int(milp.integer.sum()),
                         backend_time_s=round(time.perf_counter() - started, 4))
     return result
+
+
+@contextlib.contextmanager
+def _native_stdout(verbose: bool) -> Iterator[None]:
+    """Keep the backends' native writes off standard output (it carries plans and JSON).
+
+    HiGHS's C++ prints debug lines with ``printf`` even with ``disp`` off (one of them,
+    ``HighsMipSolverData::transformNewIntegerFeasibleSolution``, seen with scipy 1.17), and CBC's
+    child process inherits file descriptor 1. For the call, descriptor 1 points at stderr when
+    ``verbose`` (the log is wanted, but not among the output) and at the null device otherwise.
+    """
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):  # no usable descriptor 1: nothing to protect
+        yield
+        return
+    target = os.dup(2) if verbose else os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(target, 1)
+        yield
+    finally:
+        _flush_c_stdio()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(target)
+
+
+def _flush_c_stdio() -> None:
+    """Flush the C library's buffered streams, so what the backend printed goes where it was sent."""
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):  # no C library to reach (Windows): nothing buffered to move
+        pass
 
 
 def handover_seconds(backend: str, nonzeros: int) -> float:
