@@ -210,5 +210,6 @@ def _finish(problem: Problem, info: SolverInfo, params: SolveParams, options: di
     if predicted is not None and plan.objective is None and plan.status in (Status.OPTIMAL, Status.FEASIBLE):
         changes["objective"] = predicted.objective  # a constructive heuristic reports what its plan costs
     changes.update(settle(info, problem, plan, predicted))
-    changes["stats"] = {**plan.stats, "plan_space": info.plan_space.name}
+    # A solver that hands over to another (auto) names the space its plan was searched in.
+    changes["stats"] = {"plan_space": info.plan_space.name, **plan.stats}
     return plan.with_(**changes)

@@ -64,4 +64,5 @@ def solve_auto(problem: Problem, params: Any, options: dict[str, Any], deadline:
     info = solver_info(name)
     plan = info.load()(problem, params, validate_options(name, info.options, chosen), deadline)
     plan = plan.with_(**settle(info, problem, plan, evaluate(problem, plan) if plan.shards or plan.unserved else None))
-    return plan.with_(stats={"picked": name, "why": why, **plan.stats})
+    # The proof (and the "over the ... plan space" printed with it) is the picked solver's.
+    return plan.with_(stats={"picked": name, "why": why, "plan_space": info.plan_space.name, **plan.stats})

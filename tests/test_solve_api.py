@@ -63,3 +63,17 @@ def test_a_proof_for_any_plan_stays_infeasible_with_rates():
     # replicated plans too, so solve() keeps "infeasible" even though the instance has rates.
     plan = solve(parse_instance(_tight(rate_rps=0.01)), "matching", options={"precheck": False})
     assert plan.status is Status.INFEASIBLE and plan.reasons[0].startswith("memory:")
+
+
+@pytest.mark.parametrize("instance, picked, space", [
+    ("helix/quality10.yaml", "maxflow", "ranges"),
+    ("portfolio.yaml", "ilp", "cache"),
+    ("device-edge-cloud.yaml", "dp", "pipeline"),
+])
+def test_a_plan_names_the_space_it_was_searched_in(instance, picked, space):
+    """auto's proof is its pick's, over the pick's plan space (ilp on a caching instance searches caches)."""
+    from conftest import INSTANCES
+    from placement import load_instance
+
+    plan = solve(load_instance(INSTANCES / instance), "auto", SolveParams(time_limit_s=30))
+    assert plan.stats["picked"] == picked and plan.stats["plan_space"] == space

@@ -199,7 +199,9 @@ def solve_ilp(problem: Problem, params: Any, options: dict[str, Any], deadline: 
     backend = options["backend"]
     if problem.portfolio_features():  # model caching is its own program, kept in solvers.caching
         from solvers.caching.ilp import solve_cache_ilp
-        return solve_cache_ilp(problem, params, options, deadline)
+        from solvers.registry import CACHE
+        plan = solve_cache_ilp(problem, params, options, deadline)
+        return plan.with_(stats={**plan.stats, "plan_space": CACHE.name})
     names = _warm_names(options.get("warm_start", "auto"))
     refusal = backend_refusal(problem, backend, params.time_limit_s)
     if refusal:
