@@ -35,26 +35,13 @@ portfolios) against the caching oracle (``cache-bruteforce``); the ``route`` sol
 ``routing``) on the same portfolios with a current cache, against the best routing of that
 cache found by enumeration.
 
-Each check returns a list of failures (empty when it passes).
 Solvers of the ``ranges`` plan space (:data:`solvers.registry.RANGES`: each device one
 range or none, routed by max-flow) are also run over ``instances.zoo.replicated_zoo``,
 tiny instances whose optima replicate or overlap shards, against their own oracle
 (:func:`range_oracle`: every assignment of a range or nothing to each device, routed by
 :func:`placement.costs.flows.route_shards`); on the pipeline zoo, the pipeline optimum is
-their floor (their plan space holds every pipeline).
-
-- ``keeps_limits``: a plan reported ``optimal`` or ``feasible`` keeps every limit,
-  and its objective equals ``evaluate()`` on it (relative 1e-9);
-- ``oracle``: an exact solver finds the oracle's optimum (relative 1e-6) and its
-  verdict; a heuristic never beats it inside the oracle's plan space, never claims
-  ``optimal`` and never reports a bound; an exact solver's bound is on the right
-  side of its objective and equals it when optimal; an ``infeasible`` claim holds;
-- ``determinism``: the same seed twice gives the same shards and routes;
-- ``deadline``: a tight time limit is honoured (within :data:`DEADLINE_SLACK_S`);
-- ``options``: an unknown option, a value of the wrong type and one out of range are
-  refused before solving with :class:`~solvers.options.InvalidOptionError`;
-- ``round_trip``: a plan written to a plan file and read back evaluates the same;
-- ``no_mutation``: solving changes nothing in the problem, its cost table's arrays included.
+their floor (their plan space holds every pipeline), and an exact one proves an instance
+with no plan at all infeasible.
 
 Each check returns a list of failures (empty when it passes).
 """
@@ -80,7 +67,7 @@ from placement.costs.chains import PipelineViews
 from placement.costs.flows import route_shards
 from solvers.api import SolveParams, UnsupportedProblemError, solve
 from solvers.options import InvalidOptionError
-from solvers.registry import RANGES, SolverInfo, registered, solver_info
+from solvers.registry import PIPELINE, RANGES, SolverInfo, registered, solver_info
 
 __all__ = ["check_solver", "solver_checks", "CheckReport", "DEADLINE_SLACK_S", "REL_EVALUATE", "REL_OPTIMUM",
            "range_oracle", "best_ranges", "MAX_ASSIGNMENTS"]
@@ -392,13 +379,19 @@ def _against_ranges(exact: bool, problem: Problem, plan: Plan, ref: Plan) -> lis
 
 def _against_pipelines(exact: bool, problem: Problem, plan: Plan, ref: Plan) -> list[str]:
     """A ``ranges`` solver on the pipeline zoo: its plan space holds every pipeline, so the pipeline
-    optimum is a floor for an exact one, and a feasible pipeline rules out an infeasible verdict."""
+    optimum is a floor for an exact one, and a feasible pipeline rules out an infeasible verdict. Where
+    no pipeline keeps the limits and the pipeline space is complete (the instance has no plan at all),
+    an exact one proves it: ``infeasible``, with reasons."""
     out, st = [], plan.status
     if ref.status == Status.OPTIMAL:
         if st not in (Status.OPTIMAL, Status.FEASIBLE):
             out.append(f"returned {st} where a feasible pipeline serves {ref.objective}")
         elif exact and _better(problem, ref.objective, plan.objective):
             out.append(f"objective {plan.objective} below the pipeline optimum {ref.objective}")
+    elif exact and no_pipeline(ref) and PIPELINE.complete(problem) and \
+            (st != Status.INFEASIBLE or not plan.reasons):
+        out.append(f"returned {st} (reasons: {len(plan.reasons)}) on an instance with no plan at all "
+                   f"(no feasible pipeline, and the pipeline space is complete here: {ref.reasons[:1]})")
     return out
 
 

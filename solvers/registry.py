@@ -43,14 +43,18 @@ class UnknownSolverError(LookupError):
 class PlanSpace:
     """A set of plans a solver searches.
 
-    ``complete(problem)`` says whether the best plan of the set is as good as any plan
-    of ``problem``; then "no plan of the set meets the limits" proves the instance
-    infeasible, and an optimum over the set is the optimum.
+    ``complete(problem)`` says whether the set holds a plan that keeps every limit
+    whenever ``problem`` has one; then "no plan of the set meets the limits" proves
+    the instance infeasible. It says nothing about optima: an optimum over the set
+    is reported as one over the set (the plan space is printed with the plan).
+    ``outside`` names the plans the set leaves out, for the message of a proof that
+    does not reach them.
     """
 
     name: str
     description: str
     complete: Callable[[Problem], bool]
+    outside: str = ""
 
 
 def _pipeline_complete(problem: Problem) -> bool:
@@ -63,7 +67,8 @@ def _pipeline_complete(problem: Problem) -> bool:
 
 PIPELINE = PlanSpace(
     "pipeline", "one pipeline per model: distinct devices, each holding one contiguous range of blocks, shared by "
-                "all of the model's request classes", _pipeline_complete)
+                "all of the model's request classes", _pipeline_complete,
+    outside="replicated shards, several routes per class")
 REPLICATED = PlanSpace(
     "replicated", "copies of a model (whole, or pipelines), one or more per model, each request class routed "
                   "through one or several of them", lambda problem: False)
@@ -80,14 +85,17 @@ def _cache_complete(problem: Problem) -> bool:
 CACHE = PlanSpace(
     "cache", "model instances, each a whole model in one weight format on one device, each request class routed "
              "by fractions over the instances of models it accepts and over its declared cascades, the rest "
-             "declared unserved with a reason", _cache_complete)
+             "declared unserved with a reason", _cache_complete,
+    outside="a model partitioned over several devices, a device holding one model in two formats")
 ROUTING = PlanSpace(
     "routing", "routings of the instance's current cache: shares of each request class over its whole-model "
-               "instances and declared cascades, the rest declared unserved with a reason", lambda problem: False)
+               "instances and declared cascades, the rest declared unserved with a reason", lambda problem: False,
+    outside="caches other than the current one")
 RANGES = PlanSpace(
     "ranges", "one model; each device holds at most one contiguous range of its blocks (fitting with the KV cache "
               "of every request class; replicas and overlaps allowed); the classes routed over the shards by "
-              "max-flow, every route meeting its SLOs", lambda problem: False)
+              "max-flow, every route meeting its SLOs", _pipeline_complete,
+    outside="a device holding more than one range of blocks")
 PLAN_SPACES = {s.name: s for s in (PIPELINE, REPLICATED, RANGES, CACHE, ROUTING)}
 
 

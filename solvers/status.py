@@ -48,8 +48,9 @@ def decide_infeasible(plan: Plan, space: PlanSpace, complete: bool) -> dict[str,
     if plan.proof is Proof.PLAN_SPACE and complete:
         return {"proof": Proof.ANY_PLAN}
     if plan.proof is Proof.PLAN_SPACE:
+        outside = f" ({space.outside})" if space.outside else ""
         why = (f"no plan in the plan space searched ({space.description}) meets the limits; "
-               "plans outside it (replicated shards, several routes per class) were not searched")
+               f"plans outside it{outside} were not searched")
     else:
         why = "no plan that keeps every limit was found (the search proves nothing)"
     return {"status": Status.NO_SOLUTION, "reasons": (why, *plan.reasons)}
