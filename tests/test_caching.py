@@ -477,3 +477,17 @@ def test_the_greedy_keeps_every_limit_with_either_search(options):
     routed = {r.request for r in plan.routes} | {u.request for u in plan.unserved}
     assert routed == {r.id for r in problem.workload}
     assert plan.objective >= solve(problem, "cache-ilp").objective - 1e-9 * abs(plan.objective)
+
+
+def test_greedy_stopped_before_placing_anything_says_so():
+    """A deadline that ends the search before any instance is placed is the reason, not memory."""
+    from placement import Status
+    from solvers import SolveParams
+    from solvers.caching.greedy import solve_cache_greedy
+    from solvers.deadline import Deadline
+
+    problem = load_instance(INSTANCES / "portfolio.yaml")
+    options = {"local_moves": True, "exact_routing": True}
+    plan = solve_cache_greedy(problem, SolveParams(), options, Deadline(0.0))
+    assert plan.status is Status.NO_SOLUTION and plan.termination.value == "time_limit"
+    assert not plan.unserved and "time limit" in plan.reasons[0]

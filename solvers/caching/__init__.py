@@ -5,7 +5,8 @@ class goes to which instance (or cascade), read from :func:`placement.costs.cach
 
 - :mod:`solvers.caching.ilp`: the joint program, solved exactly on an open backend (``cache-ilp``;
   ``ilp`` runs it on model-caching instances);
-- :mod:`solvers.caching.greedy`: lazy greedy on marginal gain (``cache-greedy``);
+- :mod:`solvers.caching.greedy`: greedy additions on marginal gain, priced by the routing program, and
+  local moves (``cache-greedy``);
 - :mod:`solvers.caching.route`: routing for the instance's current cache (``route``);
 - :mod:`solvers.caching.bruteforce`: every cache and every set of reservations, each routed by an
   LP (``cache-bruteforce``, the oracle of the conformance battery).

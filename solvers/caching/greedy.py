@@ -66,8 +66,13 @@ def solve_cache_greedy(problem: Problem, params: Any, options: dict[str, Any], d
     else:
         stats["search"] = "water-filling"
         state = water_filling(state, deadline, stats, options.get("local_moves", True))
-    plan = build_plan(problem, view, state.solution())
     stats.update(plan_space="cache", candidates=int(view.fits.sum()), options=serving.size,
                  instances=int(state.used().sum()), solver_s=round(deadline.elapsed(), 6))
+    if deadline.expired() and not state.used().any():
+        # Declaring every class unserved "for want of memory" would be a false reason: time ran out.
+        return Plan(status=Status.NO_SOLUTION, termination=Termination.TIME_LIMIT, stats=stats,
+                    reasons=(f"the time limit ran out after {deadline.elapsed():.2f} s, before the search "
+                             "placed any instance",))
+    plan = build_plan(problem, view, state.solution())
     stopped = Termination.TIME_LIMIT if deadline.expired() else Termination.HEURISTIC
     return plan.with_(status=Status.FEASIBLE, termination=stopped, stats=stats)

@@ -174,8 +174,8 @@ def _moves(routed: Routed) -> tuple[list[tuple[float, int, int | None]], np.ndar
 
 def _batch(routed: Routed, moves: list, reduced: np.ndarray, deadline: Deadline, below: float,
            stats: dict, per_device: int) -> Routed | None:
-    """The best addition on every device at once, routed exactly: kept when it costs less than ``below``.
-    Early on most devices have a good addition of their own, and one program routes them all."""
+    """The best ``per_device`` additions of every device at once, routed exactly: kept when it costs less
+    than ``below``. Early on most devices have good additions of their own, and one program routes them all."""
     view = routed.state.options.view
     chosen: dict[int, list[int]] = {}
     for _, t, drop in moves:
