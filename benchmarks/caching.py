@@ -66,7 +66,7 @@ def _run(problem, solver: str, options: dict | None = None, repeat: int = 1, lab
         started = time.perf_counter()
         plan = solve(problem, solver, PARAMS, options=options or {})
         times.append(time.perf_counter() - started)
-        solver_times.append(plan.stats.get("solver_s"))
+        solver_times.append(plan.stats.get("search_time_s"))
     m = evaluate(problem, plan)
     return {"solver": label or solver + (f":{options['backend']}" if options and "backend" in options else ""),
             "status": plan.status.value, "termination": plan.termination.value, "objective": plan.objective,

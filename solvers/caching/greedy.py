@@ -67,7 +67,7 @@ def solve_cache_greedy(problem: Problem, params: Any, options: dict[str, Any], d
         stats["search"] = "water-filling"
         state = water_filling(state, deadline, stats, options.get("local_moves", True))
     stats.update(plan_space="cache", candidates=int(view.fits.sum()), options=serving.size,
-                 instances=int(state.used().sum()), solver_s=round(deadline.elapsed(), 6))
+                 instances=int(state.used().sum()), search_time_s=round(deadline.elapsed(), 6))
     if deadline.expired() and not state.used().any():
         # Declaring every class unserved "for want of memory" would be a false reason: time ran out.
         return Plan(status=Status.NO_SOLUTION, termination=Termination.TIME_LIMIT, stats=stats,
