@@ -147,3 +147,60 @@ def test_cli_evaluate_json_carries_the_routes_it_found():
                                        "--json"])
     out = json.loads(result.output)
     assert out["predicted"]["routing"] == "max-flow" and out["routes"] and out["routes"][0]["rate_tok_s"] > 0
+
+
+# -- the time limit holds while layouts are built and scored ---------------------------------------
+
+SWARM = ROOT / "instances" / "swarm-consumer-gpus.yaml"
+
+
+@pytest.fixture(scope="module")
+def swarm_space():
+    from solvers.maxflow.bounds import fluid_bound
+    from solvers.maxflow.space import build_space
+
+    space = build_space(load_instance(SWARM))
+    return space, fluid_bound(space)
+
+
+def test_layout_builders_stop_at_the_deadline_with_one_layout(swarm_space):
+    import random
+
+    from solvers.deadline import Deadline
+    from solvers.maxflow.search import copy_layouts, stage_layouts
+
+    space, fluid = swarm_space
+    _, stages = stage_layouts(space, fluid, random.Random(0), Deadline(0))
+    assert len(stages) == 1 and len(copy_layouts(space, deadline=Deadline(0))) == 1
+    assert len(stage_layouts(space, fluid, random.Random(0))[1]) > 1 and len(copy_layouts(space)) > 1
+
+
+def test_region_layouts_stop_at_the_deadline_with_one_layout():
+    from solvers.deadline import Deadline
+    from solvers.maxflow.bounds import fluid_bound
+    from solvers.maxflow.regions import region_layouts
+    from solvers.maxflow.space import build_space
+
+    space = build_space(load_instance(HELIX / "geo3region24.yaml"))
+    assert len(set(space.regions)) == 3
+    assert len(region_layouts(space, fluid_bound(space), Deadline(0))) == 1
+
+
+def test_scoring_past_the_deadline_stops_at_the_first_layout_that_serves(swarm_space):
+    from solvers.deadline import Deadline
+    from solvers.maxflow.search import Scorer, copy_layouts
+
+    space, _ = swarm_space
+    copies = copy_layouts(space)
+    layouts = [("nothing", (None,) * space.n)] + [("short copies", a) for a in copies]
+    scorer = Scorer(space, False, Deadline(0))
+    scored = scorer.ranked(layouts, range(len(layouts)))
+    assert scorer.evaluations == 2 and [k for _, k, _, _ in scored] == [1, 0] and scored[0][0] > 0
+    everything = Scorer(space, False, Deadline(60)).ranked(layouts, range(len(layouts)))
+    assert len(everything) == len(layouts)
+
+
+def test_a_time_limit_already_past_still_gives_the_first_plan_that_serves():
+    plan = solve(load_instance(SWARM), "maxflow", SolveParams(time_limit_s=0.001))
+    assert plan.has_solution and plan.termination.value == "time_limit"
+    assert plan.stats["evaluations"] <= 3  # all 26 layouts were scored, whatever the limit

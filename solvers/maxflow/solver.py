@@ -152,15 +152,12 @@ def _search(space: Space, options: dict[str, Any], deadline: Deadline, rng: rand
             bounds: dict[str, float], best: _Best, stats: dict[str, Any], share: float) -> None:
     """(a): layouts (region by region, mixed stages, one-group stages, short copies), then local search
     from the best of them, within ``share`` of the time left; it stops early once a bound meets the plan."""
-    fluid = bounds["fluid"]
     share = Deadline(deadline.left() * share)
     scorer = Scorer(space, line_scores, share)
-    rate, stages = stage_layouts(space, fluid, rng)
-    mixed = mixed_stage_layouts(space, rate, fluid, share, options["backend"]) if rate > 0 else []
-    layouts = [("region layout", a) for a in region_layouts(space, fluid)] + [("mixed stages", a) for a in mixed]
-    layouts += [("stage layout", a) for a in stages] + [("short copies", a) for a in copy_layouts(space)]
-    scored = sorted(((scorer(a), k, label, a) for k, (label, a) in enumerate(layouts)), key=lambda t: (-t[0], t[1]))
-    stats.update(stage_rate=rate, layouts=len(layouts))
+    rate, kinds = _layouts(space, options, bounds["fluid"], rng, scorer)
+    layouts = [(label, a) for label, found in kinds.items() for a in found]
+    scored = scorer.ranked(layouts, _round_robin([len(found) for found in kinds.values()]))
+    stats.update(stage_rate=rate, layouts=len(layouts), layouts_scored=len(scored))
     starts = scored[: options["starts"]]
     for _, _, label, assignment in starts:
         if best.offer(space, assignment, label):
@@ -179,6 +176,41 @@ def _search(space: Space, options: dict[str, Any], deadline: Deadline, rng: rand
         if got > value * (1 + 1e-9):
             best.offer(space, found, f"local search from a {label}")
     stats.update(evaluations=scorer.evaluations)
+
+
+def _layouts(space: Space, options: dict[str, Any], fluid: float, rng: random.Random,
+             scorer: Scorer) -> tuple[float, dict[str, list[tuple]]]:
+    """The stage-layout rate and the layouts of each kind, in the order their scores break ties.
+
+    The stage layouts come first (the mixed stages start from their rate), then the others. Once
+    the scorer's deadline passes, each builder stops with what it has (one layout at least, when it can
+    lay any) and the later ones run only while no layout laid so far serves every class.
+    """
+    deadline = scorer.deadline
+    rate, stages = stage_layouts(space, fluid, rng, deadline)
+    kinds: dict[str, list[tuple]] = {"region layout": [], "mixed stages": [], "stage layout": stages,
+                                     "short copies": []}
+
+    def wanted() -> bool:
+        return not deadline.expired() or not any(scorer(a) > 0 for found in kinds.values() for a in found)
+    if wanted():
+        kinds["region layout"] = region_layouts(space, fluid, deadline)
+    if rate > 0 and wanted():
+        kinds["mixed stages"] = mixed_stage_layouts(space, rate, fluid, deadline, options["backend"])
+    if wanted():
+        kinds["short copies"] = copy_layouts(space, deadline=deadline)
+    return rate, kinds
+
+
+def _round_robin(counts: list[int]) -> list[int]:
+    """Indices into the concatenation of lists of these lengths, taking each list's first, then each
+    one's second, ...: the order to score layouts in, so that a tight limit still tries every kind.
+
+    >>> _round_robin([2, 0, 3, 1])
+    [0, 2, 5, 1, 3, 4]
+    """
+    starts = [sum(counts[:j]) for j in range(len(counts))]
+    return [starts[j] + i for i in range(max(counts, default=0)) for j in range(len(counts)) if i < counts[j]]
 
 
 def _milp(space: Space, options: dict[str, Any], params: Any, deadline: Deadline, line_exact: bool,
