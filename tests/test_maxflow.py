@@ -204,3 +204,19 @@ def test_a_time_limit_already_past_still_gives_the_first_plan_that_serves():
     plan = solve(load_instance(SWARM), "maxflow", SolveParams(time_limit_s=0.001))
     assert plan.has_solution and plan.termination.value == "time_limit"
     assert plan.stats["evaluations"] <= 3  # all 26 layouts were scored, whatever the limit
+
+
+def test_an_infeasible_cutoff_program_without_an_incumbent_proves_nothing(monkeypatch):
+    """Without a plan the MILP's cutoff sits a little above zero: its infeasibility leaves the plans serving
+    less than that unexamined, so the answer is no solution with the bound, not a proof of infeasibility."""
+    import solvers.maxflow.solver as maxflow
+    from placement import Proof
+    from solvers.ilp.backends import MILPResult
+
+    problem = dict(replicated_problems(0))["overlap-3dev-4blk-profiles"]
+    monkeypatch.setattr(maxflow, "_search", lambda *args, **kwargs: None)  # no incumbent
+    monkeypatch.setattr(maxflow, "solve_milp", lambda *args, **kwargs: MILPResult("infeasible"))
+    plan = solve(problem, "maxflow", options={"milp": "route"})
+    assert plan.status.value == "no_solution" and plan.proof is Proof.NONE
+    assert "none serves more than" in plan.reasons[0] and "route MILP" in plan.reasons[0]
+    assert plan.stats["bounds"]["route MILP"] <= 1e-6 < plan.stats["bounds"]["fluid"]

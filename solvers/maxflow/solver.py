@@ -216,7 +216,8 @@ def _round_robin(counts: list[int]) -> list[int]:
 def _milp(space: Space, options: dict[str, Any], params: Any, deadline: Deadline, line_exact: bool,
           best: _Best, bounds: dict[str, float], stats: dict[str, Any]) -> bool:
     """(b): the exact program warm-started by a cutoff; True when it proves that nothing in the plan space
-    beats the incumbent (or, without one, that nothing serves every class)."""
+    beats the incumbent, or, without one, that nothing serves every class (only from exact statements: no
+    candidate route, or no throughput at all; never from an infeasible program cut off above zero)."""
     mode = options["milp"]
     upper = min(bounds.values())
     if upper <= 0:
@@ -228,7 +229,9 @@ def _milp(space: Space, options: dict[str, Any], params: Any, deadline: Deadline
     if routes is None and mode == "route":
         stats["milp"] = f"skipped: more than {options['max_routes']} candidate routes"
         return False
-    cutoff = best.value * (1 + _EPS) if best.plan is not None else upper * 1e-9
+    incumbent = best.plan is not None
+    # Without an incumbent, a cutoff a little above zero still steers the backend towards serving plans.
+    cutoff = best.value * (1 + _EPS) if incumbent else upper * 1e-9
     if routes is not None:
         if not routes:
             stats["milp"] = "route MILP: no candidate route"
@@ -250,9 +253,11 @@ def _milp(space: Space, options: dict[str, Any], params: Any, deadline: Deadline
     if result.x is not None:
         best.offer(space, prog.assignment(space, result.x), kind)
     if result.status == "infeasible":
-        # Nothing beats the cutoff in the program, hence (exact or a relaxation) in the plan space.
+        # Nothing beats the cutoff in the program, hence (exact or a relaxation) in the plan space: with an
+        # incumbent, it is optimal. Without one, plans serving less than the cutoff were cut off, not ruled
+        # out: a bound, not a proof that nothing serves.
         bounds[kind] = cutoff
-        return True
+        return incumbent
     if result.bound is not None:
         bounds[kind] = max(cutoff, -result.bound)
     return exact and result.status == "optimal"
@@ -272,10 +277,14 @@ def _answer(space: Space, best: _Best, bounds: dict[str, float], proven: bool, t
                        "blocks at once (each one range within its memory and max_layers)")
             return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, proof=Proof.PLAN_SPACE,
                         reasons=(why,), stats=stats)
+        why = "no placement found whose shards serve every request class within the limits"
+        least = min(bounds.values())
+        if least < bounds["fluid"]:
+            which = next(k for k, v in bounds.items() if v <= least)
+            why += f"; none serves more than {least:.3g} tok/s ({which})"
         return Plan(status=Status.NO_SOLUTION,
                     termination=Termination.TIME_LIMIT if timed_out else Termination.HEURISTIC,
-                    reasons=("no placement found whose shards serve every request class within the limits",),
-                    stats=stats)
+                    reasons=(why,), stats=stats)
     value = best.value
     bound = max(min(bounds.values()), value)
     gap = (bound - value) / max(value, 1e-12)
