@@ -220,3 +220,12 @@ def test_an_infeasible_cutoff_program_without_an_incumbent_proves_nothing(monkey
     assert plan.status.value == "no_solution" and plan.proof is Proof.NONE
     assert "none serves more than" in plan.reasons[0] and "route MILP" in plan.reasons[0]
     assert plan.stats["bounds"]["route MILP"] <= 1e-6 < plan.stats["bounds"]["fluid"]
+
+
+def test_the_milp_option_states_the_rule_auto_follows():
+    from solvers.maxflow.solver import _LINE_MILP_MOST, _ROUTE_MILP_DEVICES
+    from solvers.registry import solver_info
+
+    text = solver_info("maxflow").option("milp").help
+    assert f"route on at most {_ROUTE_MILP_DEVICES} devices" in text
+    assert f"line when it has at most {_LINE_MILP_MOST:,} range variables" in text and "else none" in text

@@ -11,10 +11,12 @@ devices' load at the request rates (when every class gives one) at most 1.
 bottleneck thresholds, then local search over boundaries, replicas and swaps, scored by
 the exact routing (or the line model's max-flow where that is exact). (b) An exact MILP
 on an open backend (HiGHS, CBC or SCIP through :func:`solvers.ilp.backends.solve_milp`),
-warm-started from (a) by a cutoff (it must beat the incumbent): the route MILP
-(:mod:`solvers.maxflow.paths`) where every candidate route can be listed, else the line
+warm-started from (a) by a cutoff (it must beat the incumbent): by default (``milp=auto``,
+:func:`_program`) the route MILP (:mod:`solvers.maxflow.paths`) on at most
+:data:`_ROUTE_MILP_DEVICES` devices where every candidate route can be listed, else the line
 MILP (:mod:`solvers.maxflow.line`), exact when no link can bind and there are no SLOs or
-rates, a relaxation otherwise. Upper bounds: the fluid bound
+rates, a relaxation otherwise, when it has at most :data:`_LINE_MILP_MOST` range variables,
+else none (the search takes all the time). Upper bounds: the fluid bound
 (:mod:`solvers.maxflow.bounds`, always; tighter than the compute-only bound), the cover
 bound (:mod:`solvers.maxflow.cover`, when its covers can be listed) and the MILP's.
 
