@@ -138,7 +138,8 @@ register(SolverInfo(
             "by max-flow; stage layouts and local search, then a MILP warm-started by a cutoff; fluid, cover and "
             "MILP bounds",
     capabilities=Capabilities(objectives=frozenset({"throughput"}), multi_model=False),
-    requires=("scipy", "ortools", "pulp"),
+    # scipy (HiGHS, the routing LPs) and OR-Tools (the routing max-flow) serve every run; PuLP only cbc.
+    requires=("scipy", "ortools"), backend_requires=(("cbc", ("pulp",)),),
     plan_space=RANGES,
     options=(
         Option("backend", str, "highs", "MILP backend for the route, line and cover programs: highs "

@@ -229,3 +229,20 @@ def test_the_milp_option_states_the_rule_auto_follows():
     text = solver_info("maxflow").option("milp").help
     assert f"route on at most {_ROUTE_MILP_DEVICES} devices" in text
     assert f"line when it has at most {_LINE_MILP_MOST:,} range variables" in text and "else none" in text
+
+
+def test_without_pulp_only_the_cbc_backend_is_refused(monkeypatch):
+    import importlib.util
+
+    from solvers import SolverUnavailableError
+    from solvers.registry import solver_info
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pulp" else real(name, *a))
+    problem = dict(replicated_problems(0))["overlap-3dev-4blk-profiles"]
+    assert solver_info("maxflow").available()
+    assert solve(problem, "maxflow", options={"milp": "route"}).status.value == "optimal"
+    with pytest.raises(SolverUnavailableError, match=r"backend 'cbc' needs pulp.*backends that can: highs, scip"):
+        solve(problem, "maxflow", options={"backend": "cbc"})
+    result = CliRunner().invoke(main, ["solve", str(SWARM), "--solver", "maxflow", "-O", "backend=cbc"])
+    assert result.exit_code != 0 and "needs pulp" in result.output and "Traceback" not in result.output
