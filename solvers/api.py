@@ -144,6 +144,15 @@ def _check(info: SolverInfo, problem: Problem) -> None:
             + (f"solvers that do: {', '.join(able)}" if able else "no registered solver does"))
 
 
+def _check_backend(info: SolverInfo, backend: str | None) -> None:
+    missing = info.backend_missing(backend)
+    if missing:
+        usable = [b for b in info.option("backend").choices if not info.backend_missing(b)]
+        raise SolverUnavailableError(
+            f"solver {info.name!r}: backend {backend!r} needs {', '.join(missing)}, which cannot be imported "
+            f"here (backends that can: {', '.join(usable) or 'none'})")
+
+
 def solve(problem: Problem, solver: str = DEFAULT_SOLVER, params: SolveParams | None = None,
           options: dict[str, Any] | None = None) -> Plan:
     """Solve ``problem`` with ``solver`` and return a new :class:`Plan` with predicted metrics.
@@ -184,6 +193,7 @@ def solve(problem: Problem, solver: str = DEFAULT_SOLVER, params: SolveParams | 
     params = params if params is not None else SolveParams()
     given = dict(options or {})
     settings = validate_options(info.name, info.options, given)
+    _check_backend(info, settings.get("backend"))
     precheck = settings.pop("precheck")
     deadline = Deadline(params.time_limit_s)
     # A model-caching instance is never infeasible: what cannot be served is declared unserved, with its

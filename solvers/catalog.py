@@ -138,15 +138,19 @@ register(SolverInfo(
             "by max-flow; stage layouts and local search, then a MILP warm-started by a cutoff; fluid, cover and "
             "MILP bounds",
     capabilities=Capabilities(objectives=frozenset({"throughput"}), multi_model=False),
-    requires=("scipy", "ortools", "pulp"),
+    # scipy (HiGHS, the routing LPs) and OR-Tools (the routing max-flow) serve every run; PuLP only cbc.
+    requires=("scipy", "ortools"), backend_requires=(("cbc", ("pulp",)),),
     plan_space=RANGES,
     options=(
         Option("backend", str, "highs", "MILP backend for the route, line and cover programs: highs "
                                         "(scipy.optimize.milp), cbc (PuLP) or scip (OR-Tools); not cpsat, which takes "
                                         "no rows of several continuous flows", choices=("highs", "cbc", "scip")),
-        Option("milp", str, "auto", "the exact program after the search: route (every candidate route listed), line "
-                                    "(arcs on block boundaries), auto (route when it lists at most max_routes "
-                                    "routes, else line) or off", choices=("auto", "route", "line", "off")),
+        Option("milp", str, "auto", "the exact program after the search: route (every candidate route listed; "
+                                    "skipped beyond max_routes routes), line (arcs on block boundaries), off, or "
+                                    "auto: route on at most 12 devices (line when the routes are more than "
+                                    "max_routes), else line when it has at most 4,000 range variables (one per "
+                                    "range that fits a group of interchangeable devices), else none (the search "
+                                    "takes the whole time limit)", choices=("auto", "route", "line", "off")),
         Option("max_routes", int, 20_000, "the route MILP's largest number of candidate routes", minimum=1,
                maximum=1_000_000),
         Option("search_share", float, 0.5, "share of the time limit the combinatorial search may take before "

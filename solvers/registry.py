@@ -167,7 +167,9 @@ class SolverInfo:
     """A registered solver.
 
     ``entry`` is ``"module:function"`` (see the module docstring for its signature).
-    ``requires`` lists the Python modules its backends need. ``plan_space`` is the
+    ``requires`` lists the Python modules every run needs; ``backend_requires`` pairs a
+    backend (the value of its ``backend`` option) with the modules that backend alone
+    needs, so that a missing one refuses that backend only. ``plan_space`` is the
     set of plans it searches: an exact solver's ``optimal`` and ``bound`` are claims
     about that set. ``options`` declares its own settings. ``precondition``
     (``"module:function"``, optional) names a function ``problem -> list of reasons``
@@ -183,13 +185,25 @@ class SolverInfo:
     capabilities: Capabilities = field(default_factory=Capabilities)
     requires: tuple[str, ...] = ()
     backends: tuple[str, ...] = ()
+    backend_requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
     options: tuple[Option, ...] = ()
     plan_space: PlanSpace = PIPELINE
     precondition: str | None = None
 
     def available(self) -> bool:
-        """Whether the modules it needs import."""
+        """Whether the modules every run needs import."""
         return all(importlib.util.find_spec(m) is not None for m in self.requires)
+
+    def backend_missing(self, backend: str | None) -> list[str]:
+        """The modules ``backend`` needs beyond :attr:`requires` that do not import (empty if none).
+
+        >>> info = SolverInfo(name="x", family="x", summary="", exact=True, entry="x:x",
+        ...                   backend_requires=(("cbc", ("no_such_module_here",)),))
+        >>> info.backend_missing("cbc"), info.backend_missing("highs")
+        (['no_such_module_here'], [])
+        """
+        needs = dict(self.backend_requires).get(backend, ())
+        return [m for m in needs if importlib.util.find_spec(m) is None]
 
     def unsupported(self, problem: Problem) -> list[str]:
         """Why this solver cannot take ``problem`` (empty if it can)."""

@@ -147,3 +147,102 @@ def test_cli_evaluate_json_carries_the_routes_it_found():
                                        "--json"])
     out = json.loads(result.output)
     assert out["predicted"]["routing"] == "max-flow" and out["routes"] and out["routes"][0]["rate_tok_s"] > 0
+
+
+# -- the time limit holds while layouts are built and scored ---------------------------------------
+
+SWARM = ROOT / "instances" / "swarm-consumer-gpus.yaml"
+
+
+@pytest.fixture(scope="module")
+def swarm_space():
+    from solvers.maxflow.bounds import fluid_bound
+    from solvers.maxflow.space import build_space
+
+    space = build_space(load_instance(SWARM))
+    return space, fluid_bound(space)
+
+
+def test_layout_builders_stop_at_the_deadline_with_one_layout(swarm_space):
+    import random
+
+    from solvers.deadline import Deadline
+    from solvers.maxflow.search import copy_layouts, stage_layouts
+
+    space, fluid = swarm_space
+    _, stages = stage_layouts(space, fluid, random.Random(0), Deadline(0))
+    assert len(stages) == 1 and len(copy_layouts(space, deadline=Deadline(0))) == 1
+    assert len(stage_layouts(space, fluid, random.Random(0))[1]) > 1 and len(copy_layouts(space)) > 1
+
+
+def test_region_layouts_stop_at_the_deadline_with_one_layout():
+    from solvers.deadline import Deadline
+    from solvers.maxflow.bounds import fluid_bound
+    from solvers.maxflow.regions import region_layouts
+    from solvers.maxflow.space import build_space
+
+    space = build_space(load_instance(HELIX / "geo3region24.yaml"))
+    assert len(set(space.regions)) == 3
+    assert len(region_layouts(space, fluid_bound(space), Deadline(0))) == 1
+
+
+def test_scoring_past_the_deadline_stops_at_the_first_layout_that_serves(swarm_space):
+    from solvers.deadline import Deadline
+    from solvers.maxflow.search import Scorer, copy_layouts
+
+    space, _ = swarm_space
+    copies = copy_layouts(space)
+    layouts = [("nothing", (None,) * space.n)] + [("short copies", a) for a in copies]
+    scorer = Scorer(space, False, Deadline(0))
+    scored = scorer.ranked(layouts, range(len(layouts)))
+    assert scorer.evaluations == 2 and [k for _, k, _, _ in scored] == [1, 0] and scored[0][0] > 0
+    everything = Scorer(space, False, Deadline(60)).ranked(layouts, range(len(layouts)))
+    assert len(everything) == len(layouts)
+
+
+def test_a_time_limit_already_past_still_gives_the_first_plan_that_serves():
+    plan = solve(load_instance(SWARM), "maxflow", SolveParams(time_limit_s=0.001))
+    assert plan.has_solution and plan.termination.value == "time_limit"
+    assert plan.stats["evaluations"] <= 3  # all 26 layouts were scored, whatever the limit
+
+
+def test_an_infeasible_cutoff_program_without_an_incumbent_proves_nothing(monkeypatch):
+    """Without a plan the MILP's cutoff sits a little above zero: its infeasibility leaves the plans serving
+    less than that unexamined, so the answer is no solution with the bound, not a proof of infeasibility."""
+    import solvers.maxflow.solver as maxflow
+    from placement import Proof
+    from solvers.ilp.backends import MILPResult
+
+    problem = dict(replicated_problems(0))["overlap-3dev-4blk-profiles"]
+    monkeypatch.setattr(maxflow, "_search", lambda *args, **kwargs: None)  # no incumbent
+    monkeypatch.setattr(maxflow, "solve_milp", lambda *args, **kwargs: MILPResult("infeasible"))
+    plan = solve(problem, "maxflow", options={"milp": "route"})
+    assert plan.status.value == "no_solution" and plan.proof is Proof.NONE
+    assert "none serves more than" in plan.reasons[0] and "route MILP" in plan.reasons[0]
+    assert plan.stats["bounds"]["route MILP"] <= 1e-6 < plan.stats["bounds"]["fluid"]
+
+
+def test_the_milp_option_states_the_rule_auto_follows():
+    from solvers.maxflow.solver import _LINE_MILP_MOST, _ROUTE_MILP_DEVICES
+    from solvers.registry import solver_info
+
+    text = solver_info("maxflow").option("milp").help
+    assert f"route on at most {_ROUTE_MILP_DEVICES} devices" in text
+    assert f"line when it has at most {_LINE_MILP_MOST:,} range variables" in text and "else none" in text
+
+
+def test_without_pulp_only_the_cbc_backend_is_refused(monkeypatch):
+    import importlib.util
+
+    from solvers import SolverUnavailableError
+    from solvers.registry import solver_info
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pulp" else real(name, *a))
+    problem = dict(replicated_problems(0))["overlap-3dev-4blk-profiles"]
+    assert solver_info("maxflow").available()
+    assert solve(problem, "maxflow", options={"milp": "route"}).status.value == "optimal"
+    with pytest.raises(SolverUnavailableError, match=r"backend 'cbc' needs pulp.*backends that can: highs, scip"):
+        solve(problem, "maxflow", options={"backend": "cbc"})
+    result = CliRunner().invoke(main, ["solve", str(SWARM), "--solver", "maxflow", "-O", "backend=cbc"])
+    assert result.exit_code != 0 and "needs pulp" in result.output and "Traceback" not in result.output

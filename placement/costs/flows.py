@@ -37,9 +37,10 @@ Three ways to solve it, picked by :func:`route_shards`:
 
 Classes share the traffic as :func:`placement.evaluate` measures it: in the mix of
 their request rates when every class gives one (or there is one class), at the
-largest total otherwise (every class that can be served keeps at least
-:data:`MIN_SHARE` of the total). With rates on every class, the devices' load at
-those rates (prefill and decode) is kept at most 1 too.
+largest total otherwise (each of the ``C`` classes keeps at least
+:data:`MIN_SHARE` / ``C`` of the total, so that the floors together never take
+more than :data:`MIN_SHARE` of it). With rates on every class, the devices' load
+at those rates (prefill and decode) is kept at most 1 too.
 
 The flow is then split into routes (``Route.rate_tok_s``, ``Route.fraction``), each
 of which :func:`placement.evaluate` prices on its own (TTFT, TPOT, energy). Rates are
@@ -77,7 +78,7 @@ from placement.problem import Problem, RequestClass
 __all__ = ["FlowRouting", "route_shards", "MAX_PATHS", "MIN_SHARE", "METHODS"]
 
 MAX_PATHS = 20_000  # SLO-meeting routes enumerated per class
-MIN_SHARE = 1e-3  # without a fixed mix, the least share of the total each servable class keeps
+MIN_SHARE = 1e-3  # without a fixed mix, the least share of the total the C classes keep together (each 1/C)
 METHODS = ("auto", "max-flow", "lp", "path-lp")
 _SCALE_TOP = 2.0 ** 50  # the largest integer capacity of the max-flow network
 _REL_TOL = 1e-9  # flows below this share of the total are rounding, not routes
@@ -376,7 +377,7 @@ def _solve_program(table: CostTable, nets: Sequence[_ClassNet], prog: _Program) 
             eq_c.append(j)
             eq_v.append(v)
     rows_eq = len(prog.conservation)
-    # Class totals: sum of counting columns = share x T (fixed mix), or >= MIN_SHARE x T (free mix).
+    # Class totals: sum of counting columns = share x T (fixed mix), or >= MIN_SHARE / C x T (free mix).
     for c in range(len(nets)):
         counted = [j for j, col in enumerate(cols) if col.cls == c and col.counts]
         if shares is not None:
@@ -482,6 +483,20 @@ def _capacity(use: dict[int, float] | None) -> float:
     return 1.0 / worst if worst > 0 else math.inf
 
 
+def _arc_ends(kind: str, at: int, to: int | None, sink: int) -> tuple[int, int]:
+    """The max-flow graph's arc of an element: shard ``k`` is the arc ``2k -> 2k + 1``; a hop leaves the
+    tail of shard ``at`` for the head of shard ``to``; an end leaves it for the sink.
+
+    >>> _arc_ends("node", 1, None, 9), _arc_ends("hop", 1, 3, 9), _arc_ends("end", 1, None, 9)
+    ((2, 3), (3, 6), (3, 9))
+    """
+    if kind == "node":
+        return 2 * at, 2 * at + 1
+    if kind == "hop":
+        return 2 * at + 1, 2 * to
+    return 2 * at + 1, sink
+
+
 def _max_flow(net: _ClassNet) -> tuple[list[tuple[tuple[int, ...], float]], float]:
     """Routes and the rounding error bound of the pure max-flow of one class (OR-Tools, integers)."""
     from ortools.graph.python import max_flow
@@ -505,8 +520,7 @@ def _max_flow(net: _ClassNet) -> tuple[list[tuple[tuple[int, ...], float]], floa
     arcs = []
     for kind, i, j, cap in elements:
         units = int(math.floor(cap * scale)) if math.isfinite(cap) else unbounded
-        tail, head = {"node": (2 * pos[i], 2 * pos[i] + 1), "hop": (2 * pos[i] + 1, 2 * pos.get(j, 0)),
-                      "end": (2 * pos[i] + 1, sink)}[kind]
+        tail, head = _arc_ends(kind, pos[i], None if j is None else pos[j], sink)
         arcs.append((graph.add_arc_with_capacity(tail, head, units), kind, i, j))
     graph.add_arc_with_capacity(src, 2 * pos[f], unbounded)
     if graph.solve(src, sink) != graph.OPTIMAL:

@@ -21,6 +21,7 @@ import itertools
 
 import numpy as np
 
+from solvers.deadline import Deadline
 from solvers.maxflow.search import _group_lengths, _group_plan, _most_blocks
 
 __all__ = ["region_layouts"]
@@ -117,10 +118,19 @@ class _Region:
         return best_plan
 
 
+_LONGEST_CHAIN = 3  # regions in a row; _best_split cuts the model at most twice
+
+
 def _structures(regions: list[int]) -> list[list[tuple[int, ...]]]:
-    """Segment sequences: chains of regions, and a pair side by side before or after a third."""
+    """Segment sequences: chains of one to three regions, and a pair side by side before or after a third.
+
+    >>> _structures([0, 1])
+    [[(0,)], [(1,)], [(0,), (1,)], [(1,), (0,)]]
+    >>> len(_structures(list(range(8))))  # 8 + 8*7 + 8*7*6 chains, 28 pairs x 6 thirds x 2 sides
+    736
+    """
     out: list[list[tuple[int, ...]]] = []
-    for q in range(1, min(len(regions), 4) + 1):
+    for q in range(1, min(len(regions), _LONGEST_CHAIN) + 1):
         for chain in itertools.permutations(regions, q):
             out.append([(r,) for r in chain])
     for a, b in itertools.combinations(regions, 2):
@@ -172,8 +182,9 @@ def _best_split(segs, regs, crossing, L: int) -> tuple[float, tuple | None]:
     return best
 
 
-def region_layouts(space, upper: float) -> list[tuple]:
-    """Assignments laid out region by region (see the module docstring), best structure first."""
+def region_layouts(space, upper: float, deadline: Deadline | None = None) -> list[tuple]:
+    """Assignments laid out region by region (see the module docstring), best structure first; once
+    ``deadline`` passes, of the structures judged so far (at least one, when any has a layout)."""
     region_ids = sorted(set(space.regions))
     if len(region_ids) < 2:
         return []
@@ -184,8 +195,8 @@ def region_layouts(space, upper: float) -> list[tuple]:
                 for r in region_ids for s in region_ids if r != s}
     found = []
     for segs in _structures(region_ids):
-        if len(segs) > 3:
-            continue
+        if found and deadline is not None and deadline.expired():
+            break
         rate, how = _best_split(segs, regs, crossing, space.L)
         if how is not None and rate > 0:
             found.append((rate, segs, how))

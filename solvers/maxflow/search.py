@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,11 +36,12 @@ from solvers.maxflow.line import line_flow
 __all__ = ["Scorer", "stage_layouts", "local_search", "iterated_search", "copy_layouts", "mixed_stage_layouts"]
 
 
-
-
 @dataclass
 class Scorer:
-    """Scores assignments: exactly (routing), or by the line model where it is exact."""
+    """Scores assignments: exactly (routing), or by the line model where it is exact.
+
+    ``deadline`` bounds :meth:`ranked`, which scores candidate layouts until it passes.
+    """
 
     space: object
     line_exact: bool
@@ -59,6 +60,23 @@ class Scorer:
             value = self.routed(assignment)
         self.cache[key] = value
         return value
+
+    def ranked(self, layouts: Sequence[tuple[str, tuple]], order: Sequence[int]) -> list[tuple[float, int, str, tuple]]:
+        """``(score, index, label, assignment)`` of the labelled ``layouts`` scored in ``order`` (indices)
+        until the deadline passes and one of them serves every class; best first, ties by index.
+
+        One routing costs tens of milliseconds on a few dozen devices, so a tight limit scores only the
+        first few layouts of ``order``, but never stops before one serves: a plan when one is cheap.
+        """
+        scored = []
+        serves = False
+        for k in order:
+            if serves and self.deadline.expired():
+                break
+            label, assignment = layouts[k]
+            scored.append((self(assignment), k, label, assignment))
+            serves = serves or scored[-1][0] > 0
+        return sorted(scored, key=lambda t: (-t[0], t[1]))
 
     def routed(self, assignment) -> float:
         shards = self.space.shards(assignment)
@@ -200,8 +218,10 @@ def _orders(space, stages: list[tuple[int, int, int]], rng: random.Random) -> li
     return orders
 
 
-def stage_layouts(space, upper: float, rng: random.Random) -> tuple[float, list[tuple]]:
-    """The best stage-layout rate and its assignments in several orders (see the module docstring)."""
+def stage_layouts(space, upper: float, rng: random.Random,
+                  deadline: Deadline | None = None) -> tuple[float, list[tuple]]:
+    """The best stage-layout rate and its assignments in several orders (see the module docstring); once
+    ``deadline`` passes, only the assignments laid so far (at least one, when any can be laid)."""
     lengths = _group_lengths(space)
     out = []
     rate = _best_rate(space, lengths, upper)
@@ -210,6 +230,8 @@ def stage_layouts(space, upper: float, rng: random.Random) -> tuple[float, list[
         if total < space.L:
             continue
         for order in _orders(space, stages, rng):
+            if out and deadline is not None and deadline.expired():
+                return rate, out
             laid = [list(s) for s in order]
             _trim(laid, lengths, space.L)
             assignment = _lay(space, laid)
@@ -359,17 +381,18 @@ def _split(space, devices: list[int]) -> list[tuple[int, int]] | None:
     return lay(lo)
 
 
-def copy_layouts(space, most: int = 6) -> list[tuple]:
+def copy_layouts(space, most: int = 6, deadline: Deadline | None = None) -> list[tuple]:
     """Assignments of disjoint copies of the model, each a short pipeline of ``k`` devices (k = 1 .. most):
     devices by capacity, dealt round-robin into copies so that the copies are alike, each split to
-    balance its devices. Under an SLO that long pipelines miss, these are where the search starts."""
+    balance its devices. Under an SLO that long pipelines miss, these are where the search starts. Once
+    ``deadline`` passes, only those laid so far (at least one, when any can be laid)."""
     strength = space.capacity.reshape(space.n, -1).max(axis=1) * np.array(
         [max((b - a for a, b in space.ranges(i)), default=0) for i in range(space.n)])
     order = sorted(range(space.n), key=lambda i: (-strength[i], i))
     out = []
     for k in range(1, most + 1):
         copies = len(order) // k
-        if copies == 0:
+        if copies == 0 or (out and deadline is not None and deadline.expired()):
             break
         assignment: list = [None] * space.n
         for c in range(copies):

@@ -11,10 +11,12 @@ devices' load at the request rates (when every class gives one) at most 1.
 bottleneck thresholds, then local search over boundaries, replicas and swaps, scored by
 the exact routing (or the line model's max-flow where that is exact). (b) An exact MILP
 on an open backend (HiGHS, CBC or SCIP through :func:`solvers.ilp.backends.solve_milp`),
-warm-started from (a) by a cutoff (it must beat the incumbent): the route MILP
-(:mod:`solvers.maxflow.paths`) where every candidate route can be listed, else the line
+warm-started from (a) by a cutoff (it must beat the incumbent): by default (``milp=auto``,
+:func:`_program`) the route MILP (:mod:`solvers.maxflow.paths`) on at most
+:data:`_ROUTE_MILP_DEVICES` devices where every candidate route can be listed, else the line
 MILP (:mod:`solvers.maxflow.line`), exact when no link can bind and there are no SLOs or
-rates, a relaxation otherwise. Upper bounds: the fluid bound
+rates, a relaxation otherwise, when it has at most :data:`_LINE_MILP_MOST` range variables,
+else none (the search takes all the time). Upper bounds: the fluid bound
 (:mod:`solvers.maxflow.bounds`, always; tighter than the compute-only bound), the cover
 bound (:mod:`solvers.maxflow.cover`, when its covers can be listed) and the MILP's.
 
@@ -152,15 +154,12 @@ def _search(space: Space, options: dict[str, Any], deadline: Deadline, rng: rand
             bounds: dict[str, float], best: _Best, stats: dict[str, Any], share: float) -> None:
     """(a): layouts (region by region, mixed stages, one-group stages, short copies), then local search
     from the best of them, within ``share`` of the time left; it stops early once a bound meets the plan."""
-    fluid = bounds["fluid"]
     share = Deadline(deadline.left() * share)
     scorer = Scorer(space, line_scores, share)
-    rate, stages = stage_layouts(space, fluid, rng)
-    mixed = mixed_stage_layouts(space, rate, fluid, share, options["backend"]) if rate > 0 else []
-    layouts = [("region layout", a) for a in region_layouts(space, fluid)] + [("mixed stages", a) for a in mixed]
-    layouts += [("stage layout", a) for a in stages] + [("short copies", a) for a in copy_layouts(space)]
-    scored = sorted(((scorer(a), k, label, a) for k, (label, a) in enumerate(layouts)), key=lambda t: (-t[0], t[1]))
-    stats.update(stage_rate=rate, layouts=len(layouts))
+    rate, kinds = _layouts(space, options, bounds["fluid"], rng, scorer)
+    layouts = [(label, a) for label, found in kinds.items() for a in found]
+    scored = scorer.ranked(layouts, _round_robin([len(found) for found in kinds.values()]))
+    stats.update(stage_rate=rate, layouts=len(layouts), layouts_scored=len(scored))
     starts = scored[: options["starts"]]
     for _, _, label, assignment in starts:
         if best.offer(space, assignment, label):
@@ -181,10 +180,46 @@ def _search(space: Space, options: dict[str, Any], deadline: Deadline, rng: rand
     stats.update(evaluations=scorer.evaluations)
 
 
+def _layouts(space: Space, options: dict[str, Any], fluid: float, rng: random.Random,
+             scorer: Scorer) -> tuple[float, dict[str, list[tuple]]]:
+    """The stage-layout rate and the layouts of each kind, in the order their scores break ties.
+
+    The stage layouts come first (the mixed stages start from their rate), then the others. Once
+    the scorer's deadline passes, each builder stops with what it has (one layout at least, when it can
+    lay any) and the later ones run only while no layout laid so far serves every class.
+    """
+    deadline = scorer.deadline
+    rate, stages = stage_layouts(space, fluid, rng, deadline)
+    kinds: dict[str, list[tuple]] = {"region layout": [], "mixed stages": [], "stage layout": stages,
+                                     "short copies": []}
+
+    def wanted() -> bool:
+        return not deadline.expired() or not any(scorer(a) > 0 for found in kinds.values() for a in found)
+    if wanted():
+        kinds["region layout"] = region_layouts(space, fluid, deadline)
+    if rate > 0 and wanted():
+        kinds["mixed stages"] = mixed_stage_layouts(space, rate, fluid, deadline, options["backend"])
+    if wanted():
+        kinds["short copies"] = copy_layouts(space, deadline=deadline)
+    return rate, kinds
+
+
+def _round_robin(counts: list[int]) -> list[int]:
+    """Indices into the concatenation of lists of these lengths, taking each list's first, then each
+    one's second, ...: the order to score layouts in, so that a tight limit still tries every kind.
+
+    >>> _round_robin([2, 0, 3, 1])
+    [0, 2, 5, 1, 3, 4]
+    """
+    starts = [sum(counts[:j]) for j in range(len(counts))]
+    return [starts[j] + i for i in range(max(counts, default=0)) for j in range(len(counts)) if i < counts[j]]
+
+
 def _milp(space: Space, options: dict[str, Any], params: Any, deadline: Deadline, line_exact: bool,
           best: _Best, bounds: dict[str, float], stats: dict[str, Any]) -> bool:
     """(b): the exact program warm-started by a cutoff; True when it proves that nothing in the plan space
-    beats the incumbent (or, without one, that nothing serves every class)."""
+    beats the incumbent, or, without one, that nothing serves every class (only from exact statements: no
+    candidate route, or no throughput at all; never from an infeasible program cut off above zero)."""
     mode = options["milp"]
     upper = min(bounds.values())
     if upper <= 0:
@@ -196,7 +231,9 @@ def _milp(space: Space, options: dict[str, Any], params: Any, deadline: Deadline
     if routes is None and mode == "route":
         stats["milp"] = f"skipped: more than {options['max_routes']} candidate routes"
         return False
-    cutoff = best.value * (1 + _EPS) if best.plan is not None else upper * 1e-9
+    incumbent = best.plan is not None
+    # Without an incumbent, a cutoff a little above zero still steers the backend towards serving plans.
+    cutoff = best.value * (1 + _EPS) if incumbent else upper * 1e-9
     if routes is not None:
         if not routes:
             stats["milp"] = "route MILP: no candidate route"
@@ -218,9 +255,11 @@ def _milp(space: Space, options: dict[str, Any], params: Any, deadline: Deadline
     if result.x is not None:
         best.offer(space, prog.assignment(space, result.x), kind)
     if result.status == "infeasible":
-        # Nothing beats the cutoff in the program, hence (exact or a relaxation) in the plan space.
+        # Nothing beats the cutoff in the program, hence (exact or a relaxation) in the plan space: with an
+        # incumbent, it is optimal. Without one, plans serving less than the cutoff were cut off, not ruled
+        # out: a bound, not a proof that nothing serves.
         bounds[kind] = cutoff
-        return True
+        return incumbent
     if result.bound is not None:
         bounds[kind] = max(cutoff, -result.bound)
     return exact and result.status == "optimal"
@@ -240,10 +279,14 @@ def _answer(space: Space, best: _Best, bounds: dict[str, float], proven: bool, t
                        "blocks at once (each one range within its memory and max_layers)")
             return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, proof=Proof.PLAN_SPACE,
                         reasons=(why,), stats=stats)
+        why = "no placement found whose shards serve every request class within the limits"
+        least = min(bounds.values())
+        if least < bounds["fluid"]:
+            which = next(k for k, v in bounds.items() if v <= least)
+            why += f"; none serves more than {least:.3g} tok/s ({which})"
         return Plan(status=Status.NO_SOLUTION,
                     termination=Termination.TIME_LIMIT if timed_out else Termination.HEURISTIC,
-                    reasons=("no placement found whose shards serve every request class within the limits",),
-                    stats=stats)
+                    reasons=(why,), stats=stats)
     value = best.value
     bound = max(min(bounds.values()), value)
     gap = (bound - value) / max(value, 1e-12)
