@@ -176,7 +176,7 @@ def _search(space: Space, options: dict[str, Any], deadline: Deadline, rng: rand
                                             target=min(bounds.values()) / (1 + _EPS),
                                             max_stall=0 if stats["milp_plan"] == "route" else options["kicks"])
         if got > value * (1 + 1e-9):
-            best.offer(space, found, f"local search from a {label}")
+            best.offer(space, found, f"local search from the {label}")
     stats.update(evaluations=scorer.evaluations)
 
 
