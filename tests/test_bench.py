@@ -14,7 +14,7 @@ from instances.families import families, family
 from placement import load_instance, parse_instance, save_plan
 from solvers import SolveParams, solve
 from solvers.bench import Part, Suite, run_bench
-from solvers.bench.executors import Executor, WorkerLost
+from solvers.bench.executors import AddressError, ClusterUnreachableError, Executor, WorkerLost, check_address
 from solvers.bench.runner import BenchSummary, _drain, _Writer, plan_suite
 from solvers.bench.store import ResultsFile, read_rows
 from solvers.bench.tasks import KEY_FIELDS, row_key
@@ -188,6 +188,41 @@ def test_bench_and_report_refuse_bad_paths_before_running(tmp_path):
     assert r.exit_code == 2 and "unknown suite 'smok'" in r.output
     r = CliRunner().invoke(main, ["report", str(tmp_path / "none.jsonl"), "-o", str(tmp_path / "out")])
     assert r.exit_code == 3 and "no such results file" in r.output
+
+
+@pytest.mark.parametrize("executor, address", [
+    ("dask", "foo"), ("dask", "tcp://foo"), ("dask", "tcp://host:99999"), ("dask", "http://host:8786"),
+    ("dask", "tcp://host:8786/path"), ("dask", ""), ("ray", "ray://host"), ("ray", "foo"), ("ray", "tcp://host:1"),
+    ("local", "tcp://host:8786"),
+])
+def test_an_address_that_cannot_be_read_is_a_usage_error_before_any_row(executor, address, tmp_path):
+    # Checked without dask or ray: the syntax is ours to read, so the test needs neither installed.
+    out = tmp_path / "rows.jsonl"
+    r = CliRunner().invoke(main, ["bench", "--suite", "smoke", "--executor", executor, "--address", address,
+                                  "-o", str(out)])
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --address: "), r.output
+    assert ("expected" in lines[0]) if executor != "local" else ("dask and ray" in lines[0])
+    assert not out.exists()
+    with pytest.raises(AddressError):
+        run_bench(TINY, out, SOLVERS, executor=executor, address=address, progress=False)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("executor, address", [
+    ("dask", "tcp://10.0.0.5:8786"), ("dask", "10.0.0.5:8786"), ("dask", "tls://[::1]:8786"), ("dask", "ucx://h:1"),
+    ("ray", "auto"), ("ray", "local"), ("ray", "ray://head:10001"), ("ray", "head:6379"), ("dask", None),
+])
+def test_addresses_a_cluster_reads_are_accepted(executor, address):
+    check_address(executor, address)
+
+
+def test_a_dask_scheduler_that_does_not_answer_is_one_error(tmp_path):
+    pytest.importorskip("distributed")
+    from solvers.bench.executors import DaskExecutor
+    with pytest.raises(ClusterUnreachableError, match="no dask scheduler answered at tcp://127.0.0.1:1"):
+        DaskExecutor("tcp://127.0.0.1:1", connect_timeout_s=0.5)
 
 
 def test_compare_splits_its_budget(tmp_path):
