@@ -14,7 +14,9 @@ from instances.families import families, family
 from placement import load_instance, parse_instance, save_plan
 from solvers import SolveParams, solve
 from solvers.bench import Part, Suite, run_bench
+from solvers.bench.analysis import heuristic_ratios, optima
 from solvers.bench.executors import AddressError, ClusterUnreachableError, Executor, WorkerLost, check_address
+from solvers.bench.rows import best_bound
 from solvers.bench.runner import BenchSummary, _drain, _Writer, plan_suite
 from solvers.bench.store import ResultsFile, read_rows
 from solvers.bench.tasks import KEY_FIELDS, row_key
@@ -52,6 +54,38 @@ def test_one_row_per_instance_and_solver_with_every_field(inline_rows):
     # Every row of an instance shares its best bound: the tightest any solver proved.
     bounds = {r["best_bound"] for r in rows if r["instance"] == "throughput-3dev-6blk-mesh-ample"}
     assert len(bounds) == 1 and None not in bounds
+
+
+def test_heuristics_are_held_to_the_optimum_of_their_own_plan_space(tmp_path):
+    # On a throughput instance maxflow (replicated shards) beats every pipeline; auto picks it. The pipeline
+    # heuristics are scored against dp's pipeline optimum, and the pipeline bound is grouped apart from auto's.
+    one = Suite("test", "one throughput instance", (Part("tiny", (0,), 5.0,
+                                                        names=("throughput-3dev-6blk-mesh-ample",)),))
+    rows = run_bench(one, tmp_path / "rows.jsonl", [("auto", None), ("maxflow", None), ("dp", None),
+                                                     ("greedy", None)], executor="inline", progress=False).rows
+    got = {r["label"]: r for r in rows}
+    assert got["auto"]["picked"] == "maxflow" and got["auto"]["plan_space"] == "ranges"
+    assert got["dp"]["plan_space"] == "pipeline" and got["dp"]["status"] == "optimal"
+    assert got["maxflow"]["objective"] > got["dp"]["objective"] * 1.01  # replicas do better: the mix was real
+    found = optima(rows)
+    assert found == {"pipeline": got["dp"]["objective"], "ranges": pytest.approx(got["maxflow"]["objective"])}
+    (ratio,) = heuristic_ratios(rows)
+    assert ratio.label == "greedy" and ratio.ratio == pytest.approx(got["dp"]["objective"] / got["greedy"]["objective"])
+    # The best bound over every plan searched is the replicated one (pipelines' is tighter but does not hold).
+    assert got["greedy"]["best_bound"] == pytest.approx(got["maxflow"]["bound"])
+
+
+def test_rows_of_earlier_runs_count_auto_in_the_space_it_picked():
+    # Rows written before the runner recorded the searched space say auto's registered one ("pipeline").
+    old = {"solver": "auto", "picked": "maxflow", "plan_space": "pipeline", "bound": 30.0, "status": "optimal",
+           "objective": 30.0, "objective_sense": "max", "exact": True}
+    dp = {"solver": "dp", "plan_space": "pipeline", "bound": 10.0, "status": "optimal", "objective": 10.0,
+          "objective_sense": "max", "exact": True}
+    greedy = {"solver": "greedy", "label": "greedy", "plan_space": "pipeline", "status": "feasible",
+              "objective": 8.0, "objective_sense": "max", "exact": False}
+    assert best_bound([old, dp], "max") == 30.0
+    assert optima([old, dp, greedy]) == {"ranges": 30.0, "pipeline": 10.0}
+    assert [r.ratio for r in heuristic_ratios([old, dp, greedy])] == [1.25]
 
 
 def test_a_rerun_skips_written_rows_and_survives_a_torn_line(inline_rows, tmp_path):
