@@ -90,3 +90,19 @@ def test_the_committed_files_are_the_conversion_of_the_extraction(tmp_path):
     assert {name for name, *_ in results} == set(PUBLISHED)
     for path in sorted(tmp_path.iterdir()):
         assert path.read_bytes() == (HELIX / path.name).read_bytes(), f"{path.name} differs from its conversion"
+
+
+def test_the_benchmark_clusters_read_the_shipped_extraction():
+    # No path outside the repository and no copied tables to fall back on: the file shipped beside the
+    # converted clusters is the one source of the capacity tables.
+    import sys
+    sys.path.insert(0, str(HELIX.parents[1] / "benchmarks"))
+    import helix_like
+    import throughput_pipelines
+
+    assert helix_like.REFERENCE_PATH == HELIX / "helix_clusters.json"
+    names = [name for name, _ in throughput_pipelines.instances()]
+    assert names[:4] == [f"helix-{name}" for name in ("single24", "geo3region24", "hetero42", "quality10")]
+    single24 = load_instance(HELIX / "single24.yaml")
+    a100 = next(n for n in single24.topology.nodes if n.spec.id == "a100-sxm-40gb").profile_for("llama-2-70b")
+    assert helix_like.TABLES_70B["A100"][0] == pytest.approx(a100.throughput_at(1))
