@@ -4,7 +4,8 @@ Exit codes: 0 plan found (or exported; for ``evaluate``, the plan meets every
 limit; for ``bench``, the run finished), 1 unexpected error, 2 usage error
 (including an engine that cannot run the plan), 3 invalid instance, plan or
 results file, 4 proven infeasible, 5 no plan within the limits, 6 solver or
-optional dependency unavailable, 7 the evaluated plan breaks a limit.
+optional dependency unavailable (or no cluster answers at ``bench --address``),
+7 the evaluated plan breaks a limit.
 """
 
 from __future__ import annotations
@@ -454,15 +455,17 @@ def bench(suite: str, solver_list: str | None, executor: str, address: str | Non
           time_limit: float | None, progress: bool | None, output: str) -> None:
     """Run a benchmark suite: every solver on every instance, one JSON row per run."""
     from solvers.bench import SUITES, run_bench
-    from solvers.bench.executors import MissingExtraError
+    from solvers.bench.executors import AddressError, ClusterUnreachableError, MissingExtraError, check_address
     from solvers.bench.store import OutputPathError
     from solvers.compare import parse_solver_list
 
     if suite not in SUITES:
         raise click.BadParameter(f"unknown suite {suite!r} (expected one of {', '.join(SUITES)})",
                                  param_hint="--suite")
-    if address and executor == "local":
-        raise click.BadParameter("applies to --executor dask or ray", param_hint="--address")
+    try:
+        check_address(executor, address)
+    except AddressError as exc:
+        _fail(EXIT_USAGE, f"--address: {exc}")
     chosen = parse_solver_list(solver_list) if solver_list else None
     try:
         summary = run_bench(suite, output, chosen, executor, address, jobs, progress, time_limit,
@@ -471,6 +474,8 @@ def bench(suite: str, solver_list: str | None, executor: str, address: str | Non
         _fail(EXIT_USAGE, f"--output: {exc}")
     except MissingExtraError as exc:
         _fail(EXIT_UNAVAILABLE, str(exc))
+    except ClusterUnreachableError as exc:
+        _fail(EXIT_UNAVAILABLE, f"--address: {exc}")
     except KeyboardInterrupt:
         click.echo(f"interrupted: the rows written so far are in {output}; the same command resumes the run",
                    err=True)

@@ -1,7 +1,8 @@
 """Helix-class clusters as instances: heterogeneous GPUs with measured tokens/s by layers held.
 
-Two kinds, both built from ``shared/reference/helix_clusters.json`` (the four
-published clusters of Helix, ASPLOS'25, with per-machine-type throughput tables):
+Two kinds, both built from ``instances/helix/helix_clusters.json`` (shipped with the
+repository: the four published clusters of Helix, ASPLOS'25, with per-machine-type
+throughput tables):
 
 - :func:`reference_cluster`: one of the published clusters, node for node (its
   machine types, its links, its tables), serving its model in fp16;
@@ -12,10 +13,9 @@ published clusters of Helix, ASPLOS'25, with per-machine-type throughput tables)
 Requests enter at a ``coordinator`` host (a mini PC whose memory holds no block of
 the model, so it only forwards), as in Helix. Link bandwidths are used as the file
 gives them, in Mbps (see the file's units note: the published code read them as
-MB/s; here they are only generated, not compared with published flows).
-
-Without the reference file (``LLMPLACE_HELIX_REFERENCE`` or the default path), the
-tables below, copied from it, are used.
+MB/s; here they are only generated, not compared with published flows). The
+converted instances of :mod:`instances.helix.convert` apply Helix's units instead;
+these clusters keep the conventions the solver-speed benchmarks were measured on.
 
 Examples
 --------
@@ -30,32 +30,41 @@ Examples
 from __future__ import annotations
 
 import json
-import os
 import random
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import instances.helix
+
 __all__ = ["reference_cluster", "helix_like", "REFERENCE_PATH", "MACHINES", "TABLES_70B"]
 
-REFERENCE_PATH = Path(os.environ.get("LLMPLACE_HELIX_REFERENCE", "/work/shared/reference/helix_clusters.json"))
+REFERENCE_PATH = Path(instances.helix.__file__).resolve().parent / "helix_clusters.json"
 
 # Helix machine type -> (catalog device type, GPUs per node).
 MACHINES = {"A100": ("a100-sxm-40gb", 1), "V100": ("v100-16gb", 1), "L4": ("l4", 1), "L4x2": ("l4", 2),
             "T4": ("t4", 1), "T4x2": ("t4", 2), "T4x4": ("t4", 4)}
+# The published cluster whose Llama-2-70B table each machine type takes (tables differ from cluster to
+# cluster): the 24-node single-region one for its three types, the 42-node one for the other four.
+_TABLE_FROM = {"A100": "helix_single24", "L4": "helix_single24", "T4": "helix_single24",
+               "V100": "helix_hetero42", "L4x2": "helix_hetero42", "T4x2": "helix_hetero42",
+               "T4x4": "helix_hetero42"}
 
-# Llama-2-70B tokens/s of a node holding k = 1, 2, ... layers (helix_single24 and helix_hetero42 tables).
-TABLES_70B: dict[str, list[float]] = {
-    "A100": [23833.87, 11384.25, 7201.41, 5264.62, 4096.65, 3124.14, 2595.68, 2045.64, 1754.38, 1392.63,
-             1212.18, 952.11],
-    "L4": [7557.86, 3625.71, 2171.88, 1476.08, 1017.57, 747.79, 531.7],
-    "T4": [5709.21, 2434.37, 1347.87, 757.85],
-    "V100": [14014.13, 5890.15, 3342.48, 1982.19],
-    "L4x2": [17269.02, 8426.92, 5441.14, 3929.42, 3061.02, 2461.63, 2030.42, 1712.86, 1450.18, 1290.53, 1107.22,
-             964.26, 838.51, 727.69],
-    "T4x2": [12194.22, 5813.74, 3663.69, 2706.1, 2121.35, 1626.96, 1271.8, 1021.91, 783.45],
-    "T4x4": [20503.53, 10085.51, 6640.71, 4892.24, 3841.24, 3136.81, 2651.22, 2268.51, 1981.14, 1738.63, 1548.73,
-             1388.97, 1281.52, 1180.02, 1071.19, 973.64, 872.89, 781.27],
-}
+
+@lru_cache(maxsize=1)
+def _load_reference() -> dict[str, Any]:
+    return json.loads(REFERENCE_PATH.read_text(encoding="utf-8"))
+
+
+def _capacity_table(cluster_name: str) -> dict[str, list[float]]:
+    """A published cluster's tokens/s by layers held, per machine type."""
+    cluster = next(c for c in _load_reference()["clusters"] if c["name"] == cluster_name)
+    milp_key = next(k for k in cluster["reported"] if k.startswith("helix_milp_"))
+    return cluster["reported"][milp_key]["helix_node_capacity_tokens_per_s_by_layers"]["table"]
+
+
+# Llama-2-70B tokens/s of a node holding k = 1, 2, ... layers, per machine type.
+TABLES_70B: dict[str, list[float]] = {kind: list(_capacity_table(name)[kind]) for kind, name in _TABLE_FROM.items()}
 
 _MODELS = {"llama2_70b": "llama-2-70b", "llama1_30b": "llama-30b"}
 _SERVE = {"id": "serve", "source": "coordinator", "prompt_tokens": 256, "output_tokens": 64}
@@ -76,21 +85,16 @@ def _node(node_id: str, machine: str, model: str, table: list[float], most: int)
     return node
 
 
-def _load_reference() -> dict[str, Any]:
-    return json.loads(REFERENCE_PATH.read_text())
-
-
 def reference_cluster(name: str) -> dict[str, Any]:
     """The published cluster ``name`` (e.g. ``helix_single24``) as an instance with a throughput objective.
 
     Links between nodes and from the coordinator are the file's (one per pair; the
     coordinator's ingress and egress of a node become one link, the slower of the two).
     """
-    ref = _load_reference()
-    cluster = next(c for c in ref["clusters"] if c["name"] == name)
+    cluster = next(c for c in _load_reference()["clusters"] if c["name"] == name)
     milp_key = next(k for k in cluster["reported"] if k.startswith("helix_milp_"))
     model = _MODELS[milp_key[len("helix_milp_"):]]
-    tables = cluster["reported"][milp_key]["helix_node_capacity_tokens_per_s_by_layers"]["table"]
+    tables = _capacity_table(name)
     devices = [_coordinator()] + [_node(n["id"], n["helix_machine_type"], model, tables[n["helix_machine_type"]],
                                         len(tables[n["helix_machine_type"]])) for n in cluster["nodes"]]
     pairs: dict[tuple[str, str], tuple[float, float]] = {}

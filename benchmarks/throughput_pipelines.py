@@ -1,8 +1,8 @@
 """Throughput of one pipeline on Helix-class clusters: dp (types mode) and ilp on every backend.
 
 Instances (see :mod:`helix_like`): the four published Helix clusters converted node for node
-(``helix-single24``, ``helix-geo3region24``, ``helix-hetero42``, ``helix-quality10``; they need
-``shared/reference/helix_clusters.json``) and two generated ones, ``helix-like-24x80`` (24 nodes
+(``helix-single24``, ``helix-geo3region24``, ``helix-hetero42``, ``helix-quality10``, from the
+shipped ``instances/helix/helix_clusters.json``) and two generated ones, ``helix-like-24x80`` (24 nodes
 of A100-40GB / L4 / T4, Llama-2-70B's 80 blocks) and ``helix-like-32x32`` (32 nodes, 32 blocks).
 Every instance asks for the best single pipeline's decode tokens/s.
 
@@ -35,7 +35,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from helix_like import REFERENCE_PATH, helix_like, reference_cluster  # noqa: E402
+from helix_like import helix_like, reference_cluster  # noqa: E402
 
 RESULTS = HERE / "results"
 JSONL = RESULTS / "throughput_pipelines.jsonl"
@@ -66,10 +66,8 @@ print(json.dumps(out))
 
 
 def instances() -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    if REFERENCE_PATH.exists():
-        for name in ("helix_single24", "helix_geo3region24", "helix_hetero42", "helix_quality10"):
-            out.append((name.replace("_", "-"), reference_cluster(name)))
+    out = [(name.replace("_", "-"), reference_cluster(name))
+           for name in ("helix_single24", "helix_geo3region24", "helix_hetero42", "helix_quality10")]
     out.append(("helix-like-24x80", helix_like(24, 80)))
     out.append(("helix-like-32x32", helix_like(32, 32)))
     return out

@@ -21,6 +21,8 @@ Built in:
                           seed and a consumer-GPU swarm (:mod:`instances.helix.family`)
 ``portfolio``             model caching: 5, 10 and 14 models over 20 devices, and a re-planning one
                           with a current cache (:func:`instances.caching_zoo.bench_instances`)
+``caching-tiny``          the caching conformance zoo (:func:`instances.caching_zoo.caching_zoo`): 2-3
+                          devices and models, so the caching oracle (``cache-bruteforce``) knows every optimum
 ========================  ==================================================================
 
 Examples
@@ -206,3 +208,9 @@ def _helix(seed: int) -> list[tuple[str, dict[str, Any]]]:
 def _portfolio(seed: int) -> list[tuple[str, dict[str, Any]]]:
     from instances.caching_zoo import bench_instances
     return bench_instances(seed)
+
+
+@register_family("caching-tiny", "the caching conformance zoo: 2-3 devices and models (caching oracle sizes)")
+def _caching_tiny(seed: int) -> list[tuple[str, dict[str, Any]]]:
+    from instances.caching_zoo import caching_zoo
+    return caching_zoo(seed)

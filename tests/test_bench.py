@@ -14,7 +14,9 @@ from instances.families import families, family
 from placement import load_instance, parse_instance, save_plan
 from solvers import SolveParams, solve
 from solvers.bench import Part, Suite, run_bench
-from solvers.bench.executors import Executor, WorkerLost
+from solvers.bench.analysis import heuristic_ratios, optima
+from solvers.bench.executors import AddressError, ClusterUnreachableError, Executor, WorkerLost, check_address
+from solvers.bench.rows import best_bound
 from solvers.bench.runner import BenchSummary, _drain, _Writer, plan_suite
 from solvers.bench.store import ResultsFile, read_rows
 from solvers.bench.tasks import KEY_FIELDS, row_key
@@ -52,6 +54,38 @@ def test_one_row_per_instance_and_solver_with_every_field(inline_rows):
     # Every row of an instance shares its best bound: the tightest any solver proved.
     bounds = {r["best_bound"] for r in rows if r["instance"] == "throughput-3dev-6blk-mesh-ample"}
     assert len(bounds) == 1 and None not in bounds
+
+
+def test_heuristics_are_held_to_the_optimum_of_their_own_plan_space(tmp_path):
+    # On a throughput instance maxflow (replicated shards) beats every pipeline; auto picks it. The pipeline
+    # heuristics are scored against dp's pipeline optimum, and the pipeline bound is grouped apart from auto's.
+    one = Suite("test", "one throughput instance", (Part("tiny", (0,), 5.0,
+                                                        names=("throughput-3dev-6blk-mesh-ample",)),))
+    rows = run_bench(one, tmp_path / "rows.jsonl", [("auto", None), ("maxflow", None), ("dp", None),
+                                                     ("greedy", None)], executor="inline", progress=False).rows
+    got = {r["label"]: r for r in rows}
+    assert got["auto"]["picked"] == "maxflow" and got["auto"]["plan_space"] == "ranges"
+    assert got["dp"]["plan_space"] == "pipeline" and got["dp"]["status"] == "optimal"
+    assert got["maxflow"]["objective"] > got["dp"]["objective"] * 1.01  # replicas do better: the mix was real
+    found = optima(rows)
+    assert found == {"pipeline": got["dp"]["objective"], "ranges": pytest.approx(got["maxflow"]["objective"])}
+    (ratio,) = heuristic_ratios(rows)
+    assert ratio.label == "greedy" and ratio.ratio == pytest.approx(got["dp"]["objective"] / got["greedy"]["objective"])
+    # The best bound over every plan searched is the replicated one (pipelines' is tighter but does not hold).
+    assert got["greedy"]["best_bound"] == pytest.approx(got["maxflow"]["bound"])
+
+
+def test_rows_of_earlier_runs_count_auto_in_the_space_it_picked():
+    # Rows written before the runner recorded the searched space say auto's registered one ("pipeline").
+    old = {"solver": "auto", "picked": "maxflow", "plan_space": "pipeline", "bound": 30.0, "status": "optimal",
+           "objective": 30.0, "objective_sense": "max", "exact": True}
+    dp = {"solver": "dp", "plan_space": "pipeline", "bound": 10.0, "status": "optimal", "objective": 10.0,
+          "objective_sense": "max", "exact": True}
+    greedy = {"solver": "greedy", "label": "greedy", "plan_space": "pipeline", "status": "feasible",
+              "objective": 8.0, "objective_sense": "max", "exact": False}
+    assert best_bound([old, dp], "max") == 30.0
+    assert optima([old, dp, greedy]) == {"ranges": 30.0, "pipeline": 10.0}
+    assert [r.ratio for r in heuristic_ratios([old, dp, greedy])] == [1.25]
 
 
 def test_a_rerun_skips_written_rows_and_survives_a_torn_line(inline_rows, tmp_path):
@@ -190,6 +224,41 @@ def test_bench_and_report_refuse_bad_paths_before_running(tmp_path):
     assert r.exit_code == 3 and "no such results file" in r.output
 
 
+@pytest.mark.parametrize("executor, address", [
+    ("dask", "foo"), ("dask", "tcp://foo"), ("dask", "tcp://host:99999"), ("dask", "http://host:8786"),
+    ("dask", "tcp://host:8786/path"), ("dask", ""), ("ray", "ray://host"), ("ray", "foo"), ("ray", "tcp://host:1"),
+    ("local", "tcp://host:8786"),
+])
+def test_an_address_that_cannot_be_read_is_a_usage_error_before_any_row(executor, address, tmp_path):
+    # Checked without dask or ray: the syntax is ours to read, so the test needs neither installed.
+    out = tmp_path / "rows.jsonl"
+    r = CliRunner().invoke(main, ["bench", "--suite", "smoke", "--executor", executor, "--address", address,
+                                  "-o", str(out)])
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --address: "), r.output
+    assert ("expected" in lines[0]) if executor != "local" else ("dask and ray" in lines[0])
+    assert not out.exists()
+    with pytest.raises(AddressError):
+        run_bench(TINY, out, SOLVERS, executor=executor, address=address, progress=False)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("executor, address", [
+    ("dask", "tcp://10.0.0.5:8786"), ("dask", "10.0.0.5:8786"), ("dask", "tls://[::1]:8786"), ("dask", "ucx://h:1"),
+    ("ray", "auto"), ("ray", "local"), ("ray", "ray://head:10001"), ("ray", "head:6379"), ("dask", None),
+])
+def test_addresses_a_cluster_reads_are_accepted(executor, address):
+    check_address(executor, address)
+
+
+def test_a_dask_scheduler_that_does_not_answer_is_one_error(tmp_path):
+    pytest.importorskip("distributed")
+    from solvers.bench.executors import DaskExecutor
+    with pytest.raises(ClusterUnreachableError, match="no dask scheduler answered at tcp://127.0.0.1:1"):
+        DaskExecutor("tcp://127.0.0.1:1", connect_timeout_s=0.5)
+
+
 def test_compare_splits_its_budget(tmp_path):
     r = CliRunner().invoke(main, ["compare", str(INSTANCES / "device-edge-cloud.yaml"), "--solvers",
                                   "greedy,dp,ilp:highs", "--budget", "3", "--time-limit", "2", "--json"])
@@ -198,6 +267,18 @@ def test_compare_splits_its_budget(tmp_path):
     assert limits["greedy"] == pytest.approx(1.0, abs=0.05)  # the first of three runs gets a third of the budget
     assert all(limit <= 2.0 for limit in limits.values())
     assert sum(row["solve_time_s"] for row in rows) <= 3.0 + 0.5
+
+
+def test_the_smoke_suite_runs_every_registered_solver_somewhere():
+    # "every solver" means a real row, not only `unsupported` ones: route needs a portfolio with a current cache.
+    from solvers.bench.runner import _Refused
+    from solvers.bench.suites import suite
+    from solvers.registry import registered
+
+    tasks, notes = plan_suite(suite("smoke"))
+    assert notes == []  # every instance the suite names exists
+    ran = {t.solver for t in tasks if not isinstance(t, _Refused)}
+    assert {s.name for s in registered() if s.available()} - ran == set()
 
 
 def test_families_parse():

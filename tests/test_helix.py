@@ -90,3 +90,68 @@ def test_the_committed_files_are_the_conversion_of_the_extraction(tmp_path):
     assert {name for name, *_ in results} == set(PUBLISHED)
     for path in sorted(tmp_path.iterdir()):
         assert path.read_bytes() == (HELIX / path.name).read_bytes(), f"{path.name} differs from its conversion"
+
+
+def test_the_benchmark_clusters_read_the_shipped_extraction():
+    # No path outside the repository and no copied tables to fall back on: the file shipped beside the
+    # converted clusters is the one source of the capacity tables.
+    import sys
+    sys.path.insert(0, str(HELIX.parents[1] / "benchmarks"))
+    import helix_like
+    import throughput_pipelines
+
+    assert helix_like.REFERENCE_PATH == HELIX / "helix_clusters.json"
+    names = [name for name, _ in throughput_pipelines.instances()]
+    assert names[:4] == [f"helix-{name}" for name in ("single24", "geo3region24", "hetero42", "quality10")]
+    single24 = load_instance(HELIX / "single24.yaml")
+    a100 = next(n for n in single24.topology.nodes if n.spec.id == "a100-sxm-40gb").profile_for("llama-2-70b")
+    assert helix_like.TABLES_70B["A100"][0] == pytest.approx(a100.throughput_at(1))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nodes", "A100=2", "--regions", "0"], "error: --regions: expected a whole number from 1"),
+    (["--nodes", "A100=2", "--regions", "3"], "error: --regions: expected a whole number from 1"),
+    (["--nodes", "A100=2", "--regions", "x"], "error: argument --regions: invalid int value: 'x'"),
+    (["--nodes", "A100=0"], "error: --nodes: A100: expected a whole number of machines >= 1, got 0"),
+    (["--nodes", "A100=2,A100=1"], "error: --nodes: gives A100 twice"),
+    (["--nodes", "H100=2"], "error: --nodes: unknown machine type(s) 'H100'"),
+    (["--nodes", "A100"], "error: --nodes: expected TYPE=COUNT, got 'A100'"),
+    (["--nodes", "A100=2", "--model", "no-such-model", "--profiles", "analytic"], "error: --model: unknown model"),
+])
+def test_the_generator_refuses_bad_arguments_in_one_line(args, message, tmp_path, capsys):
+    from instances.helix.generate import main
+    out = tmp_path / "cluster.yaml"
+    try:
+        code = main([*args, "-o", str(out)])
+    except SystemExit as exc:  # argparse's own checks exit
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(message) and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_the_generator_writes_only_a_regular_file(tmp_path, capsys):
+    from instances.helix.generate import main
+    assert main(["--nodes", "A100=1", "-o", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: --output: ")
+    out = tmp_path / "cluster.yaml"
+    assert main(["--nodes", "A100=1,T4=2", "--regions", "2", "-o", str(out)]) == 0
+    assert len(load_instance(out).topology.nodes) == 4
+
+
+def test_the_converter_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, capsys):
+    from instances.helix.convert import main
+    bad_json, wrong_shape = tmp_path / "bad.json", tmp_path / "shape.json"
+    bad_json.write_text("{", encoding="utf-8")
+    wrong_shape.write_text('{"clusters": [{"name": "helix_single24"}]}', encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    for args, message in (([str(tmp_path / "missing.json")], "error: REFERENCE: cannot read"),
+                          ([str(bad_json)], "error: REFERENCE: " + str(bad_json) + ": not JSON"),
+                          ([str(wrong_shape)], "error: REFERENCE: " + str(wrong_shape) + ": cluster helix_single24"),
+                          ([str(HELIX / "helix_clusters.json"), "--out", str(tmp_path / "none")],
+                           "error: --out: ")):
+        assert main([*args, "--out", str(out)] if "--out" not in args else args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(message) and len(err.strip().splitlines()) == 1, err
+    assert list(out.iterdir()) == []

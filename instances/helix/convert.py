@@ -66,6 +66,7 @@ What is mapped how (Helix's model on the left, llmplace's on the right):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -73,7 +74,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from placement import Plan, Shard, Status, Termination, evaluate, load_instance, plan_to_dict, write_atomic
+from placement import Plan, Shard, Status, Termination, evaluate, parse_instance, plan_to_dict, write_atomic
+from placement.safefiles import UnsafeFileError
 from placement.costs import ACTIVATION_BYTES, TOKEN_ID_BYTES
 
 __all__ = ["convert", "HELIX_TOKEN_BYTES", "MBYTE_TO_MBIT", "CLUSTERS"]
@@ -199,7 +201,7 @@ def _check_mapping(cluster: dict, reference: dict) -> None:
     ours = ACTIVATION_BYTES * load_model(_MODELS[key]).arch.hidden_size
     theirs = int(reference["models"][key]["activation_bytes_per_token"])
     if ours != theirs:
-        raise SystemExit(f"{cluster['name']}: activations are {ours} bytes per token here, {theirs} in Helix")
+        raise SystemExit(f"error: {cluster['name']}: activations are {ours} bytes per token here, {theirs} in Helix")
     table = _milp(cluster)["helix_node_capacity_tokens_per_s_by_layers"]["table"]
     layers = reference["models"][key]["layers"]
     # No placement carries more than every node's best tokens x layers spread over the model's layers.
@@ -209,7 +211,7 @@ def _check_mapping(cluster: dict, reference: dict) -> None:
     slowest_compute = min(l["bandwidth_mbps"] for l in cluster["links"] if l["kind"] == "compute") * 1e6
     carried = min(slowest_in / HELIX_TOKEN_BYTES, slowest_compute / TOKEN_ID_BYTES)
     if carried < _TOKEN_HEADROOM * best:
-        raise SystemExit(f"{cluster['name']}: token links could bind ({carried:.3g} tokens/s against {best:.3g}): "
+        raise SystemExit(f"error: {cluster['name']}: token links could bind ({carried:.3g} tokens/s against {best:.3g}): "
                          "the mapping of the sampled token's loop would change the objective")
 
 
@@ -219,35 +221,100 @@ def _yaml(data: dict) -> str:
     return head + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
 
 
+def _read_reference(path: str | Path) -> dict:
+    """The extraction at ``path``; OSError when it cannot be read, ValueError when it is not one."""
+    try:
+        reference = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(reference, dict) or not isinstance(reference.get("clusters"), list) \
+            or not reference["clusters"]:
+        raise ValueError(f"{path}: not a Helix cluster extraction (expected an object with a 'clusters' list)")
+    unknown = sorted(str(c.get("name")) for c in reference["clusters"]
+                     if not isinstance(c, dict) or c.get("name") not in CLUSTERS)
+    if unknown:
+        raise ValueError(f"{path}: unknown cluster(s) {', '.join(unknown)} (expected {', '.join(CLUSTERS)})")
+    return reference
+
+
+def _converted(cluster: dict, reference: dict) -> tuple[str, str, str, float, float, str]:
+    """One cluster's instance file text, plan file text, published and evaluated max-flow, and routing,
+    after checking the mapping (SystemExit when the conversion does not reproduce Helix's objective)."""
+    name = CLUSTERS[cluster["name"]]
+    _check_mapping(cluster, reference)
+    data = instance(cluster, reference)
+    text = _yaml(data)
+    # As load_instance reads the file to be written: the plan file names the instance by its bytes' digest.
+    problem = parse_instance(yaml.safe_load(text), default_name=name,
+                             sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+    plan = published_plan(cluster, data["models"][0]["id"])
+    plan_text = json.dumps(plan_to_dict(plan, problem), indent=2) + "\n"
+    metrics = evaluate(problem, plan)
+    published = float(_milp(cluster)["objective_max_flow_tokens_per_s"])
+    if abs(metrics.throughput_tok_s - published) > _TOLERANCE_TOK_S or not metrics.feasible:
+        raise SystemExit(f"error: {name}: the published placement evaluates to {metrics.throughput_tok_s:.4f} "
+                         f"tokens/s (published {published}); violations: {[str(v) for v in metrics.violations]}")
+    return name, text, plan_text, published, metrics.throughput_tok_s, metrics.routing
+
+
 def convert(reference_path: str | Path, out_dir: str | Path) -> list[tuple[str, float, float, str]]:
-    """Write every cluster's instance and published plan; returns ``(name, published, evaluated, routing)``."""
-    reference = json.loads(Path(reference_path).read_text(encoding="utf-8"))
+    """Write every cluster's instance and published plan; returns ``(name, published, evaluated, routing)``.
+
+    Every cluster is converted and checked before any file is written, so a failed conversion leaves the
+    folder as it was; each file is replaced atomically.
+
+    Raises
+    ------
+    OSError
+        When the extraction cannot be read.
+    ValueError
+        When it is not a Helix cluster extraction (a missing or malformed field), or ``out_dir`` is not a
+        folder (``UnsafeFileError``).
+    """
+    reference = _read_reference(reference_path)
     out = Path(out_dir)
-    results = []
+    if not out.is_dir():
+        raise UnsafeFileError(f"{out} is not a folder")
+    converted = []
     for cluster in reference["clusters"]:
-        name = CLUSTERS[cluster["name"]]
-        _check_mapping(cluster, reference)
-        data = instance(cluster, reference)
-        path = out / f"{name}.yaml"
-        write_atomic(path, _yaml(data))
-        problem = load_instance(path)
-        plan = published_plan(cluster, data["models"][0]["id"])
-        write_atomic(out / f"{name}.published.json", json.dumps(plan_to_dict(plan, problem), indent=2) + "\n")
-        metrics = evaluate(problem, plan)
-        published = float(_milp(cluster)["objective_max_flow_tokens_per_s"])
-        results.append((name, published, metrics.throughput_tok_s, metrics.routing))
-        if abs(metrics.throughput_tok_s - published) > _TOLERANCE_TOK_S or not metrics.feasible:
-            raise SystemExit(f"{name}: the published placement evaluates to {metrics.throughput_tok_s:.4f} tokens/s "
-                             f"(published {published}); violations: {[str(v) for v in metrics.violations]}")
-    return results
+        try:
+            converted.append(_converted(cluster, reference))
+        except (KeyError, TypeError, IndexError, StopIteration) as exc:
+            raise ValueError(f"{reference_path}: cluster {cluster['name']}: a field is missing or malformed "
+                             f"({type(exc).__name__}: {exc})") from exc
+    for name, text, plan_text, *_ in converted:
+        write_atomic(out / f"{name}.yaml", text)
+        write_atomic(out / f"{name}.published.json", plan_text)
+    return [(name, published, got, routing) for name, _, _, published, got, routing in converted]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """One line naming the argument (argparse's own message), exit 2: no usage block, no traceback."""
+        self.exit(2, f"error: {message}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("reference", help="the Helix cluster extraction (helix_clusters.json)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent), help="folder for the files")
     args = parser.parse_args(argv)
-    for name, published, got, routing in convert(args.reference, args.out):
+    try:
+        results = convert(args.reference, args.out)
+    except UnsafeFileError as exc:
+        print(f"error: --out: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: REFERENCE: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = "REFERENCE" if exc.filename in (None, args.reference) else "--out"
+        print(f"error: {where}: cannot {'read' if where == 'REFERENCE' else 'write'} "
+              f"{exc.filename or args.reference}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    for name, published, got, routing in results:
         print(f"{name}: published {published:.2f} tokens/s, evaluated {got:.4f} ({routing})")
     return 0
 

@@ -41,6 +41,7 @@ from pathlib import Path
 import yaml
 
 from placement import write_atomic
+from placement.safefiles import UnsafeFileError
 from placement.costs import TOKEN_ID_BYTES
 from placement.textfiles import read_mapping_file
 
@@ -65,6 +66,18 @@ def _helix_profiles() -> dict[str, dict]:
     return out
 
 
+def _check_nodes(nodes: dict[str, int]) -> None:
+    unknown = sorted(set(nodes) - set(MACHINES))
+    if unknown:
+        raise ValueError(f"nodes: unknown machine type(s) {', '.join(map(repr, unknown))} "
+                         f"(expected {', '.join(MACHINES)})")
+    for kind, count in nodes.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"nodes: {kind}: expected a whole number of machines >= 1, got {count!r}")
+    if not nodes:
+        raise ValueError("nodes: expected at least one machine type with its count")
+
+
 def _spread(rng: random.Random, mean: float, half_width: float) -> float:
     return round(rng.uniform(mean - half_width, mean + half_width), 1)
 
@@ -72,14 +85,31 @@ def _spread(rng: random.Random, mean: float, half_width: float) -> float:
 def helix_cluster(nodes: dict[str, int], regions: int = 1, seed: int = 0, model: str = "llama-2-70b",
                   profiles: str = "helix", bandwidth_mbps: float = 1000.0 * _MBYTE_TO_MBIT,
                   name: str | None = None) -> dict:
-    """An instance dict of a Helix-class cluster (see the module docstring)."""
-    unknown = sorted(set(nodes) - set(MACHINES))
-    if unknown:
-        raise ValueError(f"unknown machine type(s) {', '.join(unknown)} (expected {', '.join(MACHINES)})")
+    """An instance dict of a Helix-class cluster (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        For an unknown machine type, a count below 1, no nodes, ``regions`` below 1 or above the
+        number of nodes (a region without nodes), or a profile choice that does not fit the model;
+        the message names the argument.
+
+    Examples
+    --------
+    >>> helix_cluster({"A100": 2}, regions=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: regions: expected a whole number from 1 to the number of nodes (2), got 0
+    """
+    _check_nodes(nodes)
+    total = sum(nodes.values())
+    if isinstance(regions, bool) or not isinstance(regions, int) or not 1 <= regions <= total:
+        raise ValueError(f"regions: expected a whole number from 1 to the number of nodes ({total}), got {regions!r}")
     if profiles not in ("helix", "analytic"):
-        raise ValueError(f"profiles must be helix or analytic, got {profiles!r}")
+        raise ValueError(f"profiles: expected helix or analytic, got {profiles!r}")
     if profiles == "helix" and model != "llama-2-70b":
-        raise ValueError("Helix's measured profiles are for llama-2-70b; use profiles='analytic' for other models")
+        raise ValueError("model: Helix's measured profiles are for llama-2-70b; use profiles='analytic' for other "
+                         "models")
     rng = random.Random(seed)
     kinds = [kind for kind, count in nodes.items() for _ in range(count)]
     devices: list[dict] = [{"id": "coordinator", "type": "intel-i9-13900k", "tier": "cloud", "holds_blocks": False,
@@ -129,32 +159,63 @@ def helix_cluster(nodes: dict[str, int], regions: int = 1, seed: int = 0, model:
 
 
 def _counts(text: str) -> dict[str, int]:
-    out = {}
+    """``TYPE=COUNT,...`` as counts; ValueError (naming ``--nodes``) for a malformed or repeated entry."""
+    out: dict[str, int] = {}
     for part in text.split(","):
-        kind, _, count = part.partition("=")
-        if not count.strip().isdigit():
-            raise SystemExit(f"error: --nodes: expected TYPE=COUNT, got {part!r}")
-        out[kind.strip()] = int(count)
+        kind, _, count = (piece.strip() for piece in part.partition("="))
+        if not kind or not count.isdigit():
+            raise ValueError(f"--nodes: expected TYPE=COUNT, got {part.strip()!r}")
+        if kind in out:
+            raise ValueError(f"--nodes: gives {kind} twice")
+        out[kind] = int(count)
     return out
 
 
+# Where each of helix_cluster's argument names comes from on the command line.
+_OPTIONS = {"nodes": "--nodes", "regions": "--regions", "model": "--model", "profiles": "--profiles"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """One line naming the argument (argparse's own message), exit 2: no usage block, no traceback."""
+        self.exit(2, f"error: {message}\n")
+
+
+def _known_model(model: str) -> None:
+    from models import CatalogError, load_model
+    try:
+        load_model(model)
+    except (CatalogError, OSError, ValueError) as exc:
+        raise ValueError(f"--model: {exc}") from exc
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", required=True, help="machine counts, e.g. A100=4,L4=8,T4=12")
-    parser.add_argument("--regions", type=int, default=1)
+    parser.add_argument("--regions", type=int, default=1, help="regions the nodes are dealt to (1 to the nodes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="llama-2-70b")
     parser.add_argument("--profiles", choices=("helix", "analytic"), default="helix")
     parser.add_argument("-o", "--output", help="write the instance here (default: print it)")
     args = parser.parse_args(argv)
     try:
-        data = helix_cluster(_counts(args.nodes), args.regions, args.seed, args.model, args.profiles)
+        counts = _counts(args.nodes)
+        _known_model(args.model)
+        data = helix_cluster(counts, args.regions, args.seed, args.model, args.profiles)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        name, sep, rest = str(exc).partition(": ")
+        print(f"error: {_OPTIONS.get(name, name)}: {rest}" if sep else f"error: {exc}", file=sys.stderr)
         return 2
     text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
     if args.output:
-        write_atomic(args.output, text)
+        try:
+            write_atomic(args.output, text)
+        except UnsafeFileError as exc:  # a folder, a device, a missing folder
+            print(f"error: --output: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"error: --output: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     else:
         sys.stdout.write(text)
     return 0

@@ -12,9 +12,11 @@ error).
   ``jobs`` says otherwise. Each worker limits its numeric libraries to one thread.
 - ``dask``: ``dask.distributed``: a local cluster of ``jobs`` single-threaded
   worker processes started for the run, or the running scheduler at ``address``
-  (``tcp://host:8786``); its workers need llmplace installed.
-- ``ray``: a local ray instance, or the cluster at ``address`` (``auto`` or
-  ``ray://host:10001``); one CPU per task.
+  (``[tcp|tls|ws|wss|ucx://]host:port``, e.g. ``tcp://host:8786``); its workers need
+  llmplace installed.
+- ``ray``: a local ray instance, or the cluster at ``address`` (``auto``, ``local``,
+  ``ray://host:port`` for a ray client server, e.g. ``ray://host:10001``, or the
+  ``host:port`` of a cluster's head); one CPU per task.
 - ``inline``: in this process, one task at a time (tests and debugging).
 
 ``dask`` and ``ray`` are optional: ``pip install -e '.[dask]'`` or ``'.[ray]'``.
@@ -25,13 +27,15 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from solvers.bench.tasks import Task, run_task
 
-__all__ = ["Executor", "open_executor", "EXECUTORS", "MissingExtraError", "WorkerLost"]
+__all__ = ["Executor", "open_executor", "check_address", "EXECUTORS", "MissingExtraError", "AddressError",
+           "ClusterUnreachableError", "WorkerLost"]
 
 EXECUTORS = ("local", "dask", "ray", "inline")
 # Numeric libraries read these when they load: a worker's solver gets one thread, as the task says.
@@ -41,6 +45,14 @@ _ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
 
 class MissingExtraError(RuntimeError):
     """An executor's optional dependency is not installed; the message says how to install it."""
+
+
+class AddressError(ValueError):
+    """A cluster address that cannot be read; the message says what was expected."""
+
+
+class ClusterUnreachableError(RuntimeError):
+    """The cluster at a well-formed address did not answer; the message names the address."""
 
 
 class WorkerLost(RuntimeError):
@@ -61,6 +73,60 @@ def _one_thread_environment() -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+# Schemes dask.distributed connects a client over (``inproc`` reaches only this process: not a scheduler to name).
+_DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+_EXPECTED = {
+    "dask": "[tcp|tls|ws|wss|ucx://]HOST:PORT of a running dask scheduler, e.g. tcp://10.0.0.5:8786",
+    "ray": "auto, local, ray://HOST:PORT of a ray client server (e.g. ray://10.0.0.5:10001), or the HOST:PORT "
+           "of a ray cluster's head",
+}
+
+
+def _host_port(location: str) -> tuple[str, int] | None:
+    """``host:port`` (``[v6 address]:port`` too) as its parts; ``None`` without a host or a port in 1-65535."""
+    try:
+        parts = urllib.parse.urlsplit(f"//{location}")
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        return None
+    if not host or port is None or not 0 < port < 65536 or parts.path or parts.query or parts.fragment \
+            or parts.username is not None:
+        return None
+    return host, port
+
+
+def check_address(executor: str, address: str | None) -> None:
+    """Check that ``address`` is one ``executor`` can connect to, before any cluster is reached.
+
+    Raises
+    ------
+    AddressError
+        For an address that cannot be read, or one given to an executor that takes none; the message
+        says what was expected.
+
+    Examples
+    --------
+    >>> check_address("dask", "tcp://10.0.0.5:8786")
+    >>> check_address("ray", "auto")
+    >>> check_address("dask", "foo")
+    Traceback (most recent call last):
+    ...
+    solvers.bench.executors.AddressError: cannot read 'foo' (expected [tcp|tls|ws|wss|ucx://]HOST:PORT of a running dask scheduler, e.g. tcp://10.0.0.5:8786)
+    """
+    if address is None:
+        return
+    if executor not in _EXPECTED:
+        raise AddressError(f"applies to the dask and ray executors, not {executor!r}")
+    scheme, sep, location = address.partition("://")
+    if not sep:
+        scheme, location = "", address
+    if executor == "ray" and not sep and address in ("auto", "local"):
+        return
+    schemes = _DASK_SCHEMES if executor == "dask" else ("ray",)
+    if (scheme and scheme not in schemes) or _host_port(location) is None:
+        raise AddressError(f"cannot read {address!r} (expected {_EXPECTED[executor]})")
 
 
 def cpus_available() -> int:
@@ -141,7 +207,7 @@ class LocalExecutor(Executor):
 class DaskExecutor(Executor):
     name = "dask"
 
-    def __init__(self, address: str | None = None, jobs: int | None = None):
+    def __init__(self, address: str | None = None, jobs: int | None = None, connect_timeout_s: float = 30.0):
         super().__init__()
         try:
             from distributed import Client, LocalCluster
@@ -149,8 +215,12 @@ class DaskExecutor(Executor):
             raise MissingExtraError("--executor dask needs dask.distributed: pip install -e '.[dask]' "
                                     "(or pip install 'llmplace[dask]')") from exc
         self._cluster = None
-        if address:
-            self._client = Client(address, timeout="30s")
+        if address is not None:
+            try:
+                self._client = Client(address, timeout=f"{connect_timeout_s}s")
+            except OSError as exc:  # dask's connection timeout and refusals are OSErrors
+                raise ClusterUnreachableError(f"no dask scheduler answered at {address} within "
+                                              f"{connect_timeout_s:g} s ({exc})") from exc
         else:
             # Worker processes (not threads): one solver per process, and a crash takes one worker down.
             self._cluster = LocalCluster(n_workers=jobs or cpus_available(), threads_per_worker=1, processes=True,
@@ -196,8 +266,12 @@ class RayExecutor(Executor):
         self._ray = ray
         self._started = not ray.is_initialized()
         if self._started:
-            local = {} if address else {"num_cpus": jobs or cpus_available()}
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR", **local)
+            local = {} if address is not None else {"num_cpus": jobs or cpus_available()}
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                         **local)
+            except ConnectionError as exc:  # ray's "could not find / connect to a cluster"
+                raise ClusterUnreachableError(f"no ray cluster answered at {address} ({exc})") from exc
         self._remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
         self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._address = address
@@ -231,14 +305,17 @@ def open_executor(name: str, address: str | None = None, jobs: int | None = None
     Raises
     ------
     ValueError
-        For an unknown name, or an ``address`` given to an executor that takes none.
+        For an unknown name.
+    AddressError
+        For an ``address`` that cannot be read, or one given to an executor that takes none.
     MissingExtraError
         When dask or ray is not installed, saying how to install it.
+    ClusterUnreachableError
+        When no cluster answers at ``address``.
     """
     if name not in EXECUTORS:
         raise ValueError(f"unknown executor {name!r} (expected one of {', '.join(EXECUTORS)})")
-    if address and name not in ("dask", "ray"):
-        raise ValueError(f"--address applies to the dask and ray executors, not {name!r}")
+    check_address(name, address)
     executor: Executor
     if name == "local":
         executor = LocalExecutor(jobs)

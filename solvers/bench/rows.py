@@ -29,7 +29,7 @@ from solvers.api import SolveParams, SolverUnavailableError, UnsupportedProblemE
 from solvers.registry import UnknownSolverError, solver_info
 
 __all__ = ["solve_row", "solver_entries", "plan_row", "refused_row", "error_row", "with_gaps", "best_bound", "solver_label",
-           "WITH_PLAN", "REFUSED"]
+           "searched_plan_space", "row_plan_space", "WITH_PLAN", "REFUSED"]
 
 WITH_PLAN = ("optimal", "feasible")  # statuses whose plan keeps every limit
 REFUSED = ("unsupported", "unavailable")  # the solver did not run
@@ -52,6 +52,35 @@ def _mean(plan: Plan, problem: Problem, field: str) -> float | None:
     return _finite(sum(w * getattr(plan.predicted.requests[r], field) for r, w in weights.items()))
 
 
+def _registered_space(solver: str | None) -> str | None:
+    try:
+        return solver_info(solver).plan_space.name if solver else None
+    except UnknownSolverError:
+        return None
+
+
+def searched_plan_space(plan: Plan) -> str | None:
+    """The plan space ``plan`` was searched in: that of the solver a portfolio (``auto``) picked, else
+    the one the solve recorded in ``stats["plan_space"]``, else its solver's registered one.
+
+    Examples
+    --------
+    >>> from placement import load_instance
+    >>> from solvers import solve
+    >>> searched_plan_space(solve(load_instance("instances/helix/single24.yaml"), "auto"))
+    'ranges'
+    """
+    return _registered_space(plan.stats.get("picked")) or plan.stats.get("plan_space") or \
+        _registered_space(plan.solver)
+
+
+def row_plan_space(row: dict[str, Any]) -> str:
+    """The plan space a row's run searched: that of the solver it ``picked`` (rows written before the
+    runner recorded the searched space say ``auto``'s own), else its ``plan_space``, else its solver's."""
+    return _registered_space(row.get("picked")) or row.get("plan_space") or _registered_space(row.get("solver")) \
+        or "unknown"
+
+
 def plan_row(problem: Problem, plan: Plan, wall_time_s: float) -> dict[str, Any]:
     """What a solved plan contributes to a row: statuses, objective, bound, predictions, times."""
     return {
@@ -63,6 +92,8 @@ def plan_row(problem: Problem, plan: Plan, wall_time_s: float) -> dict[str, Any]
         "throughput_tok_s": _finite(plan.predicted.throughput_tok_s) if plan.predicted else None,
         "solve_time_s": plan.solve_time_s, "wall_time_s": wall_time_s,
         "picked": plan.stats.get("picked"),
+        # Searched, not registered: auto's plan is a plan of the space of the solver it picked.
+        **({"plan_space": space} if (space := searched_plan_space(plan)) else {}),
         "shards": [[s.model, s.device, s.layers[0], s.layers[1], s.weight_format] for s in plan.shards],
         "reasons": list(plan.reasons[:5]), "error": None,
     }
@@ -106,23 +137,24 @@ def solve_row(problem: Problem, solver: str, backend: str | None, params: SolveP
 
 def best_bound(rows: Iterable[dict[str, Any]], sense: str) -> float | None:
     """The best proven bound over every plan the ``rows`` searched: the tightest bound within each
-    solver's plan space, then the loosest of those (a bound over pipelines does not hold for
-    replicated plans, which may beat it)."""
+    plan space searched (see :func:`row_plan_space`), then the loosest of those (a bound over
+    pipelines does not hold for replicated plans, which may beat it).
+
+    Examples
+    --------
+    >>> rows = [{"solver": "dp", "bound": 10.0}, {"solver": "ilp", "bound": 12.0},
+    ...         {"solver": "auto", "picked": "maxflow", "plan_space": "ranges", "bound": 30.0}]
+    >>> best_bound(rows, "max")   # pipelines: at most 10; replicated shards: at most 30
+    30.0
+    """
     by_space: dict[str, list[float]] = {}
     for r in rows:
         if r.get("bound") is not None and math.isfinite(r["bound"]):
-            by_space.setdefault(_plan_space(r.get("solver")), []).append(r["bound"])
+            by_space.setdefault(row_plan_space(r), []).append(r["bound"])
     if not by_space:
         return None
     tightest = [min(b) if sense == "max" else max(b) for b in by_space.values()]
     return max(tightest) if sense == "max" else min(tightest)
-
-
-def _plan_space(solver: str | None) -> str:
-    try:
-        return solver_info(solver).plan_space.name  # type: ignore[arg-type]
-    except UnknownSolverError:
-        return "unknown"
 
 
 def with_gaps(rows: list[dict[str, Any]], sense: str, other_bounds: Iterable[dict[str, Any]] = ()

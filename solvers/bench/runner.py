@@ -32,7 +32,7 @@ from typing import Any
 
 from instances.families import family as get_family
 from placement import parse_instance
-from solvers.bench.executors import Executor, WorkerLost, open_executor
+from solvers.bench.executors import Executor, WorkerLost, check_address, open_executor
 from solvers.bench.machine import machine, packages
 from solvers.bench.progress import Progress
 from solvers.bench.rows import error_row, refused_row, solver_entries, with_gaps
@@ -278,13 +278,17 @@ def run_bench(suite: Suite | str, output: str | Path, solvers: list[Entry] | Non
     ------
     OutputPathError
         For an output path that cannot take rows.
-    ValueError
-        For an unknown executor, or an address given to one that takes none.
+    AddressError
+        For an address that cannot be read, or one given to an executor that takes none (before any
+        row is written).
     MissingExtraError
         When the executor's optional dependency is not installed.
+    ClusterUnreachableError
+        When no dask scheduler or ray cluster answers at ``address``.
     """
     started = time.perf_counter()
     chosen = get_suite(suite) if isinstance(suite, str) else suite
+    check_address(executor, address)
     check_output_path(output)
     tasks, notes = plan_suite(chosen, solvers, time_limit_s)
     earlier, skipped_lines = read_rows(output)

@@ -57,6 +57,7 @@ class Suite:
 
 _ZOO_SMOKE = ("latency-2dev-4blk-chain-ample", "throughput-3dev-6blk-mesh-ample", "format-choice-latency-3dev-4blk",
               "two-models-latency-3dev-4blk", "infeasible-slo-below-fastest")
+_PORTFOLIO_SMOKE = ("portfolio-5mod-20dev-10cls-seed0", "portfolio-10mod-20dev-10cls-seed0-replan")
 _ILP = tuple(("ilp", b) for b in ("highs", "cbc", "cpsat", "scip"))
 # The latency-energy sweep needs the plans, not every backend's time: the exact dp and ilp/highs, and each heuristic.
 _PARETO = (("auto", None), ("dp", None), ("ilp", "highs"), ("greedy", None), ("uniform", None), ("source", None),
@@ -68,6 +69,10 @@ SUITES = {s.name: s for s in (
         Part("tiny", (0,), 5.0, names=_ZOO_SMOKE),
         Part("chains", (0,), 5.0, names=("chain-32blk-4dev",)),
         Part("architectures", (0,), 5.0),
+        # The caching solvers: the smallest portfolio and the re-planning one (route needs a current cache), and a
+        # tiny portfolio with a cache the caching oracle can enumerate (cache-bruteforce refuses 20 devices).
+        Part("portfolio", (0,), 5.0, names=_PORTFOLIO_SMOKE),
+        Part("caching-tiny", (0,), 5.0, names=("cache-weighted-pe-3mod-2cls-cache-churn",)),
     )),
     Suite("standard", "the committed report: zoo, chains 32-160 blocks x 4-64 devices, edge architectures, "
                       "solver speed, stress, helix, portfolio, a latency-energy sweep", (
