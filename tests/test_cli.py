@@ -109,6 +109,13 @@ def test_compare_lines_up_solvers():
     assert "objective latency (ms)" in text and "TTFT ms" in text
 
 
+def test_compare_gaps_hold_within_each_plan_space():
+    """A caching solver's bound (serving nothing) is no bound on pipelines: dp's proven optimum has gap 0."""
+    rows = json.loads(run("compare", DEMO, "--solvers", "dp,cache-ilp:highs", "--json").output)
+    gaps = {row["solver"]: row["gap_to_best_bound"] for row in rows}
+    assert gaps["dp"] == 0.0 and gaps["cache-ilp"] > 0.5
+
+
 def test_plan_file_with_a_key_given_twice_is_refused(tmp_path):
     out = tmp_path / "plan.json"
     run("solve", DEMO, "--solver", "dp", "-o", str(out))

@@ -60,8 +60,9 @@ def _registered_space(solver: str | None) -> str | None:
 
 
 def searched_plan_space(plan: Plan) -> str | None:
-    """The plan space ``plan`` was searched in: that of the solver a portfolio (``auto``) picked, else
-    the one the solve recorded in ``stats["plan_space"]``, else its solver's registered one.
+    """The plan space ``plan`` was searched in: the one the solve recorded in ``stats["plan_space"]``
+    (``auto``'s is its pick's, ``ilp``'s on a caching instance the cache space), else that of the solver
+    ``auto`` picked, else its solver's registered one.
 
     Examples
     --------
@@ -70,7 +71,7 @@ def searched_plan_space(plan: Plan) -> str | None:
     >>> searched_plan_space(solve(load_instance("instances/helix/single24.yaml"), "auto"))
     'ranges'
     """
-    return _registered_space(plan.stats.get("picked")) or plan.stats.get("plan_space") or \
+    return plan.stats.get("plan_space") or _registered_space(plan.stats.get("picked")) or \
         _registered_space(plan.solver)
 
 
