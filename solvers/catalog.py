@@ -85,7 +85,7 @@ register(SolverInfo(
             "quality floor, transfers on the chosen path; proven bound and gap. On a model-caching instance, "
             "the joint caching and routing program of cache-ilp (backends highs, cbc, scip)",
     capabilities=Capabilities(format_choice=True, portfolio=True),
-    requires=("scipy", "pulp", "ortools"),
+    requires=("scipy", "ortools"), backend_requires=(("cbc", ("pulp",)),),
     backends=("highs", "cbc", "cpsat", "scip"),
     options=(Option("backend", str, "highs", "highs (scipy.optimize.milp), cbc (PuLP), cpsat (OR-Tools CP-SAT; not "
                                              "for throughput over several classes without rate_rps) or scip "
@@ -101,7 +101,8 @@ register(SolverInfo(
     summary="joint model caching and request routing as one mixed-integer program: which whole-model instances "
             "stay where, which share of each class (and cascade) goes where, the rest unserved with its reason; "
             "memory, utilisation limit, SLOs and quality floors; proven bound and gap",
-    capabilities=_CACHING, requires=("scipy", "pulp", "ortools"), backends=("highs", "cbc", "scip"),
+    capabilities=_CACHING, requires=("scipy", "ortools"), backend_requires=(("cbc", ("pulp",)),),
+    backends=("highs", "cbc", "scip"),
     options=(Option("backend", str, "highs", "highs (scipy.optimize.milp), cbc (PuLP) or scip (OR-Tools)",
                     choices=("highs", "cbc", "scip")),),
 ))

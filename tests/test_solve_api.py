@@ -77,3 +77,20 @@ def test_a_plan_names_the_space_it_was_searched_in(instance, picked, space):
 
     plan = solve(load_instance(INSTANCES / instance), "auto", SolveParams(time_limit_s=30))
     assert plan.stats["picked"] == picked and plan.stats["plan_space"] == space
+
+
+@pytest.mark.parametrize("solver", ["ilp", "cache-ilp"])
+def test_without_pulp_only_cbc_is_unavailable(solver, monkeypatch):
+    """PuLP runs only the cbc backend: without it the solver stays available and cbc is refused by name."""
+    import importlib.util
+
+    from conftest import INSTANCES
+    from placement import load_instance
+    from solvers import SolverUnavailableError
+    from solvers.registry import solver_info
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pulp" else real(name, *a))
+    assert solver_info(solver).available()
+    with pytest.raises(SolverUnavailableError, match=r"backend 'cbc' needs pulp"):
+        solve(load_instance(INSTANCES / "portfolio.yaml"), solver, options={"backend": "cbc"})
