@@ -238,3 +238,15 @@ def test_scip_gets_a_memory_limit_of_its_own():
     m = MILP(c=np.array([-1.0, -2.0]), A=sp.csr_matrix([[1.0, 1.0]]), row_lo=np.array([-np.inf]),
              row_hi=np.array([1.0]), var_lo=np.zeros(2), var_hi=np.ones(2), integer=np.ones(2, bool))
     assert 0 < SCIP_MEMORY_MB <= 2048 and solve_milp(m, "scip", time_limit_s=5).status == "optimal"
+
+
+def test_cpsat_names_a_program_too_wide_for_its_integers():
+    """The swarm's throughput program has rows CP-SAT would reject as a possible overflow: one line says so
+    (and which backends take it), not CP-SAT's dump of the row."""
+    from conftest import INSTANCES
+    from placement import load_instance
+
+    plan = solve(load_instance(INSTANCES / "swarm-consumer-gpus.yaml"), "ilp", SolveParams(time_limit_s=30),
+                 options={"backend": "cpsat", "warm_start": "none"})
+    assert plan.status.value == "error" and len(plan.reasons) == 1
+    assert "too wide for CP-SAT's 64-bit integers" in plan.reasons[0] and "highs" in plan.reasons[0]

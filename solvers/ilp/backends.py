@@ -548,6 +548,13 @@ def _cpsat(milp: MILP, deadline: float, threads: int, seed: int, rel_gap: float,
             if conts.any() and abs(a[conts][0]) * k < 1:  # keep the continuous coefficient whole
                 k *= 2.0 ** math.ceil(-math.log2(abs(a[conts][0]) * k))
         ak = a * k
+        reach = float(np.abs(ak) @ np.maximum(np.abs(zlo[cols]), np.abs(zhi[cols])))
+        if reach + abs(rhi * k if math.isfinite(rhi) else 0.0) + abs(rlo * k if math.isfinite(rlo) else 0.0) \
+                >= 2.0 ** 62:
+            # CP-SAT refuses such a row as a possible overflow; say so in one line, not its model dump.
+            return MILPResult("error", message="cpsat: the program's numbers are too wide for CP-SAT's 64-bit "
+                                               "integers (a row's coefficients times its variables' ranges "
+                                               "pass 2^62); use the highs, scip or cbc backend")
         if conts.any() and ak[conts][0] != round(ak[conts][0]):
             return MILPResult("error", message="cpsat: a continuous coefficient cannot be scaled to an integer")
         if rlo == rhi:
