@@ -5,22 +5,22 @@ Over the candidates ``t`` that fit their device (:mod:`placement.costs.caching`)
 - ``y[t]`` (binary): instance ``t`` is resident;
 - ``z[c, t]`` (binary): class ``c`` reserves its KV cache and workspace on ``t``;
 - ``x[c, t]`` (share): of class ``c``'s requests served on ``t``; ``v[p]`` on cascade option ``p``;
-  ``u[c]`` unserved; ``w[t]``: the workspace ``t`` keeps (the largest of its classes'), as a share of
-  its device's memory;
+  ``u[c]`` unserved; ``w[t]``: the workspace ``t`` keeps (the largest of its classes'), in MiB;
 - ``r[d, l]`` (binary): device ``d`` pays its engine runtime up to level ``l`` (several formats
   on one device pay the largest runtime once).
 
 Rows: each class's shares sum to 1; ``x <= z <= y`` (a cascade needs ``z`` on both its
-instances); ``w[t] >= workspace[c, t] / capacity z[c, t]``; per device, weights + KV + workspaces +
+instances); ``w[t] >= workspace[c, t] z[c, t]``; per device, weights + KV + workspaces +
 runtime within its usable memory, and, at the request rates, its busy share within
 ``constraints.max_utilization``; ``y[t] <= r[d, l]`` for every level at or below ``t``'s runtime.
 The objective is the plan's objective exactly (:mod:`placement.objective`): each class's
 weight times the cost per request of each share, the unserved weight for ``u``, and each
 load's churn for ``y`` of an instance not cached now.
 
-Every coefficient is a share of a device's memory or time, never bytes: HiGHS and SCIP treat
-matrix entries below 1e-9 as zero, and one byte of a 1.6 GB device is 6e-10 (a workspace column
-in bytes was dropped from the memory rows, and plans came back past the memory they claimed).
+The workspace is counted in MiB, not bytes: HiGHS and SCIP treat matrix entries below 1e-9 as
+zero, and one byte of a 1.6 GB device is 6e-10 of it (a workspace column in bytes was dropped from
+the memory rows, and plans came back past the memory they claimed); in shares of the device, a
+backend's absolute feasibility tolerance (CBC's 1e-7) is hundreds of bytes.
 Limit rows are scaled to 1 and kept a hair (:data:`MARGIN`) inside, so a backend's
 feasibility tolerance cannot carry a plan past what ``evaluate()`` allows (a backend whose
 tolerance is looser gets a wider margin: see :mod:`solvers.caching.ilp`). A ``fixed`` cache
@@ -41,6 +41,7 @@ from solvers.ilp.backends import MILP
 __all__ = ["CacheProgram", "build_program", "MARGIN"]
 
 MARGIN = 1e-9  # limit rows end this far inside their limit (evaluate allows as much beyond)
+_MIB = 2.0 ** 20  # the workspace variables' unit (bytes)
 
 
 @dataclass
@@ -140,8 +141,7 @@ def build_program(view: CachingView, fixed: set[int] | None = None, margin: floa
     for (c, t), j in zcol.items():  # a reservation needs its instance, and sets its workspace
         rows.row([j, ycol[t]], [1.0, -1.0], -np.inf, 0.0)
         kt = int(np.searchsorted(cand, t))
-        share = view.workspace_mem_bytes[c, t] / view.capacity_bytes[view.device[t]]
-        rows.row([j, off["w"] + kt], [share, -1.0], -np.inf, 0.0)
+        rows.row([j, off["w"] + kt], [view.workspace_mem_bytes[c, t] / _MIB, -1.0], -np.inf, 0.0)
     for k, t in enumerate(cand):
         c_vec[off["y"] + k] = view.churn_cost[t]
     for li, (d, level) in enumerate(levels):  # runtime levels
@@ -153,8 +153,7 @@ def build_program(view: CachingView, fixed: set[int] | None = None, margin: floa
     integer[off["y"]:off["x"]] = True
     integer[off["r"]:] = True
     var_lo, var_hi = np.zeros(n), np.ones(n)
-    var_hi[off["w"]:off["r"]] = [max(view.workspace_mem_bytes[:, t].max(initial=0.0)
-                                     / view.capacity_bytes[view.device[t]], 1.0) for t in cand]
+    var_hi[off["w"]:off["r"]] = [max(view.workspace_mem_bytes[:, t].max(initial=0.0) / _MIB, 1.0) for t in cand]
     if fixed is not None:
         var_lo[off["y"]:off["z"]] = 1.0
         if _reservations_fit(view, cand, pairs):
@@ -189,7 +188,7 @@ def _device_rows(view, rows: _Rows, cand, pairs, xpairs, opts, levels, off, ycol
         for k, t in enumerate(cand):
             if view.device[t] == d:
                 cols += [ycol[int(t)], off["w"] + k]
-                vals += [view.weight_mem_bytes[t] / cap, 1.0]
+                vals += [view.weight_mem_bytes[t] / cap, _MIB / cap]
         for (c, t), j in zcol.items():
             if view.device[t] == d:
                 cols.append(j)
