@@ -68,7 +68,12 @@ def _print_or_report(text: str, written_to: str | None) -> bool:
         sys.stdout.flush()
         return True
     except BrokenPipeError:
-        raise  # the reader went away on purpose (`| head`): end quietly (see _guarded)
+        if written_to is None:
+            raise  # the reader went away on purpose (`| head`): end quietly (see _guarded)
+        # With -o the plan is safe in its file: say so, as for any other failed print.
+        _silence_stdout()
+        click.echo(f"error: cannot print the plan: Broken pipe; the plan file {written_to} was written", err=True)
+        return False
     except OSError as exc:
         _silence_stdout()
         saved = f"; the plan file {written_to} was written" if written_to else ""
