@@ -179,6 +179,15 @@ def test_a_local_dask_cluster_gives_the_same_rows(inline_rows, tmp_path):
     assert {r["executor"] for r in rows} == {"dask"}
 
 
+def test_cbc_runs_on_a_local_dask_cluster(tmp_path):
+    """cbc runs CBC in a child process: the local cluster's workers are not daemonic, so it can."""
+    pytest.importorskip("distributed")
+    rows = run_bench(TINY, tmp_path / "rows.jsonl", [("cache-ilp", "cbc")], executor="dask", jobs=1,
+                     progress=False).rows
+    assert {r["status"] for r in rows} <= {"optimal", "infeasible", "unsupported"}, [r["error"] for r in rows]
+    assert any(r["status"] == "optimal" for r in rows)
+
+
 def test_the_report_has_its_tables(inline_rows, tmp_path):
     r = CliRunner().invoke(main, ["report", str(inline_rows[0]), "-o", str(tmp_path / "report"), "--no-plots"])
     assert r.exit_code == 0, r.output

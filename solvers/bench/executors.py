@@ -223,8 +223,12 @@ class DaskExecutor(Executor):
                                               f"{connect_timeout_s:g} s ({exc})") from exc
         else:
             # Worker processes (not threads): one solver per process, and a crash takes one worker down.
-            self._cluster = LocalCluster(n_workers=jobs or cpus_available(), threads_per_worker=1, processes=True,
-                                         dashboard_address=None, silence_logs=40)
+            import dask
+
+            # Not daemonic: the cbc backend runs CBC in a child process, which a daemonic worker cannot start.
+            with dask.config.set({"distributed.worker.daemon": False}):
+                self._cluster = LocalCluster(n_workers=jobs or cpus_available(), threads_per_worker=1,
+                                             processes=True, dashboard_address=None, silence_logs=40)
             self._client = Client(self._cluster)
         self.slots = max(1, sum(self._client.nthreads().values()))
         self._address = address

@@ -386,6 +386,10 @@ def _run_killable(work, kill_at: float):
     import multiprocessing
     import signal
 
+    if multiprocessing.current_process().daemon:
+        # multiprocessing starts no child from a daemonic process (a dask worker by default).
+        raise RuntimeError("cbc runs CBC in a child process, which this daemonic worker process cannot start "
+                           "(for dask workers: distributed.worker.daemon: false); use the highs or scip backend")
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
 
