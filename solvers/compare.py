@@ -17,7 +17,7 @@ the loosest of those: a bound over pipelines does not hold for replicated plans)
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from placement import Problem
@@ -123,14 +123,13 @@ def compare(problem: Problem, solvers: list[tuple[str, str | None]] | None = Non
     with Progress(len(entries), problem.name, enabled=progress) as bar:
         for n, i in enumerate(_run_order(entries)):
             name, backend = entries[i]
-            limit = params.time_limit_s
+            limit, left = params.time_limit_s, ""
             if budget_s is not None:
-                limit = budget_shares(budget_s, time.perf_counter() - started, len(entries) - n, params.time_limit_s)
-            left = f"budget left {max(0.0, budget_s - (time.perf_counter() - started)):.1f} s" if budget_s else ""
+                spent_s = time.perf_counter() - started
+                limit = budget_shares(budget_s, spent_s, len(entries) - n, params.time_limit_s)
+                left = f"budget left {max(0.0, budget_s - spent_s):.1f} s"
             bar.running([f"{solver_label(name, backend)} ({limit:.3g} s)"], left)
-            run = SolveParams(time_limit_s=limit, threads=params.threads, seed=params.seed, rel_gap=params.rel_gap,
-                              verbose=params.verbose)
-            rows[i] = {**solve_row(problem, name, backend, run), "time_limit_s": limit}
+            rows[i] = {**solve_row(problem, name, backend, replace(params, time_limit_s=limit)), "time_limit_s": limit}
             bar.advance()
     done = with_gaps([r for r in rows if r is not None], problem.objective.sense)
     return [ComparisonRow(
