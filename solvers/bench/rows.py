@@ -26,7 +26,8 @@ from typing import Any
 
 from placement import Plan, Problem
 from solvers.api import SolveParams, SolverUnavailableError, UnsupportedProblemError, solve
-from solvers.registry import UnknownSolverError, solver_info
+from solvers.options import InvalidOptionError
+from solvers.registry import UnknownSolverError, registered, solver_info
 
 __all__ = ["solve_row", "solver_entries", "plan_row", "refused_row", "error_row", "with_gaps", "best_bound", "solver_label",
            "searched_plan_space", "row_plan_space", "WITH_PLAN", "REFUSED"]
@@ -191,9 +192,6 @@ def solver_entries(chosen: list[tuple[str, str | None]] | None = None) -> list[t
     >>> solver_entries([("dp", None), ("ilp", None)])
     [('dp', None), ('ilp', 'highs'), ('ilp', 'cbc'), ('ilp', 'cpsat'), ('ilp', 'scip')]
     """
-    from solvers.options import InvalidOptionError
-    from solvers.registry import registered, solver_info
-
     wanted = chosen if chosen is not None else [(s.name, None) for s in registered()]
     out: list[tuple[str, str | None]] = []
     for name, backend in wanted:
