@@ -160,12 +160,15 @@ def _best_rate(space, lengths: list[np.ndarray], upper: float) -> float:
     return lo
 
 
-def _trim(stages: list[list[int]], lengths: list[np.ndarray], L: int) -> None:
-    """Shorten stages until they cover exactly ``L`` blocks, each time the one that keeps the most capacity."""
+def _trim(stages: list[list[int]], lengths: list[np.ndarray], L: int, order: list[int] | None = None) -> None:
+    """Shorten stages until they cover exactly ``L`` blocks, each time the one that keeps the most capacity
+    (on a tie, the first in ``order``: stage positions, all of them in turn by default)."""
     total = sum(s[2] for s in stages)
+    order = range(len(stages)) if order is None else order
     while total > L:
         best, pick = -1.0, None
-        for j, (g, m, k) in enumerate(stages):
+        for j in order:
+            g, m, k = stages[j]
             if k > 1:
                 cap = m * float(lengths[g][k - 1])
                 if cap > best:
