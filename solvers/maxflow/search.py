@@ -179,18 +179,20 @@ def _trim(stages: list[list[int]], lengths: list[np.ndarray], L: int, order: lis
         total -= 1
 
 
-def _lay(space, stages: list[list[int]]):
-    """The assignment of stages laid in order along the blocks (None if a range does not fit)."""
+def _lay(space, stages: list[tuple[int, dict[int, int]]]):
+    """The assignment of stages (``(blocks, {group: devices})``) laid in order along the blocks (None if
+    a range does not fit)."""
     free = {g: list(members) for g, members in enumerate(space.groups)}
     out: list = [None] * space.n
     start = 0
-    for g, m, k in stages:
+    for k, members in stages:
         rng = (start, start + k)
-        for _ in range(m):
-            i = free[g].pop(0)
-            if not space.ok[i, rng[0], rng[1]]:
-                return None
-            out[i] = rng
+        for g, m in members.items():
+            for _ in range(m):
+                i = free[g].pop(0)
+                if not space.ok[i, rng[0], rng[1]]:
+                    return None
+                out[i] = rng
         start += k
     return tuple(out) if start == space.L else None
 
@@ -237,7 +239,7 @@ def stage_layouts(space, upper: float, rng: random.Random,
                 return rate, out
             laid = [list(s) for s in order]
             _trim(laid, lengths, space.L)
-            assignment = _lay(space, laid)
+            assignment = _lay(space, [(k, {g: m}) for g, m, k in laid])
             if assignment is not None and assignment not in out:
                 out.append(assignment)
     return rate, out
@@ -491,16 +493,4 @@ def _lay_mixed(space, stages: list[tuple[int, dict[int, int]]], lengths, rate: f
             return None
         ks[max(spare)[1]] -= 1
         total -= 1
-    free = {g: list(members) for g, members in enumerate(space.groups)}
-    out: list = [None] * space.n
-    start = 0
-    for (_, members), k in zip(stages, ks):
-        rng = (start, start + k)
-        for g, m in members.items():
-            for _ in range(m):
-                i = free[g].pop(0)
-                if not space.ok[i, rng[0], rng[1]]:
-                    return None
-                out[i] = rng
-        start += k
-    return tuple(out) if start == space.L else None
+    return _lay(space, [(k, members) for k, (_, members) in zip(ks, stages)])
