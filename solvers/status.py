@@ -35,10 +35,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from placement import Metrics, Plan, Problem, Proof, Status
+from placement import Metrics, Plan, Problem, Proof, Status, evaluate
 from solvers.registry import PlanSpace, SolverInfo
 
-__all__ = ["settle", "decide_infeasible"]
+__all__ = ["settle", "decide_infeasible", "predicted_metrics"]
 
 
 def decide_infeasible(plan: Plan, space: PlanSpace, complete: bool) -> dict[str, Any]:
@@ -54,6 +54,14 @@ def decide_infeasible(plan: Plan, space: PlanSpace, complete: bool) -> dict[str,
     else:
         why = "no plan that keeps every limit was found (the search proves nothing)"
     return {"status": Status.NO_SOLUTION, "reasons": (why, *plan.reasons)}
+
+
+def predicted_metrics(problem: Problem, plan: Plan) -> Metrics | None:
+    """What ``evaluate()`` predicts for ``plan``, or ``None`` when it places and declares nothing.
+
+    A plan that declares its demand unserved is a plan too, shards or not (model caching).
+    """
+    return evaluate(problem, plan) if plan.shards or plan.unserved else None
 
 
 def settle(info: SolverInfo, problem: Problem, plan: Plan, predicted: Metrics | None) -> dict[str, Any]:
