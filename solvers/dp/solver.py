@@ -67,6 +67,7 @@ from solvers.chain import Pipeline, StageSpec, assemble, memory_order
 from solvers.deadline import Deadline
 from solvers.dp.search import Found, best_chain, best_chain_within, restrict
 from solvers.dp.types import best_chain_by_class, count_vectors, relaxed_bound
+from solvers.status import relative_gap
 
 __all__ = ["solve_dp", "price_chain", "dp_unsupported", "candidate_devices", "device_classes", "search_mode",
            "relaxed_pipeline_bound", "TABLE_BUDGET_BYTES", "MAX_COUNT_VECTORS"]
@@ -445,7 +446,7 @@ def _answer_types(problem: Problem, search: _Search, runner: _Runner, classes: l
         return plan.with_(status=Status.OPTIMAL, termination=Termination.CONVERGED, objective=value, bound=value,
                           gap=0.0, stats=stats, proof=Proof.PLAN_SPACE)
     bound = _in_units(search, found.bound)
-    gap = abs(value - bound) / max(abs(value), 1e-12) if bound is not None else None
+    gap = relative_gap(value, bound)
     return plan.with_(status=Status.FEASIBLE, termination=Termination.TIME_LIMIT, objective=value, bound=bound,
                       gap=gap, stats=stats)
 
@@ -521,7 +522,7 @@ def _answer(problem: Problem, search: _Search, runner: _Runner, mode: str, heuri
     bound = None
     if bound_value is not None:
         bound = search.views.demand() / bound_value if search.throughput else float(bound_value)
-    gap = abs(value - bound) / max(abs(value), 1e-12) if bound is not None else None
+    gap = relative_gap(value, bound)
     return plan.with_(status=Status.FEASIBLE,
                       termination=Termination.TIME_LIMIT if not found.complete else Termination.HEURISTIC,
                       objective=value, bound=bound, gap=gap, stats=stats)
