@@ -418,7 +418,7 @@ def _answer_types(problem: Problem, search: _Search, runner: _Runner, classes: l
     op = np.maximum if search.throughput else np.add
     lb = np.zeros(search.views.L + 1) if search.throughput else runner._objective_bounds(list(range(search.views.n)))
     cons = runner._constraints(list(range(search.views.n)))
-    heuristic = _Runner(problem, search, runner.orders, False, True, runner.deadline).run(constrained=False)
+    heuristic = runner.run(constrained=False)  # types mode runs on the heuristic orders' runner
     incumbent = (heuristic.value, heuristic.chain) if heuristic.chain and runner.meets_slos(heuristic.chain) else None
     found = best_chain_by_class(stage, hop, first, end, op, lb, cons, classes, runner.deadline, incumbent=incumbent)
     stats: dict[str, Any] = {"mode": "types", "devices": search.views.n, "classes": len(classes),
