@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from placement import Plan, Problem, Proof, Status, Termination, evaluate
+from placement import Plan, Problem, Proof, Status, Termination
 from placement.problem import require_problem
 from placement.feasibility import infeasibility_reasons
 from solvers.deadline import Deadline
 from solvers.options import InvalidOptionError, validate_options
 from solvers.registry import SolverInfo, registered, solver_info
-from solvers.status import settle
+from solvers.status import predicted_metrics, settle
 
 __all__ = ["SolveParams", "solve", "MAX_THREADS", "MAX_TIME_LIMIT_S", "MAX_SEED", "SolverUnavailableError",
            "UnsupportedProblemError", "InvalidOptionError", "applicable_solvers", "DEFAULT_SOLVER"]
@@ -210,8 +210,7 @@ def solve(problem: Problem, solver: str = DEFAULT_SOLVER, params: SolveParams | 
 
 def _finish(problem: Problem, info: SolverInfo, params: SolveParams, options: dict[str, Any], deadline: Deadline,
             plan: Plan) -> Plan:
-    # A plan that declares its demand unserved is a plan too, shards or not (model caching).
-    predicted = evaluate(problem, plan) if plan.shards or plan.unserved else None
+    predicted = predicted_metrics(problem, plan)
     changes: dict[str, Any] = {
         "solver": info.name, "params": {**params.to_dict(), **options},
         "solve_time_s": deadline.elapsed(), "objective_name": problem.objective.name,

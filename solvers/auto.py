@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from placement import Plan, Problem, evaluate
+from placement import Plan, Problem
 from solvers.deadline import Deadline
 from solvers.options import validate_options
 from solvers.registry import solver_info
-from solvers.status import settle
+from solvers.status import predicted_metrics, settle
 
 __all__ = ["solve_auto", "pick"]
 
@@ -63,6 +63,6 @@ def solve_auto(problem: Problem, params: Any, options: dict[str, Any], deadline:
     name, chosen, why = pick(problem)
     info = solver_info(name)
     plan = info.load()(problem, params, validate_options(name, info.options, chosen), deadline)
-    plan = plan.with_(**settle(info, problem, plan, evaluate(problem, plan) if plan.shards or plan.unserved else None))
+    plan = plan.with_(**settle(info, problem, plan, predicted_metrics(problem, plan)))
     # The proof (and the "over the ... plan space" printed with it) is the picked solver's.
     return plan.with_(stats={"picked": name, "why": why, "plan_space": info.plan_space.name, **plan.stats})

@@ -35,10 +35,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from placement import Metrics, Plan, Problem, Proof, Status
+from placement import Metrics, Plan, Problem, Proof, Status, evaluate
 from solvers.registry import PlanSpace, SolverInfo
 
-__all__ = ["settle", "decide_infeasible"]
+__all__ = ["settle", "decide_infeasible", "predicted_metrics", "relative_gap"]
 
 
 def decide_infeasible(plan: Plan, space: PlanSpace, complete: bool) -> dict[str, Any]:
@@ -54,6 +54,23 @@ def decide_infeasible(plan: Plan, space: PlanSpace, complete: bool) -> dict[str,
     else:
         why = "no plan that keeps every limit was found (the search proves nothing)"
     return {"status": Status.NO_SOLUTION, "reasons": (why, *plan.reasons)}
+
+
+def relative_gap(objective: float, bound: float | None) -> float | None:
+    """How far ``bound`` is from ``objective``, relative to it (``None`` without a bound).
+
+    >>> relative_gap(10.0, 8.0), relative_gap(10.0, None)
+    (0.2, None)
+    """
+    return abs(objective - bound) / max(abs(objective), 1e-12) if bound is not None else None
+
+
+def predicted_metrics(problem: Problem, plan: Plan) -> Metrics | None:
+    """What ``evaluate()`` predicts for ``plan``, or ``None`` when it places and declares nothing.
+
+    A plan that declares its demand unserved is a plan too, shards or not (model caching).
+    """
+    return evaluate(problem, plan) if plan.shards or plan.unserved else None
 
 
 def settle(info: SolverInfo, problem: Problem, plan: Plan, predicted: Metrics | None) -> dict[str, Any]:

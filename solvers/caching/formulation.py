@@ -33,10 +33,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from placement.costs.caching import CachingView
-from solvers.ilp.backends import MILP
+from solvers.ilp.backends import MILP, RowBuilder
 
 __all__ = ["CacheProgram", "build_program", "MARGIN"]
 
@@ -64,28 +63,6 @@ class CacheProgram:
     def resident(self, x: np.ndarray) -> list[int]:
         o = self.offsets
         return [int(t) for t, v in zip(self.candidates, x[o["y"]:o["y"] + len(self.candidates)]) if v > 0.5]
-
-
-class _Rows:
-    def __init__(self) -> None:
-        self.r: list[int] = []
-        self.c: list[int] = []
-        self.v: list[float] = []
-        self.lo: list[float] = []
-        self.hi: list[float] = []
-
-    def row(self, cols, vals, lo: float, hi: float) -> None:
-        k = len(self.lo)
-        self.r.extend([k] * len(cols))
-        self.c.extend(int(j) for j in cols)
-        self.v.extend(float(a) for a in vals)
-        self.lo.append(lo)
-        self.hi.append(hi)
-
-    def matrix(self, n: int) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-        A = sp.csr_matrix((self.v, (self.r, self.c)), shape=(len(self.lo), n))
-        A.sum_duplicates()
-        return A, np.array(self.lo), np.array(self.hi)
 
 
 def _candidates(view: CachingView, fixed: set[int] | None) -> np.ndarray:
@@ -120,7 +97,7 @@ def build_program(view: CachingView, fixed: set[int] | None = None, margin: floa
     n = off["r"] + len(levels)
     ycol = {int(t): off["y"] + k for k, t in enumerate(cand)}
     zcol = {(int(c), int(t)): off["z"] + k for k, (c, t) in enumerate(pairs)}
-    rows = _Rows()
+    rows = RowBuilder()
     c_vec = np.zeros(n)
     W = view.class_weight
     for k, (c, t) in enumerate(xpairs):  # shares served directly: x <= z, priced per request
@@ -180,7 +157,7 @@ def _reservations_fit(view: CachingView, cand: np.ndarray, pairs: np.ndarray) ->
     return True
 
 
-def _device_rows(view, rows: _Rows, cand, pairs, xpairs, opts, levels, off, ycol, zcol, devices, margin) -> None:
+def _device_rows(view, rows: RowBuilder, cand, pairs, xpairs, opts, levels, off, ycol, zcol, devices, margin) -> None:
     """Memory (scaled by capacity) and, with rates, busy share per device."""
     for d in devices:
         cap = float(view.capacity_bytes[d])

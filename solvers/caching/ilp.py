@@ -30,6 +30,7 @@ from solvers.caching.formulation import MARGIN, build_program
 from solvers.caching.plans import Solution, build_plan
 from solvers.deadline import Deadline
 from solvers.ilp.backends import solve_milp
+from solvers.status import relative_gap
 
 __all__ = ["solve_cache_ilp", "CACHE_BACKENDS"]
 
@@ -82,7 +83,7 @@ def solve_cache_ilp(problem: Problem, params: Any, options: dict[str, Any], dead
     if first.bound is not None:  # the program minimises sign x objective: its bound, back in the objective's sense
         bound = view.sign * float(first.bound)
         bound = min(bound, objective) if view.sign > 0 else max(bound, objective)
-    gap = abs(objective - bound) / max(abs(objective), 1e-12) if bound is not None else None
+    gap = relative_gap(objective, bound)
     if result.status == "optimal" and gap is not None and gap <= max(params.rel_gap, 1e-9):
         status, term = Status.OPTIMAL, Termination.CONVERGED if gap <= 1e-9 else Termination.GAP_REACHED
         if gap <= 1e-9:

@@ -66,8 +66,8 @@ from solvers.api import UnsupportedProblemError
 from solvers.chain import Pipeline, StageSpec, assemble, memory_order
 from solvers.deadline import Deadline
 from solvers.dp.search import Found, best_chain, best_chain_within, restrict
-from solvers.dp.search import best_chain as _best_chain
 from solvers.dp.types import best_chain_by_class, count_vectors, relaxed_bound
+from solvers.status import relative_gap
 
 __all__ = ["solve_dp", "price_chain", "dp_unsupported", "candidate_devices", "device_classes", "search_mode",
            "relaxed_pipeline_bound", "TABLE_BUDGET_BYTES", "MAX_COUNT_VECTORS"]
@@ -418,7 +418,7 @@ def _answer_types(problem: Problem, search: _Search, runner: _Runner, classes: l
     op = np.maximum if search.throughput else np.add
     lb = np.zeros(search.views.L + 1) if search.throughput else runner._objective_bounds(list(range(search.views.n)))
     cons = runner._constraints(list(range(search.views.n)))
-    heuristic = _Runner(problem, search, runner.orders, False, True, runner.deadline).run(constrained=False)
+    heuristic = runner.run(constrained=False)  # types mode runs on the heuristic orders' runner
     incumbent = (heuristic.value, heuristic.chain) if heuristic.chain and runner.meets_slos(heuristic.chain) else None
     found = best_chain_by_class(stage, hop, first, end, op, lb, cons, classes, runner.deadline, incumbent=incumbent)
     stats: dict[str, Any] = {"mode": "types", "devices": search.views.n, "classes": len(classes),
@@ -446,7 +446,7 @@ def _answer_types(problem: Problem, search: _Search, runner: _Runner, classes: l
         return plan.with_(status=Status.OPTIMAL, termination=Termination.CONVERGED, objective=value, bound=value,
                           gap=0.0, stats=stats, proof=Proof.PLAN_SPACE)
     bound = _in_units(search, found.bound)
-    gap = abs(value - bound) / max(abs(value), 1e-12) if bound is not None else None
+    gap = relative_gap(value, bound)
     return plan.with_(status=Status.FEASIBLE, termination=Termination.TIME_LIMIT, objective=value, bound=bound,
                       gap=gap, stats=stats)
 
@@ -491,13 +491,7 @@ def _in_units(search: _Search, lower: float | None) -> float | None:
 def _no_chain_types(problem: Problem, search: _Search, runner: _Runner, found: Found, classes: list[list[int]],
                     stats: dict[str, Any]) -> Plan:
     if found.complete:
-        reasons = _infeasibility(problem, search, False, classes)
-        if reasons:
-            return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, reasons=tuple(reasons),
-                        stats=stats, proof=Proof.PLAN_SPACE)
-        return Plan(status=Status.NO_SOLUTION, termination=Termination.CONVERGED, stats=stats,
-                    reasons=("every chain's objective value overflows floating point (check the objective's "
-                             "weights); nothing is proven",))
+        return _exhausted(_infeasibility(problem, search, False, classes), stats)
     return Plan(status=Status.NO_SOLUTION, termination=Termination.TIME_LIMIT, stats=stats,
                 reasons=("no chain meets every limit within the time limit (count-vector search)",))
 
@@ -528,7 +522,7 @@ def _answer(problem: Problem, search: _Search, runner: _Runner, mode: str, heuri
     bound = None
     if bound_value is not None:
         bound = search.views.demand() / bound_value if search.throughput else float(bound_value)
-    gap = abs(value - bound) / max(abs(value), 1e-12) if bound is not None else None
+    gap = relative_gap(value, bound)
     return plan.with_(status=Status.FEASIBLE,
                       termination=Termination.TIME_LIMIT if not found.complete else Termination.HEURISTIC,
                       objective=value, bound=bound, gap=gap, stats=stats)
@@ -537,18 +531,22 @@ def _answer(problem: Problem, search: _Search, runner: _Runner, mode: str, heuri
 def _no_chain(problem: Problem, search: _Search, runner: _Runner, found: Found, heuristic: bool,
               stats: dict[str, Any]) -> Plan:
     if found.complete and not heuristic:
-        reasons = _infeasibility(problem, search, runner.ordered)
-        if reasons:
-            return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, reasons=tuple(reasons),
-                        stats=stats, proof=Proof.PLAN_SPACE)
-        # Every limit can be met, yet the search found nothing: its values overflowed. Nothing is proven.
-        return Plan(status=Status.NO_SOLUTION, termination=Termination.CONVERGED, stats=stats,
-                    reasons=("every chain's objective value overflows floating point (check the objective's "
-                             "weights); nothing is proven",))
+        return _exhausted(_infeasibility(problem, search, runner.ordered), stats)
     why = "time limit" if not found.complete else "heuristic device orders"
     return Plan(status=Status.NO_SOLUTION,
                 termination=Termination.TIME_LIMIT if not found.complete else Termination.HEURISTIC,
                 reasons=(f"no chain meets every limit within the {why} searched",), stats=stats)
+
+
+def _exhausted(reasons: list[str], stats: dict[str, Any]) -> Plan:
+    """The answer of an exact search that finished without a chain: infeasible, with ``reasons``."""
+    if reasons:
+        return Plan(status=Status.INFEASIBLE, termination=Termination.CONVERGED, reasons=tuple(reasons),
+                    stats=stats, proof=Proof.PLAN_SPACE)
+    # Every limit can be met, yet the search found nothing: its values overflowed. Nothing is proven.
+    return Plan(status=Status.NO_SOLUTION, termination=Termination.CONVERGED, stats=stats,
+                reasons=("every chain's objective value overflows floating point (check the objective's "
+                         "weights); nothing is proven",))
 
 
 def price_chain(problem: Problem, stages: list[tuple[str, int, int]]) -> tuple[float, bool]:
@@ -596,22 +594,22 @@ def _infeasibility(problem: Problem, search: _Search, ordered: bool,
     n, L = views.n, views.L
     zero_hop, zero_first, zero_end = np.zeros((n, n)), np.zeros(n), np.zeros((n, n))
 
-    def best_chain(stage, hop, first, end, op=np.add, ordered=False) -> Found:  # noqa: F811 (dispatch)
-        if classes is None:
-            return _best_chain(stage, hop, first, end, op=op, ordered=ordered)
-        every = _all_positions(classes, n)
-        lb = np.zeros(L + 1)
-        return best_chain_by_class(stage, hop, first, end, op, lb, [], every)
+    every = _all_positions(classes, n) if classes is not None else None
+
+    def cheapest(stage, hop, first, end, op=np.add, ordered=False) -> Found:
+        if every is None:
+            return best_chain(stage, hop, first, end, op=op, ordered=ordered)
+        return best_chain_by_class(stage, hop, first, end, op, np.zeros(L + 1), [], every)
 
     def possible(mask: np.ndarray) -> bool:
-        return bool(best_chain(np.where(mask, 0.0, np.inf), zero_hop, zero_first, zero_end, ordered=ordered).chain)
+        return bool(cheapest(np.where(mask, 0.0, np.inf), zero_hop, zero_first, zero_end, ordered=ordered).chain)
 
     reasons = []
     if not possible(limits["memory"]):
         reasons.append(_memory_reason(problem, search))
     if not possible(limits["load"]):
         load = np.where(upper_mask(L)[None], views.load(), np.inf)
-        least = best_chain(load, zero_hop, zero_first, zero_end, op=np.maximum, ordered=ordered)
+        least = cheapest(load, zero_hop, zero_first, zero_end, op=np.maximum, ordered=ordered)
         reasons.append(f"load: at the workload's request rates every split keeps some device busy at least "
                        f"{least.value:.0%} of the time (more than it can serve)")
     if not possible(limits["max_layers"]):
@@ -627,7 +625,7 @@ def _infeasibility(problem: Problem, search: _Search, ordered: bool,
         return []
     best = []
     for label, (stage, hop, first, end, _), limit in search.slos:
-        f = best_chain(np.where(search.allowed, stage, np.inf), hop, first, end, ordered=ordered)
+        f = cheapest(np.where(search.allowed, stage, np.inf), hop, first, end, ordered=ordered)
         best.append(f"{label} {f.value:.1f} ms")
         if f.value > limit:
             reasons.append(f"SLO: {label} is at least {f.value:.1f} ms on every split that fits the devices' "

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MILP", "MILPResult", "solve_milp", "BACKENDS", "handover_seconds", "SCIP_MEMORY_MB"]
+__all__ = ["MILP", "MILPResult", "RowBuilder", "solve_milp", "BACKENDS", "handover_seconds", "SCIP_MEMORY_MB"]
 
 BACKENDS = ("highs", "cbc", "cpsat", "scip")
 _FEAS_TOL = 1e-9  # primal feasibility asked of the float backends (rows are scaled to O(1))
@@ -92,6 +92,44 @@ class MILP:
     @property
     def num_rows(self) -> int:
         return self.A.shape[0]
+
+
+class RowBuilder:
+    """The rows of a program, one at a time, as the sparse matrix and row bounds of a :class:`MILP`.
+
+    >>> rows = RowBuilder()
+    >>> rows.row([0, 1], [1.0, 2.0], -np.inf, 4.0)
+    >>> rows.pairs([(1, 1.0)], 1.0, np.inf)
+    >>> A, lo, hi = rows.matrix(2)
+    >>> A.toarray().tolist(), lo.tolist(), hi.tolist()
+    ([[1.0, 2.0], [0.0, 1.0]], [-inf, 1.0], [4.0, inf])
+    """
+
+    def __init__(self) -> None:
+        self.r: list[int] = []
+        self.c: list[int] = []
+        self.v: list[float] = []
+        self.lo: list[float] = []
+        self.hi: list[float] = []
+
+    def row(self, cols, vals, lo: float, hi: float) -> None:
+        """``lo <= sum(vals[k] * x[cols[k]]) <= hi``."""
+        k = len(self.lo)
+        self.r.extend([k] * len(cols))
+        self.c.extend(int(j) for j in cols)
+        self.v.extend(float(a) for a in vals)
+        self.lo.append(lo)
+        self.hi.append(hi)
+
+    def pairs(self, entries, lo: float, hi: float) -> None:
+        """The row of ``(column, coefficient)`` pairs ``entries``."""
+        self.row([j for j, _ in entries], [a for _, a in entries], lo, hi)
+
+    def matrix(self, n: int) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        """The rows over ``n`` variables (repeated columns in a row add up), and their bounds."""
+        A = sp.csr_matrix((self.v, (self.r, self.c)), shape=(len(self.lo), n))
+        A.sum_duplicates()
+        return A, np.array(self.lo), np.array(self.hi)
 
 
 @dataclass

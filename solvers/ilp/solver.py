@@ -62,6 +62,7 @@ from solvers.ilp.diagnose import LIMIT_TOL, diagnose
 from solvers.ilp.formulation import Formulation, build_formulation
 from solvers.ilp.programs import bound_in_units, expand, program, with_start
 from solvers.ilp.warm import PROVIDERS, WarmStart, canonical, start_vector, warm_starts
+from solvers.status import relative_gap
 
 __all__ = ["solve_ilp", "estimated_variables", "ilp_unsupported", "MAX_VARIABLES"]
 
@@ -316,7 +317,7 @@ def _warm_answer(problem: Problem, warm: WarmStart, info: dict, common: dict, pr
     tighter = _relaxed_bound(problem, value, bound)
     if tighter is not None and tighter != bound:
         bound, source = tighter, "dp relaxation"
-    gap = abs(value - bound) / max(abs(value), 1e-12) if bound is not None else None
+    gap = relative_gap(value, bound)
     stats = {**common["stats"], "answer_from": f"warm start ({warm.source})", "bound_from": source}
     if gap is not None and gap <= max(proven_within or 0.0, 1e-9):
         status, term = Status.OPTIMAL, (Termination.CONVERGED if gap <= 1e-9 else Termination.GAP_REACHED)
@@ -345,7 +346,7 @@ def _answer(problem: Problem, form: Formulation, result: MILPResult, first: MILP
     if warm is not None and warm.proven and bound is None:
         bound = warm.objective
     bound = _relaxed_bound(problem, objective, bound)
-    gap = abs(objective - bound) / max(abs(objective), 1e-12) if bound is not None else None
+    gap = relative_gap(objective, bound)
     if result.status == "optimal" and gap is not None and gap <= 1e-9:
         status, term, bound, gap = Status.OPTIMAL, Termination.CONVERGED, objective, 0.0
     elif result.status == "optimal":

@@ -39,10 +39,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 import numpy as np
-import scipy.sparse as sp
 
 from solvers.deadline import Deadline
-from solvers.ilp.backends import MILP, solve_milp
+from solvers.ilp.backends import MILP, RowBuilder, solve_milp
 
 __all__ = ["cover_feasible", "cover_bound", "affordable", "MAX_COVERS"]
 
@@ -121,15 +120,8 @@ def cover_feasible(space, rate: float, deadline: Deadline, backend: str = "highs
         return False
     S, I = len(covers), len(items)
     nv = S + I  # x[s] (blocks each cover covers), then z[item] (devices holding that length)
-    rows, cols, vals, lo, hi = [], [], [], [], []
-
-    def row(entries: list[tuple[int, float]], low: float, high: float) -> None:
-        for j, v in entries:
-            rows.append(len(lo))
-            cols.append(j)
-            vals.append(v)
-        lo.append(low)
-        hi.append(high)
+    rows = RowBuilder()
+    row = rows.pairs
 
     row([(s, 1.0) for s in range(S)], float(space.L), np.inf)
     members: dict[int, list[tuple[int, float]]] = defaultdict(list)
@@ -143,9 +135,8 @@ def cover_feasible(space, rate: float, deadline: Deadline, backend: str = "highs
         by_group[g].append(i)
     for g, members in by_group.items():
         row([(S + i, 1.0) for i in members], -np.inf, float(len(space.groups[g])))
-    r = len(lo)
-    matrix = sp.csr_matrix((vals, (rows, cols)), shape=(r, nv))
-    milp = MILP(c=np.zeros(nv), A=matrix, row_lo=np.array(lo), row_hi=np.array(hi), var_lo=np.zeros(nv),
+    matrix, lo, hi = rows.matrix(nv)
+    milp = MILP(c=np.zeros(nv), A=matrix, row_lo=lo, row_hi=hi, var_lo=np.zeros(nv),
                 var_hi=np.concatenate([np.full(S, float(space.L)), [float(size) for *_, size in items]]),
                 integer=np.ones(nv, dtype=bool))
     if not affordable(milp, backend, deadline):

@@ -31,10 +31,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from placement.costs.flows import MIN_SHARE
-from solvers.ilp.backends import MILP
+from solvers.ilp.backends import MILP, RowBuilder
 
 __all__ = ["line_flow", "LineProgram", "line_program", "links_never_bind"]
 
@@ -124,16 +123,8 @@ def line_program(space, upper: float, cutoff: float) -> LineProgram:
     def fcol(c: int, k: int) -> int:
         return ny + c * A + k
 
-    rows, cols, vals, lo, hi = [], [], [], [], []
-
-    def row(entries: list[tuple[int, float]], low: float, high: float) -> None:
-        r = len(lo)
-        for j, v in entries:
-            rows.append(r)
-            cols.append(j)
-            vals.append(v)
-        lo.append(low)
-        hi.append(high)
+    rows = RowBuilder()
+    row = rows.pairs
 
     by_group: dict[int, list[int]] = {}
     for k, (g, a, b) in enumerate(arcs):
@@ -164,7 +155,7 @@ def line_program(space, upper: float, cutoff: float) -> LineProgram:
             row(firsts + [(t, -MIN_SHARE / C)], 0.0, np.inf)
     if not space.fixed_mix:
         row([(fcol(c, k), 1.0) for c in range(C) for k in starts.get(0, [])] + [(t, -1.0)], 0.0, 0.0)
-    matrix = sp.csr_matrix((vals, (rows, cols)), shape=(len(lo), nv))
+    matrix, lo, hi = rows.matrix(nv)
     c_vec = np.zeros(nv)
     c_vec[t] = -1.0
     var_lo = np.zeros(nv)
@@ -173,6 +164,6 @@ def line_program(space, upper: float, cutoff: float) -> LineProgram:
     var_lo[t] = cutoff
     integer = np.zeros(nv, dtype=bool)
     integer[:ny] = True
-    milp = MILP(c=c_vec, A=matrix, row_lo=np.array(lo), row_hi=np.array(hi), var_lo=var_lo, var_hi=var_hi,
+    milp = MILP(c=c_vec, A=matrix, row_lo=lo, row_hi=hi, var_lo=var_lo, var_hi=var_hi,
                 integer=integer, max_ones=space.n)
     return LineProgram(milp, arcs, C)

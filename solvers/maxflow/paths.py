@@ -26,11 +26,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from placement.costs.flows import MIN_SHARE
 from placement.costs.routes import Stage, route_times, route_usage
-from solvers.ilp.backends import MILP
+from solvers.ilp.backends import MILP, RowBuilder
 
 __all__ = ["candidate_routes", "RouteProgram", "route_program", "MAX_ROUTES"]
 
@@ -125,15 +124,8 @@ def route_program(space, routes: list[_Route], upper: float, cutoff: float) -> R
     Y, R, C = len(ranges), len(routes), len(space.requests)
     nv = Y + R + 1
     t = nv - 1
-    rows, cols, vals, lo, hi = [], [], [], [], []
-
-    def row(entries, low: float, high: float) -> None:
-        for j, v in entries:
-            rows.append(len(lo))
-            cols.append(j)
-            vals.append(v)
-        lo.append(low)
-        hi.append(high)
+    rows = RowBuilder()
+    row = rows.pairs
 
     by_device: dict[int, list[int]] = defaultdict(list)
     for k, (i, _, _) in enumerate(ranges):
@@ -169,7 +161,7 @@ def route_program(space, routes: list[_Route], upper: float, cutoff: float) -> R
             row([(Y + r, 1.0) for r, route in enumerate(routes) if route.cls == c] + [(t, -MIN_SHARE / C)], 0.0,
                 np.inf)
         row([(Y + r, 1.0) for r in range(R)] + [(t, -1.0)], 0.0, 0.0)
-    matrix = sp.csr_matrix((vals, (rows, cols)), shape=(len(lo), nv))
+    matrix, lo, hi = rows.matrix(nv)
     c_vec = np.zeros(nv)
     c_vec[t] = -1.0
     var_lo = np.zeros(nv)
@@ -177,7 +169,7 @@ def route_program(space, routes: list[_Route], upper: float, cutoff: float) -> R
     var_hi = np.concatenate([np.ones(Y), np.full(R, upper), [upper]])
     integer = np.zeros(nv, dtype=bool)
     integer[:Y] = True
-    return RouteProgram(MILP(c=c_vec, A=matrix, row_lo=np.array(lo), row_hi=np.array(hi), var_lo=var_lo,
+    return RouteProgram(MILP(c=c_vec, A=matrix, row_lo=lo, row_hi=hi, var_lo=var_lo,
                              var_hi=var_hi, integer=integer, max_ones=space.n), ranges, routes)
 
 

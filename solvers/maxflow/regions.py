@@ -22,7 +22,7 @@ import itertools
 import numpy as np
 
 from solvers.deadline import Deadline
-from solvers.maxflow.search import _group_lengths, _group_plan, _most_blocks
+from solvers.maxflow.search import _group_lengths, _group_plan, _most_blocks, _trim
 
 __all__ = ["region_layouts"]
 
@@ -220,7 +220,8 @@ def _lay_structure(space, regs, segs, bounds, wmap, lengths):
             if not stages:
                 return None
             stages = [list(s) for s in stages]
-            _fit(stages, lengths, end - start)
+            # The middle stages shorten first: the boundary stages keep their widths.
+            _trim(stages, lengths, end - start, order=list(range(1, len(stages) - 1)) + [0, len(stages) - 1])
             pos = start
             for g, m, k in stages:
                 if k <= 0:
@@ -237,21 +238,3 @@ def _lay_structure(space, regs, segs, bounds, wmap, lengths):
             if pos != end:
                 return None
     return tuple(out)
-
-
-def _fit(stages: list[list[int]], lengths, blocks: int) -> None:
-    """Shorten the middle stages first (the boundary stages keep their widths) to cover exactly ``blocks``."""
-    total = sum(s[2] for s in stages)
-    order = list(range(1, len(stages) - 1)) + [0, len(stages) - 1]
-    while total > blocks:
-        best, pick = -1.0, None
-        for j in order:
-            g, m, k = stages[j]
-            if k > 1:
-                cap = m * float(lengths[g][k - 1])
-                if cap > best:
-                    best, pick = cap, j
-        if pick is None:
-            return
-        stages[pick][2] -= 1
-        total -= 1

@@ -160,12 +160,15 @@ def _best_rate(space, lengths: list[np.ndarray], upper: float) -> float:
     return lo
 
 
-def _trim(stages: list[list[int]], lengths: list[np.ndarray], L: int) -> None:
-    """Shorten stages until they cover exactly ``L`` blocks, each time the one that keeps the most capacity."""
+def _trim(stages: list[list[int]], lengths: list[np.ndarray], L: int, order: list[int] | None = None) -> None:
+    """Shorten stages until they cover exactly ``L`` blocks, each time the one that keeps the most capacity
+    (on a tie, the first in ``order``: stage positions, all of them in turn by default)."""
     total = sum(s[2] for s in stages)
+    order = range(len(stages)) if order is None else order
     while total > L:
         best, pick = -1.0, None
-        for j, (g, m, k) in enumerate(stages):
+        for j in order:
+            g, m, k = stages[j]
             if k > 1:
                 cap = m * float(lengths[g][k - 1])
                 if cap > best:
@@ -176,18 +179,20 @@ def _trim(stages: list[list[int]], lengths: list[np.ndarray], L: int) -> None:
         total -= 1
 
 
-def _lay(space, stages: list[list[int]]):
-    """The assignment of stages laid in order along the blocks (None if a range does not fit)."""
+def _lay(space, stages: list[tuple[int, dict[int, int]]]):
+    """The assignment of stages (``(blocks, {group: devices})``) laid in order along the blocks (None if
+    a range does not fit)."""
     free = {g: list(members) for g, members in enumerate(space.groups)}
     out: list = [None] * space.n
     start = 0
-    for g, m, k in stages:
+    for k, members in stages:
         rng = (start, start + k)
-        for _ in range(m):
-            i = free[g].pop(0)
-            if not space.ok[i, rng[0], rng[1]]:
-                return None
-            out[i] = rng
+        for g, m in members.items():
+            for _ in range(m):
+                i = free[g].pop(0)
+                if not space.ok[i, rng[0], rng[1]]:
+                    return None
+                out[i] = rng
         start += k
     return tuple(out) if start == space.L else None
 
@@ -234,7 +239,7 @@ def stage_layouts(space, upper: float, rng: random.Random,
                 return rate, out
             laid = [list(s) for s in order]
             _trim(laid, lengths, space.L)
-            assignment = _lay(space, laid)
+            assignment = _lay(space, [(k, {g: m}) for g, m, k in laid])
             if assignment is not None and assignment not in out:
                 out.append(assignment)
     return rate, out
@@ -488,16 +493,4 @@ def _lay_mixed(space, stages: list[tuple[int, dict[int, int]]], lengths, rate: f
             return None
         ks[max(spare)[1]] -= 1
         total -= 1
-    free = {g: list(members) for g, members in enumerate(space.groups)}
-    out: list = [None] * space.n
-    start = 0
-    for (_, members), k in zip(stages, ks):
-        rng = (start, start + k)
-        for g, m in members.items():
-            for _ in range(m):
-                i = free[g].pop(0)
-                if not space.ok[i, rng[0], rng[1]]:
-                    return None
-                out[i] = rng
-        start += k
-    return tuple(out) if start == space.L else None
+    return _lay(space, [(k, members) for k, (_, members) in zip(ks, stages)])
