@@ -393,7 +393,7 @@ def _device_metrics(problem: Problem, table: CostTable, plan: Plan, routed: dict
     for s in plan.shards:
         on_device[s.device].append(s)
     busy = _device_busy(table, routed)
-    any_rates = any(r.rate_rps for r in problem.workload)
+    any_rates = problem.has_request_rates()
     devices: dict[str, DeviceMetrics] = {}
     violations: list[Violation] = []
     calibrated = True
