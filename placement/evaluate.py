@@ -48,7 +48,7 @@ from placement.errors import InvalidPlanError, Issue
 from placement.metrics import DeviceMetrics, Metrics, RequestMetrics
 from placement.objective import objective_value
 from placement.plan import Plan, Reason, Route, Shard, Unserved, require_plan
-from placement.problem import METRICS, PORTFOLIO_METRICS, Problem, RequestClass, require_problem
+from placement.problem import PORTFOLIO_METRICS, Problem, RequestClass, aggregate_key, require_problem
 from placement.unserved import DeviceState, refutation
 from placement.violations import Kind, Violation
 
@@ -609,7 +609,7 @@ def evaluate(problem: Problem, plan: Plan) -> Metrics:
         {k: v for k, v in per_metric.items() if k not in PORTFOLIO_METRICS}
     if goodput is None:
         shown = {k: v for k, v in shown.items() if k != "goodput"}
-    aggregates = {f"{name}_{METRICS[name][1].replace('/', '_per_')}": value for name, value in shown.items()}
+    aggregates = {aggregate_key(name): value for name, value in shown.items()}
     return Metrics(requests=requests, devices=devices, throughput_tok_s=throughput,
                    objective=objective_value(problem, per_metric), feasible=not violations,
                    violations=tuple(violations), calibrated=calibrated, aggregates=aggregates, changes=changes,
