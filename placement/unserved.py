@@ -63,12 +63,18 @@ def servable(view: CachingView, c: int) -> bool:
     return bool(np.any(view.eligible[c]))
 
 
+def _new_instance_bytes(view: CachingView, state: DeviceState, c: int, t: int) -> float:
+    """Bytes a new instance of candidate ``t`` for class ``c`` takes on its device: weights, the class's
+    KV cache and workspace, and the engine runtime beyond what the device already pays."""
+    return (view.weight_mem_bytes[t] + view.kv_mem_bytes[c, t] + view.workspace_mem_bytes[c, t]
+            + max(0.0, view.runtime_mem_bytes[t] - state.runtime_bytes[int(view.device[t])]))
+
+
 def _new_instance(view: CachingView, state: DeviceState, c: int) -> int | None:
     """A candidate that would serve class ``c`` and fits, with time left, on a device as the plan leaves it."""
     for t in np.flatnonzero(view.eligible[c] & view.fits):
         d = int(view.device[t])
-        need = (view.weight_mem_bytes[t] + view.kv_mem_bytes[c, t] + view.workspace_mem_bytes[c, t]
-                + max(0.0, view.runtime_mem_bytes[t] - state.runtime_bytes[d]))
+        need = _new_instance_bytes(view, state, c, t)
         if need <= state.free_bytes(d) and state.has_time(d, view.max_utilization):
             return int(t)
     return None
@@ -104,8 +110,7 @@ def _worth_serving(view: CachingView, state: DeviceState, c: int, share: float) 
                 return f"{view.model[t]} ({view.weight_format[t]}) is resident and would serve it for less"
     for t in np.flatnonzero(view.eligible[c] & view.fits):
         d = int(view.device[t])
-        need = (view.weight_mem_bytes[t] + view.kv_mem_bytes[c, t] + view.workspace_mem_bytes[c, t]
-                + max(0.0, view.runtime_mem_bytes[t] - state.runtime_bytes[d]))
+        need = _new_instance_bytes(view, state, c, t)
         if need > state.free_bytes(d) or not state.has_time(d, view.max_utilization):
             continue
         room = view.max_utilization - float(state.load[d])
@@ -231,8 +236,7 @@ def _time_is_short(view: CachingView, state: DeviceState, c: int) -> bool:
             return True
     for t in np.flatnonzero(view.eligible[c] & view.fits):
         d = int(view.device[t])
-        need = (view.weight_mem_bytes[t] + view.kv_mem_bytes[c, t] + view.workspace_mem_bytes[c, t]
-                + max(0.0, view.runtime_mem_bytes[t] - state.runtime_bytes[d]))
+        need = _new_instance_bytes(view, state, c, t)
         if need <= state.free_bytes(d) and not state.has_time(d, view.max_utilization):
             return True
     return False
