@@ -291,16 +291,18 @@ def parse_instance(data: Mapping[str, Any], base_dir: str | Path | None = None, 
     base = Path(base_dir) if base_dir is not None else Path.cwd()
 
     models = _models(r, top.get("models"), base)
-    nodes = _devices(r, top.get("devices"), _declared_ids(top.get("models")))
+    by_id = {m.id: m for m in models}
     # References are checked against every id the file declares, so one bad device
     # entry is reported once, not again at each link that names it.
+    model_order = _declared_order(top.get("models"))
+    model_ids = set(model_order)
+    nodes = _devices(r, top.get("devices"), model_ids)
     node_ids = _declared_ids(top.get("devices"))
     links = _links(r, top.get("links"), node_ids)
-    workload = _workload(r, top.get("workload"), {m.id: m for m in models}, _declared_ids(top.get("models")), node_ids,
-                         _declared_order(top.get("models")))
+    workload = _workload(r, top.get("workload"), by_id, model_ids, node_ids, model_order)
     objective = _objective(r, top.get("objective", "latency"))
     constraints = _constraints(r, top.get("constraints"), node_ids)
-    cache = cache_section(r, top.get("cache"), node_ids, {m.id: m for m in models})
+    cache = cache_section(r, top.get("cache"), node_ids, by_id)
     check_portfolio(r, models, workload, nodes, objective)
     _check_queueing(r, workload, objective, constraints)
     if constraints.max_context_tokens:
