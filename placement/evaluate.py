@@ -48,7 +48,7 @@ from placement.errors import InvalidPlanError, Issue
 from placement.metrics import DeviceMetrics, Metrics, RequestMetrics
 from placement.objective import objective_value
 from placement.plan import Plan, Reason, Route, Shard, Unserved, require_plan
-from placement.problem import METRICS, PORTFOLIO_METRICS, Problem, RequestClass, require_problem
+from placement.problem import PORTFOLIO_METRICS, Problem, RequestClass, aggregate_key, require_problem
 from placement.unserved import DeviceState, refutation
 from placement.violations import Kind, Violation
 
@@ -273,9 +273,12 @@ def _ms(value: float) -> str:
     return f"{value:,.0f} ms" if value >= 100 else f"{value:.3g} ms"
 
 
-def _unserved() -> RequestMetrics:
+def _unrouted(declared: bool) -> RequestMetrics:
+    """A class no route serves: no finite time or energy. Declared unserved (``declared``), none of it
+    is served and no SLO is missed; otherwise the plan misses it whole."""
     inf = math.inf
-    return RequestMetrics(inf, inf, inf, inf, inf, inf, 0.0, inf, slo_met=False)
+    return RequestMetrics(inf, inf, inf, inf, inf, inf, 0.0, inf, slo_met=declared,
+                          served_share=0.0 if declared else 1.0)
 
 
 def _coverage(req: RequestClass, total: float, declared: Unserved | None) -> list[Violation]:
@@ -310,11 +313,10 @@ def _request_metrics(problem: Problem, table: CostTable, req: RequestClass, rout
     """One class averaged over its routes by share; its SLOs checked on every route it may take
     (an average could hide a route that always misses)."""
     if not routed and declared is not None:
-        inf = math.inf
-        return (RequestMetrics(inf, inf, inf, inf, inf, inf, 0.0, inf, slo_met=True, served_share=0.0),
-                _coverage(req, 0.0, declared))
+        return _unrouted(declared=True), _coverage(req, 0.0, declared)
     if not routed:
-        return _unserved(), [Violation(Kind.COVERAGE, req.id, 0.0, 1.0, f"request {req.id}: no route serves it")]
+        return _unrouted(declared=False), [Violation(Kind.COVERAGE, req.id, 0.0, 1.0,
+                                                     f"request {req.id}: no route serves it")]
     violations: list[Violation] = []
     total = sum(r.share for r in routed)
     weights = [r.share / total if total > 0 else 1.0 / len(routed) for r in routed]
@@ -393,7 +395,7 @@ def _device_metrics(problem: Problem, table: CostTable, plan: Plan, routed: dict
     for s in plan.shards:
         on_device[s.device].append(s)
     busy = _device_busy(table, routed)
-    any_rates = any(r.rate_rps for r in problem.workload)
+    any_rates = problem.has_request_rates()
     devices: dict[str, DeviceMetrics] = {}
     violations: list[Violation] = []
     calibrated = True
@@ -607,7 +609,7 @@ def evaluate(problem: Problem, plan: Plan) -> Metrics:
         {k: v for k, v in per_metric.items() if k not in PORTFOLIO_METRICS}
     if goodput is None:
         shown = {k: v for k, v in shown.items() if k != "goodput"}
-    aggregates = {f"{name}_{METRICS[name][1].replace('/', '_per_')}": value for name, value in shown.items()}
+    aggregates = {aggregate_key(name): value for name, value in shown.items()}
     return Metrics(requests=requests, devices=devices, throughput_tok_s=throughput,
                    objective=objective_value(problem, per_metric), feasible=not violations,
                    violations=tuple(violations), calibrated=calibrated, aggregates=aggregates, changes=changes,

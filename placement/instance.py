@@ -178,8 +178,12 @@ class _Reader:
         return text
 
     def number(self, path: str, value: Any, *, low: float = 0.0, low_open: bool = True, integer: bool = False,
-               required: bool = True, limit: str | None = None) -> float | None:
-        """A number in the accepted range of its field (``limit``, else the path's last name)."""
+               required: bool = True, limit: str | None = None, high: float | None = None, high_open: bool = False,
+               high_means: str = "") -> float | None:
+        """A number in the accepted range of its field (``limit``, else the path's last name).
+
+        ``high`` bounds it above (``high_open``: strictly), ``high_means`` saying what the bound is.
+        """
         if value is None:
             if required:
                 self.add(path, f"is required ({'an integer' if integer else 'a number'})")
@@ -188,6 +192,9 @@ class _Reader:
                                        integer=integer)
         if problem:
             self.add(path, problem)
+        elif high is not None and (number >= high if high_open else number > high):  # type: ignore[operator]
+            self.add(path, f"must be {'<' if high_open else '<='} {high:g} ({high_means}), got {number:g}")
+            return None
         return number
 
 
@@ -284,16 +291,18 @@ def parse_instance(data: Mapping[str, Any], base_dir: str | Path | None = None, 
     base = Path(base_dir) if base_dir is not None else Path.cwd()
 
     models = _models(r, top.get("models"), base)
-    nodes = _devices(r, top.get("devices"), _declared_ids(top.get("models")))
+    by_id = {m.id: m for m in models}
     # References are checked against every id the file declares, so one bad device
     # entry is reported once, not again at each link that names it.
+    model_order = _declared_order(top.get("models"))
+    model_ids = set(model_order)
+    nodes = _devices(r, top.get("devices"), model_ids)
     node_ids = _declared_ids(top.get("devices"))
     links = _links(r, top.get("links"), node_ids)
-    workload = _workload(r, top.get("workload"), {m.id: m for m in models}, _declared_ids(top.get("models")), node_ids,
-                         _declared_order(top.get("models")))
+    workload = _workload(r, top.get("workload"), by_id, model_ids, node_ids, model_order)
     objective = _objective(r, top.get("objective", "latency"))
     constraints = _constraints(r, top.get("constraints"), node_ids)
-    cache = cache_section(r, top.get("cache"), node_ids, {m.id: m for m in models})
+    cache = cache_section(r, top.get("cache"), node_ids, by_id)
     check_portfolio(r, models, workload, nodes, objective)
     _check_queueing(r, workload, objective, constraints)
     if constraints.max_context_tokens:
@@ -853,10 +862,8 @@ def _constraints(r: _Reader, raw: Any, node_ids: set[str]) -> Constraints:
     m = r.mapping("constraints", raw, _CONSTRAINTS)
     if m is None:
         return Constraints()
-    headroom = r.number("constraints.memory_headroom", m.get("memory_headroom", 0.0), low_open=False)
-    if headroom is not None and headroom >= 1:
-        r.add("constraints.memory_headroom", f"must be < 1 (a share of usable memory), got {headroom:g}")
-        headroom = None
+    headroom = r.number("constraints.memory_headroom", m.get("memory_headroom", 0.0), low_open=False,
+                        high=1, high_open=True, high_means="a share of usable memory")
     ctx = r.number("constraints.max_context_tokens", m.get("max_context_tokens"), integer=True, required=False)
     order = None
     if "device_order" in m:
@@ -874,20 +881,14 @@ def _constraints(r: _Reader, raw: Any, node_ids: set[str]) -> Constraints:
             elif x is not None:
                 first[x] = j
         order = tuple(x for x in ids if x is not None)
-    floor = r.number("constraints.quality_floor", m.get("quality_floor"), low_open=False, required=False)
-    if floor is not None and floor > 1:
-        r.add("constraints.quality_floor", f"must be <= 1 (quality relative to the fp16 model), got {floor:g}")
-        floor = None
-    utilization = r.number("constraints.max_utilization", m.get("max_utilization", 1.0))
-    if utilization is not None and utilization > 1:
-        r.add("constraints.max_utilization", f"must be <= 1 (a share of each device's time), got {utilization:g}")
-        utilization = None
+    floor = r.number("constraints.quality_floor", m.get("quality_floor"), low_open=False, required=False,
+                     high=1, high_means="quality relative to the fp16 model")
+    utilization = r.number("constraints.max_utilization", m.get("max_utilization", 1.0),
+                           high=1, high_means="a share of each device's time")
     queueing = m.get("queueing", False)
     if not isinstance(queueing, bool):
         r.add("constraints.queueing", f"must be true or false, got {kind_of(queueing)}")
         queueing = False
-    share = r.number("constraints.goodput_share", m.get("goodput_share", 0.9))
-    if share is not None and share > 1:
-        r.add("constraints.goodput_share", f"must be <= 1 (a share of the requests), got {share:g}")
-        share = None
+    share = r.number("constraints.goodput_share", m.get("goodput_share", 0.9), high=1,
+                     high_means="a share of the requests")
     return Constraints(headroom or 0.0, ctx, order, floor, utilization or 1.0, queueing, share or 0.9)

@@ -77,10 +77,8 @@ def request_models(r, path: str, m: Mapping[str, Any], model_ids: set[str], orde
 def request_quality_fields(r, path: str, m: Mapping[str, Any], profile: str | None, accepted: tuple[str, ...]
                            ) -> tuple[float | None, str | None, tuple[Cascade, ...]]:
     """``min_quality``, ``benchmark`` and ``cascades`` of one request class."""
-    floor = r.number(f"{path}.min_quality", m.get("min_quality"), low_open=False, required=False)
-    if floor is not None and floor > MAX_SCORE:
-        r.add(f"{path}.min_quality", f"must be <= {MAX_SCORE:g} (a benchmark score in percent), got {floor:g}")
-        floor = None
+    floor = r.number(f"{path}.min_quality", m.get("min_quality"), low_open=False, required=False,
+                     high=MAX_SCORE, high_means="a benchmark score in percent")
     known = benchmark_ids()
     benchmark = None
     if "benchmark" in m:
@@ -106,10 +104,8 @@ def request_quality_fields(r, path: str, m: Mapping[str, Any], profile: str | No
         if ends[0] is not None and ends[0] == ends[1]:
             r.add(cpath, f"escalates from {ends[0]!r} to itself")
             continue
-        share = r.number(f"{cpath}.escalate_share", c.get("escalate_share"))
-        if share is not None and share > 1:
-            r.add(f"{cpath}.escalate_share", f"must be <= 1 (the share of requests escalated), got {share:g}")
-            share = None
+        share = r.number(f"{cpath}.escalate_share", c.get("escalate_share"), high=1,
+                         high_means="the share of requests escalated")
         if None not in ends and share is not None:
             if any((x.first, x.then) == tuple(ends) for x in cascades):
                 r.add(cpath, f"repeats the cascade {ends[0]} -> {ends[1]}")
@@ -124,10 +120,8 @@ def _scores(r, path: str, raw: Any, known: list[str]) -> list[tuple[str, float]]
         if bench not in known:
             r.add(f"{path}.{bench}", f"unknown benchmark (expected one of {', '.join(known)})")
             continue
-        score = r.number(f"{path}.{bench}", value, low_open=False)
-        if score is not None and score > MAX_SCORE:
-            r.add(f"{path}.{bench}", f"must be <= {MAX_SCORE:g} (a score in percent), got {score:g}")
-        elif score is not None:
+        score = r.number(f"{path}.{bench}", value, low_open=False, high=MAX_SCORE, high_means="a score in percent")
+        if score is not None:
             out.append((str(bench), score))
     return out
 

@@ -44,18 +44,10 @@ def plan_to_dict(plan: Plan, problem: Problem | None = None) -> dict[str, Any]:
     """The plan in the plan-file format (see README, "Plan files")."""
     predicted: dict[str, Any] | None = None
     if plan.predicted is not None:
-        m = plan.predicted
-        predicted = {
-            "requests": {k: v.to_dict() for k, v in m.requests.items()},
-            "devices": {k: v.to_dict() for k, v in m.devices.items() if v.shards},
-            "throughput_tok_s": m.throughput_tok_s,
-            "feasible": m.feasible,
-            "calibrated": m.calibrated,
-            "aggregates": m.aggregates,
-            **({"changes": m.changes.to_dict()} if m.changes is not None else {}),
-            **({"goodput_rps": m.goodput_rps} if m.goodput_rps is not None else {}),
-            "routing": m.routing,
-        }
+        # The metrics as they serialise, less what a plan file does not keep there (the objective is
+        # objective.value; violations are not kept) and the devices the plan leaves empty.
+        predicted = {k: v for k, v in plan.predicted.to_dict().items() if k not in ("objective", "violations")}
+        predicted["devices"] = {k: v for k, v in predicted["devices"].items() if v["shards"]}
     out = {
         "schema_version": PLAN_SCHEMA_VERSION,
         "instance": {"name": problem.name if problem else "", "sha256": problem.sha256 if problem else ""},

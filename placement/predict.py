@@ -104,9 +104,8 @@ def predict(model: str | LLMGraph | Mapping[str, Any], device: str | DeviceSpec,
     context = context_tokens or prompt_tokens + output_tokens
     fmt = formats.weight_format(fmt_id)
     concurrency = kv_concurrency(model_spec, fmt, node, execution_rates(node, fmt), req, context)
-    waves = {size: _one_wave(model_spec, node, replace(req, batch=size), context_tokens)
-             for size in sorted(set(wave_batches(batch, concurrency)))}
     sizes = wave_batches(batch, concurrency)
+    waves = {size: _one_wave(model_spec, node, replace(req, batch=size), context_tokens) for size in sorted(set(sizes))}
     first = waves[sizes[0]]
     prefill_s = sum(waves[w].prefill_s for w in sizes)
     e2e_ms = sum(waves[w].e2e_ms for w in sizes)

@@ -30,6 +30,15 @@ METRICS: dict[str, tuple[str, str, str]] = {
 PORTFOLIO_METRICS = frozenset({"quality", "churn", "unserved"})
 
 
+def aggregate_key(metric: str) -> str:
+    """The key of ``metric`` in :attr:`placement.metrics.Metrics.aggregates`: its name and unit.
+
+    >>> aggregate_key("latency"), aggregate_key("throughput")
+    ('latency_ms', 'throughput_tok_per_s')
+    """
+    return f"{metric}_{METRICS[metric][1].replace('/', '_per_')}"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model to place, in a weight format, with the formats a solver may choose from.

@@ -11,7 +11,7 @@ from placement.metrics import Metrics
 from placement.objective import unserved_weight
 from placement.plan import Plan, Status
 from placement.predict import Prediction
-from placement.problem import METRICS, Problem
+from placement.problem import METRICS, Problem, aggregate_key
 
 __all__ = ["table", "format_plan", "format_evaluation", "format_prediction", "fmt_num"]
 
@@ -276,8 +276,7 @@ def _quality_table(problem: Problem, m: Metrics) -> list[str]:
 
 def _objective_terms(problem: Problem, m: Metrics) -> str:
     """The objective's parts (per-request metrics are weighted by the classes' weights and served shares)."""
-    values = {name: m.aggregates.get(f"{name}_{METRICS[name][1].replace('/', '_per_')}")
-              for name in METRICS}
+    values = {name: m.aggregates.get(aggregate_key(name)) for name in METRICS}
     parts = []
     for name, weight in problem.objective.terms:
         value = values.get(name)

@@ -23,6 +23,7 @@ only what certainly could have been served, by whole-model instances), not a sea
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,28 +64,32 @@ def servable(view: CachingView, c: int) -> bool:
     return bool(np.any(view.eligible[c]))
 
 
+def _new_instance_bytes(view: CachingView, state: DeviceState, c: int, t: int) -> float:
+    """Bytes a new instance of candidate ``t`` for class ``c`` takes on its device: weights, the class's
+    KV cache and workspace, and the engine runtime beyond what the device already pays."""
+    return (view.weight_mem_bytes[t] + view.kv_mem_bytes[c, t] + view.workspace_mem_bytes[c, t]
+            + max(0.0, view.runtime_mem_bytes[t] - state.runtime_bytes[int(view.device[t])]))
+
+
 def _new_instance(view: CachingView, state: DeviceState, c: int) -> int | None:
     """A candidate that would serve class ``c`` and fits, with time left, on a device as the plan leaves it."""
     for t in np.flatnonzero(view.eligible[c] & view.fits):
         d = int(view.device[t])
-        need = (view.weight_mem_bytes[t] + view.kv_mem_bytes[c, t] + view.workspace_mem_bytes[c, t]
-                + max(0.0, view.runtime_mem_bytes[t] - state.runtime_bytes[d]))
+        need = _new_instance_bytes(view, state, c, t)
         if need <= state.free_bytes(d) and state.has_time(d, view.max_utilization):
             return int(t)
     return None
 
 
-def _resident_with_time(view: CachingView, state: DeviceState, c: int, request: str) -> int | None:
-    """An instance of the plan that would serve class ``c`` and has time (and room for its KV) left."""
+def _residents_with_time(view: CachingView, state: DeviceState, c: int) -> Iterator[int]:
+    """The plan's instances that would serve class ``c`` and have time (and room for its KV) left."""
     for d, held in enumerate(state.instances):
         if not state.has_time(d, view.max_utilization):
             continue
         for t, classes in held:
-            if not view.eligible[c, t]:
-                continue
-            if request in classes or view.kv_mem_bytes[c, t] + view.workspace_mem_bytes[c, t] <= state.free_bytes(d):
-                return t
-    return None
+            if view.eligible[c, t] and (view.requests[c] in classes or view.kv_mem_bytes[c, t]
+                                        + view.workspace_mem_bytes[c, t] <= state.free_bytes(d)):
+                yield t
 
 
 def _cost_possible(problem: Problem) -> bool:
@@ -96,16 +101,12 @@ def _worth_serving(view: CachingView, state: DeviceState, c: int, share: float) 
     """An instance that would serve some of class ``c``'s unserved ``share`` for less than leaving it
     unserved costs (its load included), or ""."""
     gain = view.unserved_cost - view.cost[c]  # per request, by candidate
-    for d, held in enumerate(state.instances):
-        for t, classes in held:
-            if view.eligible[c, t] and gain[t] > 0 and state.has_time(d, view.max_utilization) and (
-                    view.requests[c] in classes or view.kv_mem_bytes[c, t] + view.workspace_mem_bytes[c, t]
-                    <= state.free_bytes(d)):
-                return f"{view.model[t]} ({view.weight_format[t]}) is resident and would serve it for less"
+    for t in _residents_with_time(view, state, c):
+        if gain[t] > 0:
+            return f"{view.model[t]} ({view.weight_format[t]}) is resident and would serve it for less"
     for t in np.flatnonzero(view.eligible[c] & view.fits):
         d = int(view.device[t])
-        need = (view.weight_mem_bytes[t] + view.kv_mem_bytes[c, t] + view.workspace_mem_bytes[c, t]
-                + max(0.0, view.runtime_mem_bytes[t] - state.runtime_bytes[d]))
+        need = _new_instance_bytes(view, state, c, t)
         if need > state.free_bytes(d) or not state.has_time(d, view.max_utilization):
             continue
         room = view.max_utilization - float(state.load[d])
@@ -119,7 +120,6 @@ def _worth_serving(view: CachingView, state: DeviceState, c: int, share: float) 
 def refutation(problem: Problem, view: CachingView, state: DeviceState, c: int, reason: Reason,
                share: float = 1.0) -> str:
     """What contradicts ``reason`` for leaving ``share`` of class ``c`` unserved ("" when nothing does)."""
-    request = view.requests[c]
     if reason is Reason.QUALITY:
         if servable(view, c):
             t = int(np.flatnonzero(view.eligible[c])[0])
@@ -139,7 +139,7 @@ def refutation(problem: Problem, view: CachingView, state: DeviceState, c: int, 
     if t is not None:
         d = problem.topology.nodes[int(view.device[t])].id
         return f"{d} has room and time left for {view.model[t]} ({view.weight_format[t]}), which would serve it"
-    t = _resident_with_time(view, state, c, request)
+    t = next(_residents_with_time(view, state, c), None)
     if t is not None:
         d = problem.topology.nodes[int(view.device[t])].id
         return f"the plan's {view.model[t]} ({view.weight_format[t]}) on {d} would serve it and has time left"
@@ -231,8 +231,7 @@ def _time_is_short(view: CachingView, state: DeviceState, c: int) -> bool:
             return True
     for t in np.flatnonzero(view.eligible[c] & view.fits):
         d = int(view.device[t])
-        need = (view.weight_mem_bytes[t] + view.kv_mem_bytes[c, t] + view.workspace_mem_bytes[c, t]
-                + max(0.0, view.runtime_mem_bytes[t] - state.runtime_bytes[d]))
+        need = _new_instance_bytes(view, state, c, t)
         if need <= state.free_bytes(d) and not state.has_time(d, view.max_utilization):
             return True
     return False
